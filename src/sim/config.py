@@ -1,0 +1,478 @@
+"""Typed configuration schema and validation.
+
+The dataclasses here are the schema; the YAML files under ``configs/`` fill them in and
+``sim.cli`` registers them in Hydra's ConfigStore (this module never imports Hydra).
+:func:`validate` checks a resolved config before anything runs and raises
+:class:`ConfigError` with one line naming the key and the allowed range.
+
+Ranges live next to the fields as ``field(metadata={"range": (lo, hi)})`` so the rule and
+the error message cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+FACTIONS = (
+    "ISIS",
+    "SYRIAN_GOV",
+    "SDF",
+    "SYRIAN_REBELS",
+    "ISLAMIST_REBELS",
+    "TURKEY_SNA",
+    "US_COALITION",
+    "IRAQI_GOV",
+    "PMF",
+    "KRG",
+)
+
+IDENTITIES = ("sunni_arab", "shia_arab", "kurd", "turkmen", "christian_yazidi", "alawite_druze")
+
+DOCTRINES = ("conventional", "insurgent", "hybrid")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; ``str(err)`` is one line naming the key."""
+
+
+def rng_(lo: float, hi: float, **kw) -> Any:
+    """A dataclass field with an allowed closed range [lo, hi]."""
+    default = kw.pop("default")
+    return field(default=default, metadata={"range": (lo, hi)}, **kw)
+
+
+def _list(*items):
+    return field(default_factory=lambda: list(items))
+
+
+def _dict(**items):
+    return field(default_factory=lambda: dict(items))
+
+
+# --------------------------------------------------------------------------------------
+# geography
+# --------------------------------------------------------------------------------------
+@dataclass
+class GeographyConfig:
+    name: str = "res_005"
+    kind: str = "real"  # real | synthetic
+    resolution_deg: float = rng_(0.005, 1.0, default=0.05)
+    lon_min: float = rng_(-180, 180, default=34.5)
+    lon_max: float = rng_(-180, 180, default=48.9)
+    lat_min: float = rng_(-90, 90, default=28.9)
+    lat_max: float = rng_(-90, 90, default=38.0)
+    memory_budget_mb: float = rng_(1, 1_000_000, default=4000.0)
+    population_kernel_km: float = rng_(0.5, 100, default=6.0)
+    missing_place_population: float = rng_(0, 1e6, default=3000.0)
+    rural_density_per_km2: dict[str, float] = _dict(
+        river_valley=60.0, irrigated_plain=90.0, rainfed_plain=35.0, steppe=6.0, desert=0.4,
+        hills=20.0, mountains=12.0, marsh=8.0, lake=0.0, sea=0.0,
+    )
+    population_target: dict[str, float] = _dict(SYR=18_300_000.0, IRQ=37_600_000.0)
+    movement_cost: dict[str, float] = _dict(
+        river_valley=1.0, irrigated_plain=1.2, rainfed_plain=1.0, steppe=1.1, desert=1.4,
+        hills=2.0, mountains=4.0, marsh=5.0, lake=50.0, sea=100.0,
+    )
+    major_river_crossing_cost: float = rng_(0, 1000, default=6.0)
+    river_crossing_cost: float = rng_(0, 1000, default=1.5)
+    theatre_countries: list[str] = _list("SYR", "IRQ")
+    # synthetic map only
+    synthetic_rows: int = rng_(4, 2000, default=24)
+    synthetic_cols: int = rng_(4, 2000, default=36)
+
+
+# --------------------------------------------------------------------------------------
+# factions
+# --------------------------------------------------------------------------------------
+@dataclass
+class FactionConfig:
+    name: str = "???"
+    label: str = ""
+    colour: str = "#888888"
+    fighters: float = rng_(0, 2_000_000, default=10_000.0)
+    doctrine: str = "conventional"
+    firepower: float = rng_(0, 10, default=0.02)  # kills per fighter-week of direct fire
+    unit_size: float = rng_(10, 100_000, default=2000.0)
+    unit_share: float = rng_(0, 1, default=0.5)
+    max_units: int = rng_(0, 500, default=12)
+    speed_km_week: float = rng_(0, 1000, default=60.0)
+    projection_km: float = rng_(0, 200, default=12.0)
+    garrison_min: float = rng_(0, 1000, default=2.0)  # fighters per cell needed to hold it
+    attack_ratio: float = rng_(0.1, 20, default=1.5)  # GeoSim power ratio to attack
+    recruitment_rate: float = rng_(0, 0.1, default=0.0005)  # recruits per supporter-week
+    resources: float = rng_(0, 10, default=1.0)
+    morale: float = rng_(0, 5, default=1.0)
+    foreign_fighter_share: float = rng_(0, 1, default=0.0)
+    countries: list[str] = _list("SYR", "IRQ")
+    legitimacy: dict[str, float] = _dict()
+    value_weights: dict[str, float] = _dict(population=1.0, key_place=2.0, oil=1.0, border=0.5)
+
+
+# --------------------------------------------------------------------------------------
+# scenario and mechanisms
+# --------------------------------------------------------------------------------------
+@dataclass
+class AirSupportConfig:
+    provider: str = "US_COALITION"
+    recipients: list[str] = _list()
+    against: list[str] = _list()  # empty = against every faction the recipient fights
+    strength: float = rng_(0, 20, default=1.0)  # firepower multiplier added (1 = doubles)
+    start: str = ""  # ISO date; empty = from the start
+    end: str = ""  # ISO date; empty = to the end
+
+
+@dataclass
+class DeconflictionConfig:
+    factions: list[str] = _list()
+    line: str = "Euphrates"
+    country: str = "SYR"
+    sides: list[str] = _list()  # one side ("north"/"south") per faction of `factions`
+    until: str = ""
+
+
+@dataclass
+class EventConfig:
+    """A change of hostility at a date or when a condition first holds."""
+
+    name: str = ""
+    date: str = ""
+    when_isis_share_below: float = rng_(-1, 1, default=-1.0)  # <0 = unused
+    set_hostility: list[list[Any]] = _list()  # [[A, B, value], ...]
+    withdraw: list[str] = _list()  # factions whose ground forces leave the theatre
+
+
+@dataclass
+class ScenarioConfig:
+    name: str = "baseline_2017"
+    question: str = ""
+    start_date: str = "2017-07-01"
+    weeks: int = rng_(1, 5000, default=104)
+    step_days: int = rng_(1, 31, default=7)
+    hostility: dict[str, dict[str, float]] = _dict()
+    air_support: list[AirSupportConfig] = _list()
+    deconfliction: list[DeconflictionConfig] = _list()
+    events: list[EventConfig] = _list()
+    foreign_fighter_exit_rate: float = rng_(0, 1, default=0.01)
+    isis_cohesion: float = rng_(0, 10, default=1.0)
+    strength_multiplier: dict[str, float] = _dict()
+
+
+@dataclass
+class CombatConfig:
+    contact_threshold: float = rng_(0, 1e6, default=5.0)
+    guerrilla_area_factor: float = rng_(0, 10, default=0.02)
+    loss_noise: float = rng_(0, 5, default=0.3)  # gamma noise CV on losses
+    air_housing_damage: float = rng_(0, 1, default=0.03)
+    ground_housing_damage: float = rng_(0, 1, default=0.01)
+    civilian_harm: float = rng_(0, 1, default=0.0004)
+    max_loss_fraction: float = rng_(0, 1, default=0.5)
+    retreat_loss_fraction: float = rng_(0, 1, default=0.25)
+
+
+@dataclass
+class ControlConfig:
+    capture_ratio: float = rng_(1, 100, default=2.0)
+    full_share: float = rng_(0, 1, default=0.9)
+    dominant_share: float = rng_(0, 1, default=0.6)
+    vacancy_weeks: int = rng_(0, 100, default=1)
+
+
+@dataclass
+class InsurgencyConfig:
+    go_underground_share: float = rng_(0, 1, default=0.6)
+    attack_rate: float = rng_(0, 1, default=0.02)  # attacks per hidden fighter-week
+    detection_rate: float = rng_(0, 1, default=0.01)
+    attack_lethality: float = rng_(0, 100, default=3.0)
+    recruitment_rate: float = rng_(0, 0.1, default=0.00002)
+
+
+@dataclass
+class DisplacementConfig:
+    flee_rate_violence: float = rng_(0, 1, default=0.25)
+    flee_rate_damage: float = rng_(0, 1, default=0.15)
+    flee_rate_persecution: float = rng_(0, 1, default=0.05)
+    abroad_share: float = rng_(0, 1, default=0.1)
+    return_rate: float = rng_(0, 1, default=0.03)
+    safe_damage: float = rng_(0, 1, default=0.3)
+    walk_km_week: float = rng_(1, 1000, default=150.0)
+    rebuild_rate: float = rng_(0, 1, default=0.01)
+
+
+@dataclass
+class GrievanceConfig:
+    hardship_weight_damage: float = rng_(0, 10, default=1.0)
+    hardship_weight_displacement: float = rng_(0, 10, default=1.0)
+    hardship_weight_violence: float = rng_(0, 10, default=1.0)
+    base_hardship: float = rng_(0, 1, default=0.2)
+
+
+@dataclass
+class OutputConfig:
+    plots: bool = True
+    gif: bool = True
+    map_dates: list[str] = _list("2017-07-01", "2017-11-01", "2018-06-01", "2019-06-01")
+    netcdf: bool = True
+    dpi: int = rng_(30, 600, default=110)
+
+
+@dataclass
+class Config:
+    seed: int = rng_(0, 2**32 - 1, default=20170701)
+    replicate: int = rng_(0, 1_000_000, default=0)
+    geography: GeographyConfig = field(default_factory=GeographyConfig)
+    factions: dict[str, FactionConfig] = _dict()
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    combat: CombatConfig = field(default_factory=CombatConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
+    insurgency: InsurgencyConfig = field(default_factory=InsurgencyConfig)
+    displacement: DisplacementConfig = field(default_factory=DisplacementConfig)
+    grievance: GrievanceConfig = field(default_factory=GrievanceConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    identity_shares: dict[str, dict[str, float]] = _dict()
+    output_dir: str = "."
+
+
+# --------------------------------------------------------------------------------------
+# conversion and validation
+# --------------------------------------------------------------------------------------
+def _build(cls, data: Any, path: str):
+    """Build dataclass ``cls`` from a plain mapping, rejecting unknown keys."""
+    if isinstance(data, cls):
+        return data
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{_join(path, unknown[0])}: unknown key (allowed: {', '.join(sorted(fields))})"
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        kwargs[name] = _convert(f.type, data[name], _join(path, name))
+    return cls(**kwargs)
+
+
+_NESTED = {
+    "GeographyConfig": GeographyConfig,
+    "ScenarioConfig": ScenarioConfig,
+    "CombatConfig": CombatConfig,
+    "ControlConfig": ControlConfig,
+    "InsurgencyConfig": InsurgencyConfig,
+    "DisplacementConfig": DisplacementConfig,
+    "GrievanceConfig": GrievanceConfig,
+    "OutputConfig": OutputConfig,
+}
+
+
+def _convert(tp: Any, value: Any, path: str):
+    tp = str(tp)
+    if tp in _NESTED:
+        return _build(_NESTED[tp], value, path)
+    if tp == "dict[str, FactionConfig]":
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping of faction name -> faction config")
+        return {k: _build(FactionConfig, v, _join(path, k)) for k, v in value.items()}
+    if tp == "list[AirSupportConfig]":
+        return [_build(AirSupportConfig, v, f"{path}[{i}]") for i, v in enumerate(_as_list(value, path))]
+    if tp == "list[DeconflictionConfig]":
+        return [_build(DeconflictionConfig, v, f"{path}[{i}]") for i, v in enumerate(_as_list(value, path))]
+    if tp == "list[EventConfig]":
+        return [_build(EventConfig, v, f"{path}[{i}]") for i, v in enumerate(_as_list(value, path))]
+    if tp in ("float", "int"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{path} = {value!r}: expected a number") from None
+        if tp == "int":
+            if isinstance(value, float) and (math.isnan(value) or value != int(value)):
+                raise ConfigError(f"{path} = {value!r}: expected a whole number")
+            return int(value)
+        return float(value)
+    if tp == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path} = {value!r}: expected true or false")
+        return value
+    if tp == "str":
+        if value is None:
+            return ""
+        return str(value)
+    if tp.startswith("dict[str, float]"):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping of name -> number")
+        return {str(k): _convert("float", v, _join(path, str(k))) for k, v in value.items()}
+    if tp.startswith("dict[str, dict[str, float]]"):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping of name -> (name -> number)")
+        return {str(k): _convert("dict[str, float]", v, _join(path, str(k))) for k, v in value.items()}
+    if tp == "list[str]":
+        return [str(v) for v in _as_list(value, path)]
+    if tp == "list[list[Any]]":
+        return [list(_as_list(v, f"{path}[{i}]")) for i, v in enumerate(_as_list(value, path))]
+    return value
+
+
+def _as_list(value, path):
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise ConfigError(f"{path}: expected a list")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def from_dict(data: dict) -> Config:
+    """Build and validate a :class:`Config` from a plain (e.g. OmegaConf-resolved) dict."""
+    cfg = _build(Config, data, "")
+    validate(cfg)
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _check_ranges(obj: Any, path: str) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = _join(path, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_ranges(value, key)
+            continue
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if dataclasses.is_dataclass(v):
+                    _check_ranges(v, _join(key, k))
+        if isinstance(value, list):
+            for i, v in enumerate(value):
+                if dataclasses.is_dataclass(v):
+                    _check_ranges(v, f"{key}[{i}]")
+        rng = f.metadata.get("range")
+        if rng is None or isinstance(value, bool):
+            continue
+        lo, hi = rng
+        if not isinstance(value, (int, float)) or math.isnan(value) or not (lo <= value <= hi):
+            raise ConfigError(f"{key} = {value!r}: allowed range is [{lo:g}, {hi:g}]")
+
+
+def _check_date(value: str, key: str, allow_empty: bool = True) -> None:
+    if allow_empty and value == "":
+        return
+    try:
+        _dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} = {value!r}: expected an ISO date YYYY-MM-DD") from None
+
+
+def _check_faction(name: str, key: str, known) -> None:
+    if name not in known:
+        raise ConfigError(f"{key} = {name!r}: unknown faction (allowed: {', '.join(known)})")
+
+
+def validate(cfg: Config) -> None:
+    """Raise :class:`ConfigError` on the first bad value (one line, naming the key)."""
+    _check_ranges(cfg, "")
+    g = cfg.geography
+    if g.kind not in ("real", "synthetic"):
+        raise ConfigError(f"geography.kind = {g.kind!r}: allowed values are real, synthetic")
+    if g.lon_max <= g.lon_min:
+        raise ConfigError("geography.lon_max must be greater than geography.lon_min")
+    if g.lat_max <= g.lat_min:
+        raise ConfigError("geography.lat_max must be greater than geography.lat_min")
+    for k, v in g.rural_density_per_km2.items():
+        if not (v >= 0) or math.isinf(v):
+            raise ConfigError(f"geography.rural_density_per_km2.{k} = {v!r}: allowed range is [0, inf)")
+    for k, v in g.movement_cost.items():
+        if not (v > 0) or math.isinf(v):
+            raise ConfigError(f"geography.movement_cost.{k} = {v!r}: allowed range is (0, inf)")
+    for k, v in g.population_target.items():
+        if not (v >= 0) or math.isinf(v):
+            raise ConfigError(f"geography.population_target.{k} = {v!r}: allowed range is [0, inf)")
+
+    if not cfg.factions:
+        raise ConfigError("factions: at least one faction is required (allowed: " + ", ".join(FACTIONS) + ")")
+    known = list(cfg.factions)
+    for name, fc in cfg.factions.items():
+        key = f"factions.{name}"
+        if fc.name != name:
+            raise ConfigError(f"{key}.name = {fc.name!r}: must equal its key {name!r}")
+        if fc.doctrine not in DOCTRINES:
+            raise ConfigError(f"{key}.doctrine = {fc.doctrine!r}: allowed values are {', '.join(DOCTRINES)}")
+        for ident, v in fc.legitimacy.items():
+            if ident not in IDENTITIES:
+                raise ConfigError(f"{key}.legitimacy.{ident}: unknown identity group (allowed: {', '.join(IDENTITIES)})")
+            if not (0 <= v <= 1):
+                raise ConfigError(f"{key}.legitimacy.{ident} = {v!r}: allowed range is [0, 1]")
+        for k, v in fc.value_weights.items():
+            if k not in ("population", "key_place", "oil", "border"):
+                raise ConfigError(f"{key}.value_weights.{k}: unknown value term (allowed: border, key_place, oil, population)")
+            if not (v >= 0) or math.isinf(v):
+                raise ConfigError(f"{key}.value_weights.{k} = {v!r}: allowed range is [0, inf)")
+
+    s = cfg.scenario
+    _check_date(s.start_date, "scenario.start_date", allow_empty=False)
+    for a, row in s.hostility.items():
+        _check_faction(a, f"scenario.hostility.{a}", known)
+        for b, v in row.items():
+            _check_faction(b, f"scenario.hostility.{a}.{b}", known)
+            if not (0 <= v <= 1):
+                raise ConfigError(f"scenario.hostility.{a}.{b} = {v!r}: allowed range is [0, 1]")
+    for i, air in enumerate(s.air_support):
+        key = f"scenario.air_support[{i}]"
+        for r in air.recipients:
+            _check_faction(r, f"{key}.recipients", known)
+        for r in air.against:
+            _check_faction(r, f"{key}.against", known)
+        _check_date(air.start, f"{key}.start")
+        _check_date(air.end, f"{key}.end")
+    for i, d in enumerate(s.deconfliction):
+        key = f"scenario.deconfliction[{i}]"
+        if len(d.factions) != 2:
+            raise ConfigError(f"{key}.factions: exactly two factions are required")
+        for f in d.factions:
+            _check_faction(f, f"{key}.factions", known)
+        if len(d.sides) != 2 or any(x not in ("north", "south") for x in d.sides):
+            raise ConfigError(f"{key}.sides = {d.sides!r}: give two of north, south")
+        _check_date(d.until, f"{key}.until")
+    for i, ev in enumerate(s.events):
+        key = f"scenario.events[{i}]"
+        _check_date(ev.date, f"{key}.date")
+        if ev.date == "" and ev.when_isis_share_below < 0 and (ev.set_hostility or ev.withdraw):
+            raise ConfigError(f"{key}: give a date or when_isis_share_below")
+        for j, item in enumerate(ev.set_hostility):
+            if len(item) != 3:
+                raise ConfigError(f"{key}.set_hostility[{j}]: expected [FACTION_A, FACTION_B, value]")
+            _check_faction(str(item[0]), f"{key}.set_hostility[{j}]", known)
+            _check_faction(str(item[1]), f"{key}.set_hostility[{j}]", known)
+            try:
+                v = float(item[2])
+            except (TypeError, ValueError):
+                raise ConfigError(f"{key}.set_hostility[{j}] value {item[2]!r}: expected a number in [0, 1]") from None
+            if not (0 <= v <= 1):
+                raise ConfigError(f"{key}.set_hostility[{j}] value {v!r}: allowed range is [0, 1]")
+        for f in ev.withdraw:
+            _check_faction(f, f"{key}.withdraw", known)
+    for k, v in s.strength_multiplier.items():
+        _check_faction(k, f"scenario.strength_multiplier.{k}", known)
+        if not (0 <= v <= 100):
+            raise ConfigError(f"scenario.strength_multiplier.{k} = {v!r}: allowed range is [0, 100]")
+    for d in cfg.output.map_dates:
+        _check_date(d, "output.map_dates")
+    for gov, shares in cfg.identity_shares.items():
+        for ident, v in shares.items():
+            if ident not in IDENTITIES:
+                raise ConfigError(f"identity_shares.{gov}.{ident}: unknown identity group (allowed: {', '.join(IDENTITIES)})")
+            if not (0 <= v <= 1):
+                raise ConfigError(f"identity_shares.{gov}.{ident} = {v!r}: allowed range is [0, 1]")
