@@ -153,9 +153,9 @@ class ScenarioConfig:
     weeks: int = rng_(1, 5000, default=104)
     step_days: int = rng_(1, 31, default=7)
     hostility: dict[str, dict[str, float]] = _dict()
-    air_support: list[AirSupportConfig] = _list()
-    deconfliction: list[DeconflictionConfig] = _list()
-    events: list[EventConfig] = _list()
+    air_support: dict[str, AirSupportConfig] = _dict()
+    deconfliction: dict[str, DeconflictionConfig] = _dict()
+    events: dict[str, EventConfig] = _dict()
     foreign_fighter_exit_rate: float = rng_(0, 1, default=0.01)
     isis_cohesion: float = rng_(0, 10, default=1.0)
     strength_multiplier: dict[str, float] = _dict()
@@ -164,7 +164,7 @@ class ScenarioConfig:
 @dataclass
 class CombatConfig:
     contact_threshold: float = rng_(0, 1e6, default=5.0)
-    guerrilla_area_factor: float = rng_(0, 10, default=0.02)
+    guerrilla_area_factor: float = rng_(0, 10_000, default=30.0)
     loss_noise: float = rng_(0, 5, default=0.3)  # gamma noise CV on losses
     air_housing_damage: float = rng_(0, 1, default=0.03)
     ground_housing_damage: float = rng_(0, 1, default=0.01)
@@ -192,9 +192,9 @@ class InsurgencyConfig:
 
 @dataclass
 class DisplacementConfig:
-    flee_rate_violence: float = rng_(0, 1, default=0.25)
-    flee_rate_damage: float = rng_(0, 1, default=0.15)
-    flee_rate_persecution: float = rng_(0, 1, default=0.05)
+    flee_rate_violence: float = rng_(0, 100, default=2.0)
+    flee_rate_damage: float = rng_(0, 100, default=0.6)
+    flee_rate_persecution: float = rng_(0, 100, default=0.02)
     abroad_share: float = rng_(0, 1, default=0.1)
     return_rate: float = rng_(0, 1, default=0.03)
     safe_damage: float = rng_(0, 1, default=0.3)
@@ -281,12 +281,14 @@ def _convert(tp: Any, value: Any, path: str):
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping of faction name -> faction config")
         return {k: _build(FactionConfig, v, _join(path, k)) for k, v in value.items()}
-    if tp == "list[AirSupportConfig]":
-        return [_build(AirSupportConfig, v, f"{path}[{i}]") for i, v in enumerate(_as_list(value, path))]
-    if tp == "list[DeconflictionConfig]":
-        return [_build(DeconflictionConfig, v, f"{path}[{i}]") for i, v in enumerate(_as_list(value, path))]
-    if tp == "list[EventConfig]":
-        return [_build(EventConfig, v, f"{path}[{i}]") for i, v in enumerate(_as_list(value, path))]
+    for name, cls in (("AirSupportConfig", AirSupportConfig), ("DeconflictionConfig", DeconflictionConfig),
+                      ("EventConfig", EventConfig)):
+        if tp == f"dict[str, {name}]":
+            if value is None:
+                return {}
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: expected a mapping of name -> {name[:-6].lower()} settings")
+            return {str(k): _build(cls, v, _join(path, str(k))) for k, v in value.items() if v is not None}
     if tp in ("float", "int"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             try:
@@ -429,16 +431,16 @@ def validate(cfg: Config) -> None:
             _check_faction(b, f"scenario.hostility.{a}.{b}", known)
             if not (0 <= v <= 1):
                 raise ConfigError(f"scenario.hostility.{a}.{b} = {v!r}: allowed range is [0, 1]")
-    for i, air in enumerate(s.air_support):
-        key = f"scenario.air_support[{i}]"
+    for i, air in s.air_support.items():
+        key = f"scenario.air_support.{i}"
         for r in air.recipients:
             _check_faction(r, f"{key}.recipients", known)
         for r in air.against:
             _check_faction(r, f"{key}.against", known)
         _check_date(air.start, f"{key}.start")
         _check_date(air.end, f"{key}.end")
-    for i, d in enumerate(s.deconfliction):
-        key = f"scenario.deconfliction[{i}]"
+    for i, d in s.deconfliction.items():
+        key = f"scenario.deconfliction.{i}"
         if len(d.factions) != 2:
             raise ConfigError(f"{key}.factions: exactly two factions are required")
         for f in d.factions:
@@ -446,8 +448,8 @@ def validate(cfg: Config) -> None:
         if len(d.sides) != 2 or any(x not in ("north", "south") for x in d.sides):
             raise ConfigError(f"{key}.sides = {d.sides!r}: give two of north, south")
         _check_date(d.until, f"{key}.until")
-    for i, ev in enumerate(s.events):
-        key = f"scenario.events[{i}]"
+    for i, ev in s.events.items():
+        key = f"scenario.events.{i}"
         _check_date(ev.date, f"{key}.date")
         if ev.date == "" and ev.when_isis_share_below < 0 and (ev.set_hostility or ev.withdraw):
             raise ConfigError(f"{key}: give a date or when_isis_share_below")

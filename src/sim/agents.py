@@ -1,0 +1,185 @@
+"""Mesa agents: faction headquarters, armed units and civilian communities.
+
+The agents are the model's deciders and the things a user inspects (``model.agents_by_type``,
+the app's portrayal).  Their state lives in the model's arrays (``model.units``,
+``model.communities``) so hot updates are vectorised; an agent is a light handle that reads
+and writes its row.  Decisions that are naturally per-agent and cheap (an HQ choosing
+objectives for its dozen units) run as agent methods.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import mesa
+import numpy as np
+
+from .rules.spatial import dilate8
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import ConflictModel
+
+
+class FactionHQ(mesa.Agent):
+    """A faction's headquarters: allocates its mobile units across fronts.
+
+    Cederman's GeoSim decision rule: a front is attacked where the value of the ground
+    (population, key places, oil, borders) is high and the local power ratio of the unit plus
+    the faction's presence to the enemy's presence exceeds the faction's ``attack_ratio``;
+    ungoverned ground is a target as soon as someone could take it (the race to fill a vacuum).
+    """
+
+    def __init__(self, model: ConflictModel, index: int, name: str):
+        super().__init__(model)
+        self.index = index
+        self.name = name
+        self.objectives: list[tuple[int, int]] = []
+
+    @property
+    def config(self):
+        return self.model.cfg.factions[self.name]
+
+    def plan(self, presence: np.ndarray, enemy: np.ndarray, value: np.ndarray) -> None:
+        """Assign an objective cell to each of this faction's live units."""
+        m = self.model
+        units = m.units.of_faction(self.index)
+        if units.size == 0:
+            return
+        f = self.index
+        fc = self.config
+        own = m.owner == f
+        reach = dilate8(dilate8(own | m.units.occupied(f, m.owner.shape)))
+        hostile_owner = np.zeros(m.owner.shape, bool)
+        held = m.owner >= 0
+        hostile_owner[held] = m.engage_prob[f][m.owner[held]] > 0
+        target = reach & m.allowed[f] & ~own & (hostile_owner | (m.owner == -1))
+        idx = np.flatnonzero(target)
+        if idx.size == 0:
+            # nothing to take: hold the most threatened own cells
+            idx = np.flatnonzero(own & (enemy > 0))
+            if idx.size == 0:
+                return
+        k_unit = m.unit_window[f] ** 2
+        ratio = (fc.unit_size / k_unit + presence.ravel()[idx]) / (enemy.ravel()[idx] + 1.0)
+        feasible = ratio >= fc.attack_ratio
+        vacuum = m.owner.ravel()[idx] == -1
+        score = value.ravel()[idx] * np.minimum(ratio, 5.0) * np.where(vacuum, 1.5, 1.0)
+        score = np.where(feasible | vacuum, score, score * 0.05)
+        top = idx[np.argsort(score)[::-1][: max(4 * units.size, 8)]]
+        top_score = np.sort(score)[::-1][: top.size].copy()
+        tr, tc = np.divmod(top, m.owner.shape[1])
+        self.objectives = []
+        for u in units:
+            ur, uc = m.units.row[u], m.units.col[u]
+            d = np.hypot(tr - ur, tc - uc)
+            s = top_score / (1.0 + d / max(m.unit_speed_cells[f], 1.0))
+            j = int(np.argmax(s))
+            m.units.target[u] = (tr[j], tc[j])
+            top_score[j] *= 0.3  # spread units over fronts
+            self.objectives.append((int(tr[j]), int(tc[j])))
+
+    def step(self) -> None:  # scheduling is explicit in ConflictModel.step
+        pass
+
+
+class Unit(mesa.Agent):
+    """An armed unit (brigade/battalion task force): a row of :class:`UnitTable`."""
+
+    def __init__(self, model: ConflictModel, row: int):
+        super().__init__(model)
+        self.row_index = row
+
+    @property
+    def faction(self) -> str:
+        return self.model.faction_names[int(self.model.units.faction[self.row_index])]
+
+    @property
+    def fighters(self) -> float:
+        return float(self.model.units.fighters[self.row_index])
+
+    @property
+    def cell(self) -> tuple[int, int]:
+        t = self.model.units
+        return int(round(t.row[self.row_index])), int(round(t.col[self.row_index]))
+
+
+class Community(mesa.Agent):
+    """A civilian community: the people of one settlement's area who share an identity group.
+    A row of :class:`CommunityTable` (home, displaced, abroad, dead)."""
+
+    def __init__(self, model: ConflictModel, row: int):
+        super().__init__(model)
+        self.row_index = row
+
+    @property
+    def identity(self) -> str:
+        return self.model.identity_names[int(self.model.communities.identity[self.row_index])]
+
+    @property
+    def settlement(self) -> str:
+        t = self.model.communities
+        return str(self.model.region_names[int(t.region[self.row_index])])
+
+    @property
+    def stocks(self) -> dict[str, float]:
+        t = self.model.communities
+        i = self.row_index
+        return {"home": float(t.home[i]), "idp": float(t.idp[i]), "abroad": float(t.abroad[i]),
+                "dead": float(t.dead[i])}
+
+
+class UnitTable:
+    """Column arrays of all units (positions in fractional cells)."""
+
+    def __init__(self, faction, row, col, fighters):
+        self.faction = np.asarray(faction, np.int16)
+        self.row = np.asarray(row, np.float64)
+        self.col = np.asarray(col, np.float64)
+        self.fighters = np.asarray(fighters, np.float64)
+        self.target = np.column_stack([self.row, self.col]).astype(np.float64) if len(self.row) \
+            else np.zeros((0, 2))
+        self.alive = self.fighters > 0
+
+    def __len__(self) -> int:
+        return len(self.faction)
+
+    def of_faction(self, f: int) -> np.ndarray:
+        return np.flatnonzero(self.alive & (self.faction == f))
+
+    def cells(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.rint(self.row).astype(np.int64), np.rint(self.col).astype(np.int64)
+
+    def occupied(self, f: int, shape) -> np.ndarray:
+        m = np.zeros(shape, bool)
+        sel = self.of_faction(f)
+        r, c = self.cells()
+        m[r[sel], c[sel]] = True
+        return m
+
+    def raster(self, n_factions: int, shape) -> np.ndarray:
+        """Fighters of live units summed per faction and cell ``[F, R, C]``."""
+        out = np.zeros((n_factions, *shape), np.float32)
+        r, c = self.cells()
+        a = self.alive
+        np.add.at(out, (self.faction[a], r[a], c[a]), self.fighters[a])
+        return out
+
+
+class CommunityTable:
+    """Column arrays of all civilian communities.  ``home + idp + abroad + dead == pop0``."""
+
+    def __init__(self, region, identity, pop0, idp_loc):
+        self.region = np.asarray(region, np.int64)
+        self.identity = np.asarray(identity, np.int64)
+        self.pop0 = np.asarray(pop0, np.float64)
+        self.home = self.pop0.copy()
+        self.idp = np.zeros_like(self.pop0)
+        self.abroad = np.zeros_like(self.pop0)
+        self.dead = np.zeros_like(self.pop0)
+        self.idp_loc = np.asarray(idp_loc, np.int64)  # flat cell index where the IDPs shelter
+
+    def __len__(self) -> int:
+        return len(self.region)
+
+    def total(self) -> np.ndarray:
+        return self.home + self.idp + self.abroad + self.dead

@@ -1,0 +1,873 @@
+"""``ConflictModel``: the Syria–Iraq theatre from 1 July 2017, one step = one week.
+
+State is numpy arrays over the grid (``owner[r, c]``, ``garrison[f, r, c]``, ``hidden[r, c]``,
+``damage[r, c]``) plus two tables behind the Mesa agents (units and civilian communities).
+:meth:`ConflictModel.step` is a list of named phases; each phase calls pure rules from
+:mod:`sim.rules`.  The model never imports plotting, the UI or Hydra.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import time
+from collections import defaultdict
+
+import mesa
+import numpy as np
+from scipy import ndimage
+
+from .agents import Community, CommunityTable, FactionHQ, Unit, UnitTable
+from .config import IDENTITIES, Config
+from .geography import DATA, Geography
+from .grid import haversine_km
+from .rules import civilians as civ
+from .rules import combat, insurgency
+from .rules.control import (OUTSIDE, UNGOVERNED, control_levels, initial_control_voronoi,
+                            update_control)
+from .rules.spatial import box_mean, dilate8, window_size
+
+ISIS = "ISIS"
+PHASES = ("events", "plan", "move", "project", "combat", "control", "redeploy", "insurgency",
+          "civilians", "record")
+STREAMS = ("init", "engage", "combat", "insurgency", "civilians", "jitter")
+GARRISON_WINDOW = 3  # cells: a garrison's presence reaches the 8 neighbours of its cell
+
+
+def _date(s: str) -> dt.date:
+    return dt.date.fromisoformat(s)
+
+
+class ConflictModel(mesa.Model):
+    """The power-vacuum model.  Build with a validated :class:`~sim.config.Config` and a
+    :class:`~sim.geography.Geography`; call :meth:`step` once per week."""
+
+    def __init__(self, cfg: Config, geo: Geography):
+        seq = np.random.SeedSequence([int(cfg.seed), int(cfg.replicate)])
+        children = seq.spawn(len(STREAMS) + 1)
+        super().__init__(rng=np.random.default_rng(children[0]))
+        # one independent stream per mechanism: paired scenarios (same seed) share the random
+        # numbers of every mechanism they have in common (common random numbers)
+        self.streams = {n: np.random.default_rng(s) for n, s in zip(STREAMS, children[1:])}
+        self.cfg = cfg
+        self.geo = geo
+        self.faction_names = list(cfg.factions)
+        self.identity_names = list(IDENTITIES)
+        self.n_f = len(self.faction_names)
+        self.fidx = {n: i for i, n in enumerate(self.faction_names)}
+        self.isis = self.fidx.get(ISIS, -1)
+        self.start = _date(cfg.scenario.start_date)
+        self.step_days = cfg.scenario.step_days
+        self.date = self.start
+        self.phase_seconds: dict[str, float] = defaultdict(float)
+        shape = geo.shape
+        self.area = np.where(geo.theatre, geo.grid.cell_area_km2, 0.0).astype(np.float32)
+        self.cell_km = geo.grid.cell_km
+
+        self._init_parameters()
+        self._init_control()
+        self._init_civilians()
+        self._init_forces()
+        self.hidden = np.zeros(shape, np.float32)  # ISIS covert members per cell
+        self.damage = np.zeros(shape, np.float32)
+        self.violence = np.zeros(shape, np.float32)  # fighters lost + attack deaths this step
+        self.fighting = np.zeros(shape, bool)
+        self.level = np.zeros(shape, np.int8)
+        self.presence = np.zeros((self.n_f, *shape), np.float32)
+        self.initial_owner = self.owner.copy()
+        self.isis_initial_cells = int((self.owner == self.isis).sum()) if self.isis >= 0 else 0
+        self.counters = defaultdict(float)  # cumulative totals
+        self.fighter_ledger = {n: defaultdict(float) for n in self.faction_names}
+        self.foreign = (cfg.factions[ISIS].fighters * cfg.factions[ISIS].foreign_fighter_share
+                        * cfg.scenario.strength_multiplier.get(ISIS, 1.0)) if self.isis >= 0 else 0.0
+        self.records: list[tuple[int, str, str, float]] = []
+        self.steps_done = 0
+        self._fired: set = set()
+        self._flow = defaultdict(float)
+        self.air = np.ones((self.n_f, self.n_f))
+        self.engaged = self.hostility > 0
+        self.prev_owner = self.owner.copy()
+        self._phase_project()
+        self._record()
+
+    # ------------------------------------------------------------------ initialisation
+    def _init_parameters(self) -> None:
+        cfg, n = self.cfg, self.n_f
+        fcs = [cfg.factions[f] for f in self.faction_names]
+        mult = np.array([cfg.scenario.strength_multiplier.get(f, 1.0) for f in self.faction_names])
+        self.firepower = np.array([fc.firepower for fc in fcs]) * np.array(
+            [fc.morale for fc in fcs])
+        if self.isis >= 0:
+            self.firepower[self.isis] *= cfg.scenario.isis_cohesion
+        self.hold_min = np.array([fc.garrison_min for fc in fcs], np.float32)
+        if self.isis >= 0:
+            self.hold_min[self.isis] /= max(cfg.scenario.isis_cohesion, 1e-6)
+        self.strength0 = np.array([fc.fighters for fc in fcs]) * mult
+        self.unit_window = np.array([window_size(fc.projection_km, self.cell_km) for fc in fcs])
+        self.unit_speed_cells = np.array([fc.speed_km_week for fc in fcs]) / self.cell_km
+        self.hostility = np.zeros((n, n))
+        for a, row in cfg.scenario.hostility.items():
+            for b, v in row.items():
+                i, j = self.fidx[a], self.fidx[b]
+                self.hostility[i, j] = self.hostility[j, i] = v
+        self.hostility0 = self.hostility.copy()
+        self.engage_prob = self.hostility  # alias used by the HQs
+        self.withdrawn = np.zeros(n, bool)
+        # former co-belligerents: both fought ISIS, and were not at war with each other at t0
+        self.former_allies = np.zeros((n, n), bool)
+        if self.isis >= 0:
+            anti = self.hostility0[:, self.isis] > 0
+            self.former_allies = anti[:, None] & anti[None, :] & (self.hostility0 < 0.5)
+            self.former_allies[self.isis, :] = self.former_allies[:, self.isis] = False
+            np.fill_diagonal(self.former_allies, False)
+        self.legitimacy = np.full((n, len(IDENTITIES)), 0.1)
+        for i, fc in enumerate(fcs):
+            for ident, v in fc.legitimacy.items():
+                self.legitimacy[i, IDENTITIES.index(ident)] = v
+        self.insurgent_capable = np.array([fc.doctrine in ("insurgent", "hybrid") for fc in fcs])
+        # value of ground per faction [F, R, C]
+        g = self.geo
+        popv = np.log1p(g.population) / max(np.log1p(g.population.max()), 1e-9)
+        terms = {"population": popv, "key_place": g.key_place, "oil": g.oil,
+                 "border": g.border.astype(np.float32)}
+        self.value = np.stack([0.05 + sum(fc.value_weights.get(k, 0.0) * v for k, v in terms.items())
+                               for fc in fcs]).astype(np.float32)
+        self._build_allowed()
+
+    def _build_allowed(self) -> None:
+        """Where each faction may hold ground: its countries, minus the far side of any active
+        deconfliction line, minus everything once it has withdrawn."""
+        from .geography import river_side
+
+        g = self.geo
+        allowed = np.zeros((self.n_f, *g.shape), bool)
+        for i, f in enumerate(self.faction_names):
+            for c in self.cfg.factions[f].countries:
+                allowed[i] |= g.country_mask(c)
+            allowed[i] &= g.theatre
+            if self.withdrawn[i]:
+                allowed[i] = False
+        for name, d in self.cfg.scenario.deconfliction.items():
+            if d.until and self.date >= _date(d.until):
+                continue
+            side = river_side(g, d.line, d.country)
+            in_country = g.country_mask(d.country)
+            for f, s in zip(d.factions, d.sides):
+                want = 1 if s == "north" else -1
+                allowed[self.fidx[f]] &= ~(in_country & (side == -want))
+        self.allowed = allowed
+
+    def _init_control(self) -> None:
+        g = self.geo
+        path = DATA / "history" / "initial_control_2017-07.csv"
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        iso = {"Syria": "SYR", "Iraq": "IRQ"}
+        lat, lon, code, ctry = [], [], [], []
+        for i, r in enumerate(rows, start=2):
+            try:
+                la, lo = float(r["lat"]), float(r["lon"])
+            except (TypeError, ValueError):
+                raise ValueError(f"{path.name} line {i}: bad lat/lon {r.get('lat')!r}, {r.get('lon')!r}") from None
+            if r["controller"] not in self.fidx:
+                if r["controller"] in ("ISIS", "SYRIAN_GOV", "SDF", "SYRIAN_REBELS", "ISLAMIST_REBELS",
+                                       "TURKEY_SNA", "US_COALITION", "IRAQI_GOV", "PMF", "KRG"):
+                    continue  # faction left out of this configuration
+                raise ValueError(f"{path.name} line {i}: unknown controller {r['controller']!r}")
+            if r["country"] not in iso:
+                raise ValueError(f"{path.name} line {i}: unknown country {r['country']!r}")
+            lat.append(la)
+            lon.append(lo)
+            code.append(self.fidx[r["controller"]])
+            ctry.append(iso[r["country"]])
+        rr, cc = g.grid.rowcol(np.array(lat), np.array(lon))
+        if g.sources.get("all") == "synthetic test map":
+            # synthetic map: seeds are its own towns, assigned round-robin to factions
+            rr, cc = g.places.row, g.places.col
+            code = [i % self.n_f for i in range(len(rr))]
+            ctry = ["SYR" if g.country[r, c] == 0 else "IRQ" for r, c in zip(rr, cc)]
+        ctry_idx = np.array([g.country_names.index(c) if c in g.country_names else -99 for c in ctry])
+        lat0 = np.deg2rad(0.5 * (g.grid.lat_min + g.grid.lat_max))
+        self.owner = initial_control_voronoi(np.asarray(rr), np.asarray(cc), np.asarray(code),
+                                             ctry_idx, g.country, g.theatre, 1.0, float(np.cos(lat0)))
+        # a faction only holds ground where it may
+        held = self.owner >= 0
+        idx = np.where(held, self.owner, 0)
+        ok = np.take_along_axis(self.allowed, idx[None], axis=0)[0]
+        self.owner[held & ~ok] = UNGOVERNED
+
+    def _init_civilians(self) -> None:
+        """Communities = settlement area (Voronoi of places) x identity group."""
+        g = self.geo
+        pl = g.places
+        ok = g.grid.contains(pl.row, pl.col)
+        rr, cc = np.clip(pl.row, 0, g.shape[0] - 1), np.clip(pl.col, 0, g.shape[1] - 1)
+        ok &= g.theatre[rr, cc]
+        ok &= ~((pl.suburb_of != "") & np.isnan(pl.population))
+        sel = np.flatnonzero(ok)
+        # one settlement per cell: the most populous
+        order = sel[np.argsort(-np.nan_to_num(pl.population[sel]))]
+        cells = rr[order] * g.shape[1] + cc[order]
+        _, first = np.unique(cells, return_index=True)
+        sel = order[np.sort(first)]
+        seeds = np.ones(g.shape, bool)
+        seeds[rr[sel], cc[sel]] = False
+        region_at = np.full(g.shape, -1, np.int64)
+        region_at[rr[sel], cc[sel]] = np.arange(sel.size)
+        _, (ir, ic) = ndimage.distance_transform_edt(seeds, return_indices=True)
+        regmap = np.where(g.theatre, region_at[ir, ic], -1)
+        self.regmap = regmap
+        self.region_names = pl.name[sel]
+        self.region_cell = (rr[sel] * g.shape[1] + cc[sel]).astype(np.int64)
+        n_reg = sel.size
+        flat = regmap.ravel()
+        inside = flat >= 0
+        pop0_reg = np.bincount(flat[inside], weights=g.population.ravel()[inside], minlength=n_reg)
+        self.region_pop0 = pop0_reg
+        shares_cfg = self.cfg.identity_shares
+        default = shares_cfg.get("default", {"sunni_arab": 1.0})
+        reg, ident, pop = [], [], []
+        for k, p in enumerate(sel):
+            shares = shares_cfg.get(str(pl.admin1[p]), default)
+            tot = sum(shares.values()) or 1.0
+            for name, s in shares.items():
+                if s > 0 and pop0_reg[k] * s / tot >= 1.0:
+                    reg.append(k)
+                    ident.append(IDENTITIES.index(name))
+                    pop.append(pop0_reg[k] * s / tot)
+        self.communities = CommunityTable(reg, ident, pop, self.region_cell[np.array(reg, np.int64)])
+        # people in regions too small for any community (< 1 person per group) are not modelled
+        self.pop_static = g.population.astype(np.float64)
+        self.initial_people = float(self.communities.pop0.sum())
+        reg_ids = self.communities.region
+        # distance from each region's settlement to the nearest foreign border (km)
+        other = ~g.theatre & (g.country >= 0) & ~g.lake
+        d_out = ndimage.distance_transform_edt(~other) * self.cell_km
+        self.region_border_km = d_out.ravel()[self.region_cell]
+        # destinations: key places and towns >= 50k (FLEE "locations"), plus the region seeds
+        dest = np.flatnonzero(pl.key[sel] | (np.nan_to_num(pl.population[sel]) >= 50_000))
+        if dest.size == 0:
+            dest = np.arange(n_reg)
+        self.dest_region = dest
+        lat_r, lon_r = pl.lat[sel], pl.lon[sel]
+        self.dest_dist = haversine_km(lat_r[reg_ids][:, None], lon_r[reg_ids][:, None],
+                                      lat_r[dest][None, :], lon_r[dest][None, :])
+        self.dest_capacity = pop0_reg[dest]
+        for i in range(len(self.communities)):
+            Community(self, i)
+
+    def _init_forces(self) -> None:
+        """Split each faction's fighters into garrisons (spread over its territory) and mobile
+        units (placed on its frontier cells nearest the enemy)."""
+        g, n = self.geo, self.n_f
+        self.garrison = np.zeros((n, *g.shape), np.float32)
+        rng = self.streams["init"]
+        uf, ur, uc, us = [], [], [], []
+        for i, f in enumerate(self.faction_names):
+            fc = self.cfg.factions[f]
+            own = self.owner == i
+            if not own.any():
+                continue
+            total = self.strength0[i]
+            n_units = int(min(fc.max_units, np.floor(fc.unit_share * total / fc.unit_size)))
+            in_units = n_units * fc.unit_size
+            w = self._garrison_weights(i)
+            self.garrison[i] = np.where(own, w, 0) * ((total - in_units) / w[own].sum())
+            if n_units:
+                others = (self.owner >= 0) & (self.owner != i)
+                hostile = others & (self.hostility[i][np.where(self.owner >= 0, self.owner, 0)] > 0)
+                front = own & dilate8(hostile | (self.owner == UNGOVERNED))
+                cand = np.flatnonzero(front if front.any() else own)
+                p = self.value[i].ravel()[cand].astype(np.float64)
+                pick = rng.choice(cand, size=n_units, replace=cand.size < n_units, p=p / p.sum())
+                r, c = np.divmod(pick, g.shape[1])
+                uf += [i] * n_units
+                ur += list(r)
+                uc += list(c)
+                us += [fc.unit_size] * n_units
+        self.units = UnitTable(uf, ur, uc, us)
+        self.hqs = [FactionHQ(self, i, f) for i, f in enumerate(self.faction_names)]
+        for k in range(len(self.units)):
+            Unit(self, k)
+
+    def _garrison_weights(self, i: int) -> np.ndarray:
+        """Where a faction stations its holding forces: a base weight everywhere, more in
+        populated cells (sqrt of people) and in key places."""
+        g = self.geo
+        return (1.0 + np.sqrt(g.population) / 30.0 + 10.0 * g.key_place).astype(np.float32)
+
+    # ------------------------------------------------------------------ the step
+    def step(self) -> None:
+        """Advance one week.  Phases, in order:
+
+        1. ``events``     dated/conditional changes: hostility, withdrawals, deconfliction end
+        2. ``plan``       each :class:`FactionHQ` picks objectives for its units (GeoSim rule)
+        3. ``move``       units move toward objectives over the movement-cost grid
+        4. ``project``    presence fields from garrisons and units
+        5. ``combat``     stochastic Lanchester attrition in contested cells; damage, civilian deaths
+        6. ``control``    vacancy, capture by force ratio, race for ungoverned cells; Kalyvas levels
+        7. ``redeploy``   garrisons of lost cells retreat or go underground; garrisons spread
+        8. ``insurgency`` hidden ISIS cells attack, are hunted, resurface; foreign fighters leave
+        9. ``civilians``  grievance, displacement, return, recruitment
+        10. ``record``    metrics of the step
+        """
+        self._flow = defaultdict(float)
+        self.date = self.start + dt.timedelta(days=self.step_days * (self.steps_done + 1))
+        for name in PHASES:
+            t0 = time.perf_counter()
+            getattr(self, f"_phase_{name}")()
+            self.phase_seconds[name] += time.perf_counter() - t0
+
+    # 1 --------------------------------------------------------------------------------
+    def _phase_events(self) -> None:
+        s = self.cfg.scenario
+        isis_share = self._share_area(self.isis) if self.isis >= 0 else 0.0
+        changed = False
+        for name, ev in s.events.items():
+            if name in self._fired:
+                continue
+            due = (ev.date and self.date >= _date(ev.date)) or \
+                  (ev.when_isis_share_below >= 0 and isis_share < ev.when_isis_share_below)
+            if not due:
+                continue
+            self._fired.add(name)
+            for a, b, v in ev.set_hostility:
+                i, j = self.fidx[str(a)], self.fidx[str(b)]
+                self.hostility[i, j] = self.hostility[j, i] = float(v)
+            for f in ev.withdraw:
+                self._withdraw(self.fidx[f])
+            changed = True
+        for d in s.deconfliction.values():
+            if d.until and self.date >= _date(d.until) and ("deconf", d.line) not in self._fired:
+                self._fired.add(("deconf", d.line))
+                changed = True
+        if changed:
+            self._build_allowed()
+        # air support active this step: multiplier [shooter, target]
+        air = np.ones((self.n_f, self.n_f))
+        for a in s.air_support.values():
+            if a.start and self.date < _date(a.start):
+                continue
+            if a.end and self.date >= _date(a.end):
+                continue
+            against = [self.fidx[x] for x in a.against] if a.against else list(range(self.n_f))
+            for r in a.recipients:
+                air[self.fidx[r], against] += a.strength
+        self.air = air
+        # who fights whom this week: one Bernoulli draw per dyad (symmetric)
+        u = self.streams["engage"].random((self.n_f, self.n_f))
+        u = np.triu(u, 1)
+        u = u + u.T
+        eng = (u < self.hostility) & (self.hostility > 0)
+        np.fill_diagonal(eng, False)
+        self.engaged = eng
+
+    def _withdraw(self, i: int) -> None:
+        """A faction's ground forces leave the theatre; its ground becomes ungoverned."""
+        f = self.faction_names[i]
+        gone = float(self.garrison[i].sum()) + float(self.units.fighters[self.units.faction == i].sum())
+        self.garrison[i] = 0
+        self.units.fighters[self.units.faction == i] = 0
+        self.units.alive[self.units.faction == i] = False
+        self.fighter_ledger[f]["withdrawn"] += gone
+        self.owner[self.owner == i] = UNGOVERNED
+        self.withdrawn[i] = True
+
+    # 2 --------------------------------------------------------------------------------
+    def _phase_plan(self) -> None:
+        p = self.presence
+        enemy_all = np.tensordot(self.hostility > 0, p, axes=(1, 0))
+        for hq in self.hqs:
+            hq.plan(p[hq.index], enemy_all[hq.index], self.value[hq.index])
+
+    # 3 --------------------------------------------------------------------------------
+    def _phase_move(self) -> None:
+        """Move every live unit toward its target (vectorised over units and path samples).
+        A unit spends its weekly budget (speed / cell size) on the movement cost of the cells it
+        crosses, stops at the first cell held by an enemy (it fights there next) and never
+        enters ground its faction may not hold (country, deconfliction line)."""
+        t = self.units
+        live = np.flatnonzero(t.alive)
+        if live.size == 0:
+            return
+        g = self.geo
+        r0, c0 = t.row[live], t.col[live]
+        dr, dc = t.target[live, 0] - r0, t.target[live, 1] - c0
+        dist = np.hypot(dr, dc)
+        budget = self.unit_speed_cells[t.faction[live]]
+        m = int(np.ceil(budget.max() * 1.0)) + 1
+        steps = np.arange(1, m + 1)[None, :]  # one sample per cell length
+        frac = np.minimum(steps / np.maximum(dist[:, None], 1e-9), 1.0)
+        pr = r0[:, None] + dr[:, None] * frac
+        pc = c0[:, None] + dc[:, None] * frac
+        ri = np.clip(np.rint(pr).astype(np.int64), 0, g.shape[0] - 1)
+        ci = np.clip(np.rint(pc).astype(np.int64), 0, g.shape[1] - 1)
+        cost = np.cumsum(g.movement_cost[ri, ci], axis=1)
+        fac = t.faction[live][:, None]
+        own = self.owner[ri, ci]
+        enemy_cell = (own >= 0) & (self.hostility[fac, np.where(own >= 0, own, 0)] > 0)
+        ok = (cost <= budget[:, None]) & self.allowed[fac, ri, ci]
+        # may enter the first enemy cell but not go beyond it
+        beyond_enemy = np.cumsum(enemy_cell, axis=1) - enemy_cell > 0
+        ok &= ~beyond_enemy
+        ok = np.cumprod(ok, axis=1).astype(bool)  # stop at the first blocked sample
+        n_ok = ok.sum(axis=1)
+        has = n_ok > 0
+        j = np.maximum(n_ok - 1, 0)
+        sel = live[has]
+        t.row[sel] = pr[has, j[has]]
+        t.col[sel] = pc[has, j[has]]
+
+    # 4 --------------------------------------------------------------------------------
+    def _phase_project(self) -> None:
+        shape = self.geo.shape
+        self.p_garrison = box_mean(self.garrison, GARRISON_WINDOW)
+        raster = self.units.raster(self.n_f, shape)
+        pu = np.zeros_like(raster)
+        for w in np.unique(self.unit_window):
+            fs = np.flatnonzero(self.unit_window == w)
+            pu[fs] = box_mean(raster[fs], int(w))
+        self.p_units = pu
+        self.presence = self.p_garrison + self.p_units
+
+    # 5 --------------------------------------------------------------------------------
+    def _phase_combat(self) -> None:
+        cfg = self.cfg.combat
+        p = self.presence
+        thr = cfg.contact_threshold
+        eng = self.engaged
+        enemy = np.tensordot(eng.astype(np.float32), p, axes=(1, 0))
+        contact = ((p > thr) & (enemy > thr)).any(axis=0)
+        idx = np.flatnonzero(contact)
+        self.fighting = np.zeros(self.geo.shape, bool)
+        self.violence = np.zeros(self.geo.shape, np.float32)
+        self.new_civ_deaths_cell = np.zeros(self.geo.shape, np.float32)
+        self.losses = np.zeros((self.n_f, *self.geo.shape), np.float32)
+        self.battles = np.zeros((self.n_f, self.n_f))
+        if idx.size == 0:
+            return
+        force = p.reshape(self.n_f, -1)[:, idx].astype(np.float64)
+        insurgent = self.insurgent_capable & self._in_insurgent_mode()
+        exp_air = combat.expected_losses(force, eng, self.firepower, self.air, insurgent,
+                                         cfg.guerrilla_area_factor)
+        exp_ground = combat.expected_losses(force, eng, self.firepower, np.ones_like(self.air),
+                                            insurgent, cfg.guerrilla_area_factor)
+        loss = combat.draw_losses(exp_air, force, self.streams["combat"], cfg.loss_noise,
+                                  cfg.max_loss_fraction)
+        self.battles = combat.dyad_battles(loss, force, eng)
+        tot_exp = exp_air.sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            air_share = np.where(tot_exp > 0, 1.0 - exp_ground.sum(axis=0) / tot_exp, 0.0)
+        cell_loss = loss.sum(axis=0)
+        L = self.losses.reshape(self.n_f, -1)
+        L[:, idx] = loss
+        self.fighting.ravel()[idx] = cell_loss > 0.5
+        self.violence.ravel()[idx] = cell_loss
+        d = self.damage.ravel()
+        d[idx] = combat.housing_damage(d[idx], cell_loss, air_share, cfg.ground_housing_damage,
+                                       cfg.air_housing_damage)
+        present = self._people_present().ravel()[idx]
+        deaths = combat.civilian_deaths(present, cell_loss, air_share, cfg.civilian_harm)
+        self.new_civ_deaths_cell.ravel()[idx] = deaths
+        self._apply_losses()
+
+    def _apply_losses(self) -> None:
+        """Take each faction's cell losses from the garrisons and units whose presence put it
+        there (box filters are self-adjoint, so the split conserves fighters exactly)."""
+        L = self.losses
+        pg, pu, p = self.p_garrison, self.p_units, self.presence
+        lg = combat.apportion(L, pg, p)
+        lu = L - lg
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate_g = np.where(pg > 0, lg / pg, 0.0).astype(np.float32)
+            rate_u = np.where(pu > 0, lu / pu, 0.0).astype(np.float32)
+        g_loss = self.garrison * box_mean(rate_g, GARRISON_WINDOW)
+        self.garrison -= g_loss
+        t = self.units
+        u_loss = np.zeros(len(t))
+        if len(t):
+            r, c = t.cells()
+            for w in np.unique(self.unit_window):
+                fs = np.flatnonzero(self.unit_window == w)
+                back = box_mean(rate_u[fs], int(w))
+                sel = np.flatnonzero(t.alive & np.isin(t.faction, fs))
+                pos = np.searchsorted(fs, t.faction[sel])
+                u_loss[sel] = t.fighters[sel] * back[pos, r[sel], c[sel]]
+            t.fighters -= u_loss
+        per_f = g_loss.reshape(self.n_f, -1).sum(axis=1) + np.bincount(
+            t.faction, weights=u_loss, minlength=self.n_f)[: self.n_f]
+        for i, f in enumerate(self.faction_names):
+            self.fighter_ledger[f]["killed"] += float(per_f[i])
+            self._flow[("new_fighter_losses", f)] += float(per_f[i])
+        if self.isis >= 0:
+            self._foreign_killed(float(per_f[self.isis]))
+
+    def _in_insurgent_mode(self) -> np.ndarray:
+        """A hybrid faction fights as a guerrilla once it holds < 25% of its initial ground."""
+        out = np.array([self.cfg.factions[f].doctrine == "insurgent" for f in self.faction_names])
+        if self.isis >= 0 and self.isis_initial_cells:
+            held = (self.owner == self.isis).sum() / self.isis_initial_cells
+            out[self.isis] |= held < 0.25
+        return out
+
+    # 6 --------------------------------------------------------------------------------
+    def _phase_control(self) -> None:
+        cc = self.cfg.control
+        self.prev_owner = self.owner.copy()
+        post = np.maximum(self.presence - self.losses, 0.0)
+        jitter = self.streams["jitter"].random(post.shape, dtype=np.float32) * 1e-3
+        self.owner = update_control(self.owner, post, self.engaged, self.allowed, cc.capture_ratio,
+                                    self.hold_min, jitter)
+        all_p = post.sum(axis=0) + self.hidden
+        level_p = np.concatenate([post, self.hidden[None]], axis=0)
+        self.level = control_levels(self.owner, level_p, self.fighting, cc.full_share, cc.dominant_share)
+        del all_p
+
+    # 7 --------------------------------------------------------------------------------
+    def _phase_redeploy(self) -> None:
+        """Fighters on cells their faction no longer holds retreat into its remaining ground
+        nearby (losing ``retreat_loss_fraction``) or, for ISIS, partly go to ground; then each
+        faction's garrisons spread over each connected piece of its territory, half-way
+        toward the weights of :meth:`_garrison_weights` (pockets keep their own fighters)."""
+        cfg = self.cfg
+        g = self.geo
+        for i, f in enumerate(self.faction_names):
+            own = self.owner == i
+            lost = (self.garrison[i] > 0) & ~own
+            if lost.any():
+                gar = np.where(lost, self.garrison[i], 0.0)
+                self.garrison[i][lost] = 0.0
+                if i == self.isis:
+                    hid, gar = insurgency.go_underground(gar, cfg.insurgency.go_underground_share)
+                    self.hidden += hid.astype(np.float32)
+                dead = gar * cfg.combat.retreat_loss_fraction
+                gar = gar - dead
+                spread = box_mean(gar[None], 7)[0] * own
+                moved = spread.sum()
+                total = gar.sum()
+                if moved > 0:
+                    self.garrison[i] += spread * (total / moved)
+                else:
+                    dead = dead + gar  # a pocket wiped out: no friendly ground to retreat to
+                    if i == self.isis:
+                        self.hidden += (gar * 0.5).astype(np.float32)
+                        dead = dead - gar * 0.5
+                killed = float(dead.sum())
+                self.fighter_ledger[f]["killed"] += killed
+                self._flow[("new_fighter_losses", f)] += killed
+                if i == self.isis:
+                    self._foreign_killed(killed)
+            if not own.any():
+                continue
+            labels, n = ndimage.label(own, structure=np.ones((3, 3), bool))
+            w = np.where(own, self._garrison_weights(i), 0.0)
+            front = own & dilate8(self._enemy_near(i))
+            w = w + 20.0 * front
+            comp_g = np.bincount(labels.ravel(), weights=self.garrison[i].ravel(), minlength=n + 1)
+            comp_w = np.bincount(labels.ravel(), weights=w.ravel(), minlength=n + 1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = np.where(comp_w > 0, comp_g / comp_w, 0.0)
+            target = (w * scale[labels]).astype(np.float32)
+            self.garrison[i] = np.where(own, 0.5 * self.garrison[i] + 0.5 * target, self.garrison[i])
+        self._reinforce_units()
+
+    def _enemy_near(self, i: int) -> np.ndarray:
+        held = self.owner >= 0
+        h = np.zeros(self.owner.shape, bool)
+        h[held] = self.hostility[i][self.owner[held]] > 0
+        return h
+
+    def _reinforce_units(self) -> None:
+        """Units below strength draw replacements from their faction's garrisons (up to 10% of
+        establishment a week, while garrisons stay at least twice the draw); units worn below
+        15% of establishment disband into the garrisons."""
+        t = self.units
+        for i, f in enumerate(self.faction_names):
+            sel = t.of_faction(i)
+            if sel.size == 0:
+                continue
+            size = self.cfg.factions[f].unit_size
+            gtot = float(self.garrison[i].sum())
+            weak = sel[t.fighters[sel] < 0.15 * size]
+            if weak.size:
+                back = float(t.fighters[weak].sum())
+                t.fighters[weak] = 0.0
+                t.alive[weak] = False
+                if gtot > 0:
+                    self.garrison[i] *= (gtot + back) / gtot
+                    gtot += back
+                else:
+                    self.fighter_ledger[f]["killed"] += back
+            sel = t.of_faction(i)
+            deficit = np.clip(size - t.fighters[sel], 0, 0.1 * size)
+            draw = float(deficit.sum())
+            if draw > 0 and gtot > 3 * draw:
+                t.fighters[sel] += deficit
+                self.garrison[i] *= (gtot - draw) / gtot
+
+    # 8 --------------------------------------------------------------------------------
+    def _phase_insurgency(self) -> None:
+        if self.isis < 0:
+            return
+        ic = self.cfg.insurgency
+        rng = self.streams["insurgency"]
+        others = (self.owner >= 0) & (self.owner != self.isis)
+        n_att = insurgency.attacks(self.hidden, others, ic.attack_rate, rng)
+        deaths = n_att * ic.attack_lethality
+        self._flow[("new_insurgent_attacks", "ALL")] += float(n_att.sum())
+        # half of attack deaths are civilians, half the holder's fighters
+        self.new_civ_deaths_cell = self.new_civ_deaths_cell + 0.5 * deaths
+        self.violence = self.violence + deaths.astype(np.float32)
+        fl = (0.5 * deaths).astype(np.float32)
+        if fl.any():
+            for i, f in enumerate(self.faction_names):
+                m = self.owner == i
+                if i == self.isis or not m.any():
+                    continue
+                take = np.minimum(fl * m, self.garrison[i])
+                k = float(take.sum())
+                if k:
+                    self.garrison[i] -= take
+                    self.fighter_ledger[f]["killed"] += k
+                    self._flow[("new_fighter_losses", f)] += k
+        # counter-insurgency by hostile garrisons
+        hostile_p = np.tensordot((self.hostility[self.isis] > 0).astype(np.float32), self.presence,
+                                 axes=(0, 0))
+        caught = insurgency.detection_losses(self.hidden, hostile_p, ic.detection_rate)
+        self.hidden -= caught.astype(np.float32)
+        k = float(caught.sum())
+        self.fighter_ledger[ISIS]["killed"] += k
+        self._flow[("new_fighter_losses", ISIS)] += k
+        self._foreign_killed(k)
+        # resurfacing: hidden cells retake ground they dominate
+        holder = np.take_along_axis(self.presence, np.where(self.owner >= 0, self.owner, 0)[None], 0)[0]
+        holder = np.where(self.owner >= 0, holder, 0.0)
+        up = insurgency.resurface(self.hidden, holder, self.cfg.control.capture_ratio,
+                                  float(self.hold_min[self.isis])) & self.allowed[self.isis] \
+            & (self.owner != self.isis)
+        if up.any():
+            self.owner[up] = self.isis
+            self.garrison[self.isis][up] += self.hidden[up]
+            self.hidden[up] = 0.0
+            self._flow[("new_cells_resurfaced", "ALL")] += float(up.sum())
+        # foreign fighters leave the region
+        isis_total = self._fighters(self.isis)
+        lost_share = 0.0
+        prev = (self.prev_owner == self.isis).sum()
+        if prev:
+            lost_share = max(0.0, 1.0 - (self.owner == self.isis).sum() / prev)
+        rate = self.cfg.scenario.foreign_fighter_exit_rate
+        out = insurgency.foreign_exit(self.foreign, rate, lost_share)
+        if isis_total > 0 and out > 0:
+            keep = 1.0 - out / isis_total
+            self.garrison[self.isis] *= keep
+            self.hidden *= keep
+            sel = self.units.faction == self.isis
+            self.units.fighters[sel] *= keep
+            self.foreign -= out
+            self.fighter_ledger[ISIS]["exported"] += out
+            self._flow[("new_foreign_fighters_exported", "ALL")] += out
+
+    def _foreign_killed(self, killed: float) -> None:
+        tot = self._fighters(self.isis) + killed
+        if tot > 0 and self.foreign > 0:
+            self.foreign = max(0.0, self.foreign - killed * self.foreign / tot)
+
+    # 9 --------------------------------------------------------------------------------
+    def _phase_civilians(self) -> None:
+        cm = self.communities
+        dc, gc = self.cfg.displacement, self.cfg.grievance
+        g = self.geo
+        n_reg = len(self.region_names)
+        flat = self.regmap.ravel()
+        inside = flat >= 0
+        fr = flat[inside]
+        pop0 = self.pop_static.ravel()[inside]
+        w = np.bincount(fr, weights=pop0, minlength=n_reg) + 1e-9
+        vio_idx = 1.0 - np.exp(-self.violence.ravel()[inside] / 20.0)
+        reg_vio = np.bincount(fr, weights=pop0 * vio_idx, minlength=n_reg) / w
+        dmg = self.damage.ravel()[inside]
+        reg_dmg = np.bincount(fr, weights=pop0 * dmg, minlength=n_reg) / w
+        prev = getattr(self, "_reg_dmg_prev", np.zeros(n_reg))
+        reg_ddmg = np.maximum(reg_dmg - prev, 0.0)
+        self._reg_dmg_prev = reg_dmg
+        owner_flat = self.owner.ravel()
+        reg_owner = owner_flat[self.region_cell]
+        ci, cr = cm.identity, cm.region
+        own_c = reg_owner[cr]
+        legit = np.where(own_c >= 0, self.legitimacy[np.maximum(own_c, 0), ci], 0.1)
+        persecuted = (legit < 0.05).astype(float)
+        violence_c = reg_vio[cr]
+        flee = civ.flee_fraction(violence_c, reg_ddmg[cr], persecuted, dc.flee_rate_violence,
+                                 dc.flee_rate_damage, dc.flee_rate_persecution)
+        abroad_share = np.where(self.region_border_km[cr] <= dc.walk_km_week, dc.abroad_share, 0.0)
+        safe = (violence_c < 0.02) & (legit >= 0.2) & (persecuted == 0)
+        ret = civ.return_fraction(safe, reg_dmg[cr], dc.return_rate, dc.safe_damage)
+        # deaths: split each cell's civilian deaths between home people and sheltering IDPs
+        deaths_cell = self.new_civ_deaths_cell.ravel()
+        home_cell, idp_cell = self._people_split()
+        present = home_cell + idp_cell
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f_home = np.where(present > 0, np.minimum(deaths_cell / present, 1.0), 0.0)
+        d_home_reg = np.bincount(fr, weights=(f_home * home_cell)[inside], minlength=n_reg)
+        reg_home = np.bincount(cr, weights=cm.home, minlength=n_reg)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d_home = np.where(reg_home[cr] > 0, d_home_reg[cr] * cm.home / reg_home[cr], 0.0)
+        d_idp = cm.idp * f_home[cm.idp_loc]
+        # FLEE destinations: safety x legitimacy x capacity / distance
+        dest_cells = self.region_cell[self.dest_region]
+        dest_owner = owner_flat[dest_cells]
+        d_vio = 1.0 - np.exp(-self.violence.ravel()[dest_cells] / 20.0)
+        d_safe = (1.0 - d_vio) * (1.0 - self.damage.ravel()[dest_cells])
+        d_leg = np.where(dest_owner[None, :] >= 0,
+                         self.legitimacy[np.maximum(dest_owner, 0)][:, ci].T, 0.05)
+        scores = civ.destination_scores(d_safe[None, :], d_leg, self.dest_capacity[None, :],
+                                        self.dest_dist, dc.walk_km_week)
+        best = np.argmax(scores, axis=1)
+        has_dest = scores[np.arange(len(cm)), best] > 0
+        new_loc = np.where(has_dest, dest_cells[best], cm.idp_loc)
+        # no reachable safe place: they go abroad if a border is in reach, else stay put
+        abroad_share = np.where(has_dest, abroad_share,
+                                np.where(self.region_border_km[cr] <= 3 * dc.walk_km_week, 1.0, 0.0))
+        flee = np.where(has_dest | (abroad_share > 0), flee, 0.0)
+        (cm.home, cm.idp, cm.abroad, cm.dead), (left, to_ab, back, died) = civ.move_people(
+            cm.home, cm.idp, cm.abroad, cm.dead, flee, abroad_share, ret, ret * 0.2, d_home, d_idp)
+        # IDPs move on when their shelter is unsafe (FLEE), and new IDPs join them
+        moving = (left > 0) | (1.0 - np.exp(-self.violence.ravel()[cm.idp_loc] / 20.0) > 0.1)
+        cm.idp_loc = np.where(moving, new_loc, cm.idp_loc)
+        self._flow[("new_displaced", "ALL")] += float(left.sum())
+        self._flow[("new_refugees_abroad", "ALL")] += float(to_ab.sum())
+        self._flow[("new_returnees", "ALL")] += float(back.sum())
+        self._flow[("new_civilian_deaths", "ALL")] += float(died.sum())
+        # rebuilding where it is quiet
+        quiet = self.violence < 0.5
+        self.damage = np.where(quiet, self.damage * (1.0 - dc.rebuild_rate), self.damage)
+        # grievance (Epstein) and recruitment
+        displaced_share = 1.0 - cm.home / np.maximum(cm.pop0 - cm.dead, 1e-9)
+        hard = civ.hardship(gc.base_hardship, reg_dmg[cr], displaced_share, violence_c,
+                            gc.hardship_weight_damage, gc.hardship_weight_displacement,
+                            gc.hardship_weight_violence)
+        griev = civ.grievance(hard, legit)
+        self.mean_grievance = float(np.average(griev, weights=np.maximum(cm.home, 1e-9)))
+        for i, f in enumerate(self.faction_names):
+            rate = self.cfg.factions[f].recruitment_rate
+            if rate <= 0 or self.withdrawn[i]:
+                continue
+            mine = own_c == i
+            if not mine.any():
+                continue
+            support = self.legitimacy[i, ci[mine]] * (1.0 - griev[mine])
+            rec = civ.recruits(cm.home[mine], support, rate)
+            np.add.at(self.garrison[i].ravel(), self.region_cell[cr[mine]], rec.astype(np.float32))
+            k = float(rec.sum())
+            self.fighter_ledger[f]["recruited"] += k
+            self._flow[("new_recruits", f)] += k
+        if self.isis >= 0:
+            sunni = (ci == IDENTITIES.index("sunni_arab")) & (own_c != self.isis) & (own_c >= 0)
+            rec = civ.recruits(cm.home[sunni], griev[sunni], self.cfg.insurgency.recruitment_rate)
+            np.add.at(self.hidden.ravel(), self.region_cell[cr[sunni]], rec.astype(np.float32))
+            k = float(rec.sum())
+            self.fighter_ledger[ISIS]["recruited"] += k
+            self._flow[("new_recruits", ISIS)] += k
+
+    def _people_split(self) -> tuple[np.ndarray, np.ndarray]:
+        """(people at home, displaced people sheltering) per cell, flat arrays."""
+        cm = self.communities
+        n_reg = len(self.region_names)
+        reg_home = np.bincount(cm.region, weights=cm.home, minlength=n_reg)
+        frac = reg_home / np.maximum(self.region_pop0, 1e-9)
+        flat = self.regmap.ravel()
+        home = np.where(flat >= 0, self.pop_static.ravel() * frac[np.maximum(flat, 0)], 0.0)
+        idp = np.bincount(cm.idp_loc, weights=cm.idp, minlength=flat.size)
+        return home, idp
+
+    def _people_present(self) -> np.ndarray:
+        home, idp = self._people_split()
+        return (home + idp).reshape(self.geo.shape)
+
+    # 10 -------------------------------------------------------------------------------
+    def _phase_record(self) -> None:
+        self.steps_done += 1
+        self._record()
+
+    def _share_area(self, i: int) -> float:
+        tot = self.area.sum()
+        return float(self.area[self.owner == i].sum() / tot) if tot > 0 else 0.0
+
+    def _fighters(self, i: int) -> float:
+        t = self.units
+        n = float(self.garrison[i].sum()) + float(t.fighters[(t.faction == i) & t.alive].sum())
+        if i == self.isis:
+            n += float(self.hidden.sum())
+        return n
+
+    def _record(self) -> None:
+        s = self.steps_done
+        rec = self.records.append
+        area_tot = float(self.area.sum())
+        present = self._people_present()
+        pop_tot = float(present[self.geo.theatre].sum())
+        owner = self.owner
+        area_by = np.bincount(np.where(owner >= 0, owner, self.n_f).ravel(),
+                              weights=self.area.ravel(), minlength=self.n_f + 1)
+        pop_by = np.bincount(np.where(owner >= 0, owner, self.n_f).ravel(),
+                             weights=present.ravel(), minlength=self.n_f + 1)
+        cells_by = np.bincount(np.where(owner >= 0, owner, self.n_f).ravel(), minlength=self.n_f + 1)
+        for i, f in enumerate(self.faction_names):
+            rec((s, "share_territory_area", f, area_by[i] / area_tot if area_tot else 0.0))
+            rec((s, "share_territory_pop", f, pop_by[i] / pop_tot if pop_tot else 0.0))
+            rec((s, "n_cells", f, float(cells_by[i])))
+            rec((s, "n_fighters", f, self._fighters(i)))
+            rec((s, "new_fighter_losses", f, self._flow[("new_fighter_losses", f)]))
+            rec((s, "new_recruits", f, self._flow[("new_recruits", f)]))
+        theatre = owner != OUTSIDE
+        ung = owner == UNGOVERNED
+        rec((s, "share_territory_area", "UNGOVERNED", float(self.area[ung].sum() / area_tot)))
+        rec((s, "share_territory_pop", "UNGOVERNED", float(present[ung].sum() / pop_tot) if pop_tot else 0.0))
+        rec((s, "n_ungoverned_cells", "ALL", float(ung.sum())))
+        rec((s, "share_contested", "ALL", float((self.level == 3)[theatre].mean())))
+        rec((s, "n_fighters_hidden", ISIS, float(self.hidden.sum())))
+        rec((s, "n_foreign_fighters", ISIS, float(self.foreign)))
+        cm = self.communities
+        rec((s, "n_displaced", "ALL", float(cm.idp.sum())))
+        rec((s, "n_abroad", "ALL", float(cm.abroad.sum())))
+        rec((s, "n_at_home", "ALL", float(cm.home.sum())))
+        rec((s, "n_civilian_dead", "ALL", float(cm.dead.sum())))
+        for m in ("new_displaced", "new_refugees_abroad", "new_returnees", "new_civilian_deaths",
+                  "new_insurgent_attacks", "new_foreign_fighters_exported", "new_cells_resurfaced"):
+            v = self._flow[(m, "ALL")]
+            self.counters[m] += v
+            rec((s, m, "ALL", v))
+            rec((s, "cum_" + m[4:], "ALL", self.counters[m]))
+        b = getattr(self, "battles", np.zeros((self.n_f, self.n_f)))
+        upper = np.triu(b, 1)
+        total = float(upper.sum())
+        vs_isis = float(b[self.isis].sum()) if self.isis >= 0 else 0.0
+        allies = float((upper * np.triu(self.former_allies, 1)).sum())
+        for m, v in (("new_battles", total), ("new_battles_vs_isis", vs_isis),
+                     ("new_battles_former_allies", allies)):
+            self.counters[m] += v
+            rec((s, m, "ALL", v))
+            rec((s, "cum_" + m[4:], "ALL", self.counters[m]))
+        for i in range(self.n_f):
+            for j in range(i + 1, self.n_f):
+                if self.hostility0[i, j] > 0 or self.hostility[i, j] > 0:
+                    a, c = sorted((self.faction_names[i], self.faction_names[j]))
+                    rec((s, "new_battles", f"{a}|{c}", float(b[i, j])))
+        rec((s, "mean_grievance", "ALL", float(getattr(self, "mean_grievance", 0.0))))
+
+    # ------------------------------------------------------------------ invariants
+    def people_total(self) -> float:
+        cm = self.communities
+        return float(cm.total().sum())
+
+    def fighter_balance(self, f: str) -> float:
+        """initial + recruited - killed - exported - withdrawn - current (0 if conserved)."""
+        i = self.fidx[f]
+        led = self.fighter_ledger[f]
+        return (self.strength0[i] + led["recruited"] - led["killed"] - led["exported"]
+                - led["withdrawn"] - self._fighters(i))
+
+    def dates(self) -> list[np.datetime64]:
+        return [np.datetime64(self.start + dt.timedelta(days=self.step_days * k), "D")
+                for k in range(self.steps_done + 1)]

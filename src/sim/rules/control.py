@@ -1,0 +1,118 @@
+"""Control of cells: capture by local force ratio, vacancy and the race for ungoverned cells,
+and Kalyvas' control levels.
+
+Sources: S. N. Kalyvas (2006), *The Logic of Violence in Civil War*, ch. 7 (zones of full and
+dominant control and contested zones); Cederman (1997) GeoSim (territory changes when local
+power ratios exceed a threshold).  The force ratio to take a held cell (``capture_ratio``,
+default 2) follows the attacker:defender rule of thumb at the tactical level; an ungoverned
+cell goes to whoever holds it with the most force (the race to fill the vacuum).
+
+Codes: ``owner >= 0`` faction index, ``UNGOVERNED = -1``, ``OUTSIDE = -2`` (never changes).
+Levels: 0 none/outside, 1 full, 2 dominant, 3 contested.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+UNGOVERNED = -1
+OUTSIDE = -2
+LEVEL_NONE, LEVEL_FULL, LEVEL_DOMINANT, LEVEL_CONTESTED = 0, 1, 2, 3
+
+
+def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
+                   allowed: np.ndarray, capture_ratio: float, hold_min: np.ndarray,
+                   jitter: np.ndarray | None = None) -> np.ndarray:
+    """New owner of every cell.
+
+    ``presence[f, r, c]``: force each faction projects on the cell; ``hostile[f, g]``: bool,
+    f and g fight; ``allowed[f, r, c]``: f may hold the cell (country, deconfliction);
+    ``hold_min[f]``: presence f needs to hold a cell.
+
+    1. *Vacancy*: a held cell whose owner's presence falls below its ``hold_min`` becomes
+       ungoverned.
+    2. *Capture*: the strongest allowed challenger hostile to the owner takes a held cell
+       when its presence is at least ``capture_ratio`` times the presence of the owner and
+       the owner's non-hostile partners, and at least its own ``hold_min``.
+    3. *Race*: an ungoverned cell goes to the allowed faction with the largest presence, if
+       that is at least its ``hold_min``.
+
+    ``jitter`` (same shape as presence, tiny) breaks exact ties at random.
+    """
+    n_f = presence.shape[0]
+    theatre = owner != OUTSIDE
+    p = presence if jitter is None else presence + jitter
+    hm = hold_min.reshape(n_f, 1, 1)
+    can_hold = allowed & (p >= hm)
+
+    held = owner >= 0
+    own_idx = np.where(held, owner, 0)
+    own_p = np.take_along_axis(p, own_idx[None], axis=0)[0]
+    vacant = held & (own_p < hold_min[own_idx])
+    new = np.where(vacant, UNGOVERNED, owner)
+
+    # capture of held cells
+    held = new >= 0
+    own_idx = np.where(held, new, 0)
+    hostile_to_owner = hostile[own_idx.ravel()].T.reshape(p.shape)  # [g, r, c]
+    friendly_p = np.einsum("grc,grc->rc", p, ~hostile_to_owner)
+    challenger_p = np.where(hostile_to_owner & can_hold, p, -1.0)
+    best = challenger_p.argmax(axis=0)
+    best_p = np.take_along_axis(challenger_p, best[None], axis=0)[0]
+    captured = held & (best_p >= 0) & (best_p >= capture_ratio * friendly_p)
+    new = np.where(captured, best, new)
+
+    # race for ungoverned cells
+    free = (new == UNGOVERNED) & theatre
+    race_p = np.where(can_hold, p, -1.0)
+    winner = race_p.argmax(axis=0)
+    win_p = np.take_along_axis(race_p, winner[None], axis=0)[0]
+    new = np.where(free & (win_p >= 0), winner, new)
+    return new.astype(np.int8)
+
+
+def control_levels(owner: np.ndarray, presence: np.ndarray, fighting: np.ndarray,
+                   full_share: float, dominant_share: float) -> np.ndarray:
+    """Kalyvas levels: the owner's share of all presence in the cell (hidden insurgents
+    included) >= ``full_share`` -> full, >= ``dominant_share`` -> dominant, else contested;
+    any fighting in the cell this step makes it contested.  Ungoverned cells with anyone
+    present are contested, empty ones have no level."""
+    held = owner >= 0
+    total = presence.sum(axis=0)
+    own_p = np.take_along_axis(presence, np.where(held, owner, 0)[None], axis=0)[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(total > 0, own_p / total, 1.0)
+    level = np.full(owner.shape, LEVEL_NONE, np.int8)
+    level[held & (share >= full_share)] = LEVEL_FULL
+    level[held & (share < full_share) & (share >= dominant_share)] = LEVEL_DOMINANT
+    level[held & (share < dominant_share)] = LEVEL_CONTESTED
+    level[(owner == UNGOVERNED) & (total > 0)] = LEVEL_CONTESTED
+    level[held & fighting] = LEVEL_CONTESTED
+    return level
+
+
+def initial_control_voronoi(seeds_row: np.ndarray, seeds_col: np.ndarray, seeds_code: np.ndarray,
+                            seeds_country: np.ndarray, country: np.ndarray, theatre: np.ndarray,
+                            row_scale: float = 1.0, col_scale: float = 1.0) -> np.ndarray:
+    """Owner of each theatre cell = controller of the nearest seed place in the same country
+    (a Voronoi assignment per country, as the data's check map draws it)."""
+    from scipy import ndimage
+
+    owner = np.full(country.shape, OUTSIDE, np.int8)
+    owner[theatre] = UNGOVERNED
+    for c in np.unique(seeds_country):
+        sel = seeds_country == c
+        seed_map = np.ones(country.shape, bool)
+        ok = (seeds_row[sel] >= 0) & (seeds_row[sel] < country.shape[0]) & \
+             (seeds_col[sel] >= 0) & (seeds_col[sel] < country.shape[1])
+        rr, cc, code = seeds_row[sel][ok], seeds_col[sel][ok], seeds_code[sel][ok]
+        if rr.size == 0:
+            continue
+        seed_map[rr, cc] = False
+        code_map = np.full(country.shape, UNGOVERNED, np.int16)
+        code_map[rr, cc] = code
+        _, (ir, ic) = ndimage.distance_transform_edt(seed_map, sampling=(row_scale, col_scale),
+                                                     return_indices=True)
+        m = theatre & (country == c)
+        owner[m] = code_map[ir[m], ic[m]]
+    return owner

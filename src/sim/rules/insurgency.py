@@ -1,0 +1,51 @@
+"""ISIS after the caliphate: hidden cells, attacks, attrition and foreign-fighter exit.
+
+Sources: Kilcullen (2009) and Hashim (2018) on IS's return to insurgency; US Lead IG reports
+2018-19 (14,000-17,000 IS members in Iraq and Syria after the territorial defeat, most of them
+covert); Soufan Center (2017), *Beyond the Caliphate*: of ~40,000 foreign fighters at least
+5,600 had returned home by late 2017 (the exported threat).
+
+Hidden insurgents ``hidden[r, c]`` do not hold territory; they attack in cells others control,
+are worn down by the controller's presence (detection), and resurface to retake a cell when
+they outnumber its holder by the capture ratio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def go_underground(lost_garrison: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Split fighters of cells just lost into (hidden insurgents, retreating fighters)."""
+    hidden = lost_garrison * share
+    return hidden, lost_garrison - hidden
+
+
+def attacks(hidden: np.ndarray, controlled_by_other: np.ndarray, rate: float,
+            rng: np.random.Generator) -> np.ndarray:
+    """Insurgent attacks per cell this step ~ Poisson(rate * hidden) where others rule."""
+    lam = np.where(controlled_by_other, rate * hidden, 0.0)
+    out = np.zeros(hidden.shape, np.int64)
+    idx = np.flatnonzero(lam > 0)
+    if idx.size:
+        out.ravel()[idx] = rng.poisson(lam.ravel()[idx])
+    return out
+
+
+def detection_losses(hidden: np.ndarray, counter_presence: np.ndarray, rate: float) -> np.ndarray:
+    """Insurgents killed or captured by counter-insurgency: ``hidden * (1 - exp(-rate * P))``
+    where ``P`` is the presence of forces hostile to them (garrisons searching)."""
+    return hidden * (1.0 - np.exp(-rate * counter_presence))
+
+
+def resurface(hidden: np.ndarray, holder_presence: np.ndarray, ratio: float, hold_min: float) -> np.ndarray:
+    """Cells where hidden insurgents come out and retake the ground: they number at least
+    ``hold_min`` and ``ratio`` times the presence of the holder."""
+    return (hidden >= hold_min) & (hidden >= ratio * holder_presence)
+
+
+def foreign_exit(foreign: float, rate: float, territory_loss: float) -> float:
+    """Foreign fighters leaving the region this step: ``foreign * rate * (1 + 4 * loss)``,
+    where ``territory_loss`` is the share of its territory the group lost this step
+    (defeat accelerates departures)."""
+    return foreign * min(1.0, rate * (1.0 + 4.0 * max(territory_loss, 0.0)))

@@ -1,0 +1,128 @@
+"""``run_scenario(cfg) -> Results``: the one way to run the model.
+
+Used by the CLI (``sim run``), the sweeps, the app and the tests.  It validates the config,
+builds the geography (cached per process), steps the model and gathers the results.  It
+writes nothing; :func:`sim.outputs.write_run_outputs` and the plots do that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .config import Config, from_dict, validate
+from .geography import build_geography
+from .results import Results
+
+
+def as_config(cfg: Config | dict) -> Config:
+    """A validated :class:`Config` from a Config or a plain dict (e.g. a resolved Hydra cfg)."""
+    if isinstance(cfg, Config):
+        validate(cfg)
+        return cfg
+    return from_dict(dict(cfg))
+
+
+def build_model(cfg: Config | dict):
+    from .model import ConflictModel
+
+    cfg = as_config(cfg)
+    geo = build_geography(cfg.geography, n_factions=len(cfg.factions), n_steps=cfg.scenario.weeks)
+    return ConflictModel(cfg, geo)
+
+
+def run_scenario(cfg: Config | dict, progress: Callable[[int, int], None] | None = None) -> Results:
+    """Run one scenario to its horizon and return its :class:`~sim.results.Results`."""
+    t0 = time.perf_counter()
+    cfg = as_config(cfg)
+    model = build_model(cfg)
+    n = cfg.scenario.weeks
+    shape = model.geo.shape
+    control = np.empty((n + 1, *shape), np.int8)
+    level = np.empty((n + 1, *shape), np.int8)
+    damage = np.empty((n + 1, *shape), np.float32)
+    control[0], level[0], damage[0] = model.owner, model.level, model.damage
+    for k in range(1, n + 1):
+        model.step()
+        control[k], level[k], damage[k] = model.owner, model.level, model.damage
+        if progress is not None:
+            progress(k, n)
+    return collect_results(model, cfg, control, level, damage, time.perf_counter() - t0)
+
+
+def timeseries_frame(model) -> pd.DataFrame:
+    steps, metrics, factions, values = zip(*model.records)
+    dates = np.array(model.dates(), dtype="datetime64[ns]")
+    steps = np.asarray(steps, np.int32)
+    return pd.DataFrame({"date": dates[steps], "step": steps, "metric": list(metrics),
+                         "faction": list(factions), "value": np.asarray(values, np.float64)})
+
+
+def collect_results(model, cfg: Config, control, level, damage, wall: float) -> Results:
+    ts = timeseries_frame(model)
+    names = model.faction_names
+    summary = summarise(model, ts, control)
+    summary["seed"] = int(cfg.seed)
+    summary["replicate"] = int(cfg.replicate)
+    summary["scenario"] = cfg.scenario.name
+    return Results(
+        factions=names,
+        colours={f: cfg.factions[f].colour for f in names},
+        dates=model.dates(),
+        timeseries=ts,
+        control=control,
+        control_level=level,
+        damage=damage,
+        summary=summary,
+        config=dataclasses.asdict(cfg),
+        geo=model.geo,
+        phase_seconds=dict(model.phase_seconds),
+        wall_seconds=wall,
+        n_agents=len(model.agents),
+    )
+
+
+def summarise(model, ts: pd.DataFrame, control: np.ndarray) -> dict[str, Any]:
+    """Scalar outcomes of a run (what ensembles and comparisons tabulate)."""
+    out: dict[str, Any] = {}
+    last = ts[ts["step"] == ts["step"].max()]
+    get = lambda m, f="ALL": float(last[(last.metric == m) & (last.faction == f)]["value"].sum())  # noqa: E731
+    for f in model.faction_names + ["UNGOVERNED"]:
+        out[f"final_share_territory_area_{f}"] = get("share_territory_area", f)
+    for m in ("cum_displaced", "cum_returnees", "cum_civilian_deaths", "cum_insurgent_attacks",
+              "cum_foreign_fighters_exported", "cum_battles", "cum_battles_former_allies",
+              "cum_battles_vs_isis", "cum_refugees_abroad", "n_displaced", "n_abroad"):
+        out[m] = get(m)
+    disp = ts[(ts.metric == "n_displaced") & (ts.faction == "ALL")]
+    if len(disp):
+        k = int(disp["value"].to_numpy().argmax())
+        out["peak_displaced"] = float(disp["value"].iloc[k])
+        out["peak_displaced_date"] = str(pd.Timestamp(disp["date"].iloc[k]).date())
+    isis = ts[(ts.metric == "share_territory_area") & (ts.faction == "ISIS")]
+    below = isis[isis["value"] < 0.005]
+    out["isis_defeat_date"] = str(pd.Timestamp(below["date"].iloc[0]).date()) if len(below) else None
+    # who filled the vacuum: controllers at the end of the ground ISIS held at the start
+    if model.isis >= 0:
+        was = control[0] == model.isis
+        n = int(was.sum())
+        fin = control[-1][was]
+        for i, f in enumerate(model.faction_names):
+            out[f"vacuum_share_{f}"] = float((fin == i).sum() / n) if n else 0.0
+        out["vacuum_share_UNGOVERNED"] = float((fin == -1).sum() / n) if n else 0.0
+    # controller of the key places at the end
+    g = model.geo
+    key = np.flatnonzero(g.places.key)
+    ctrl = {}
+    for k in key:
+        r, c = int(g.places.row[k]), int(g.places.col[k])
+        if 0 <= r < g.shape[0] and 0 <= c < g.shape[1] and control[-1][r, c] != -2:
+            v = int(control[-1][r, c])
+            ctrl[str(g.places.name[k])] = model.faction_names[v] if v >= 0 else "UNGOVERNED"
+    out["key_place_controller_final"] = ctrl
+    out["people_conserved_error"] = float(model.people_total() - model.initial_people)
+    out["fighters_conserved_error"] = float(max(abs(model.fighter_balance(f)) for f in model.faction_names))
+    return out
