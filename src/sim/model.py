@@ -25,7 +25,7 @@ from .rules import civilians as civ
 from .rules import combat, insurgency
 from .rules.control import (OUTSIDE, UNGOVERNED, control_levels, initial_control_voronoi,
                             update_control)
-from .rules.spatial import box_mean, dilate8, window_size
+from .rules.spatial import box_mean, dilate8, stamp_windows, window_means, window_size
 
 ISIS = "ISIS"
 PHASES = ("events", "plan", "move", "project", "combat", "control", "redeploy", "insurgency",
@@ -36,6 +36,14 @@ GARRISON_WINDOW = 3  # cells: a garrison's presence reaches the 8 neighbours of 
 
 def _date(s: str) -> dt.date:
     return dt.date.fromisoformat(s)
+
+
+def mix(weights: np.ndarray, fields: np.ndarray) -> np.ndarray:
+    """``out[f] = sum_g weights[f, g] * fields[g]`` for ``[faction, row, col]`` stacks."""
+    n = fields.shape[0]
+    # einsum's own loops, not BLAS: a 10 x 10 by 10 x N product gains nothing from threads
+    out = np.einsum("fg,gn->fn", weights.astype(np.float32), fields.reshape(n, -1))
+    return out.reshape(weights.shape[0], *fields.shape[1:])
 
 
 class ConflictModel(mesa.Model):
@@ -87,6 +95,7 @@ class ConflictModel(mesa.Model):
         self.air = np.ones((self.n_f, self.n_f))
         self.engaged = self.hostility > 0
         self.prev_owner = self.owner.copy()
+        self._combat_idx = np.zeros(0, np.int64)
         self._phase_project()
         self._record()
 
@@ -293,8 +302,10 @@ class ConflictModel(mesa.Model):
     def _garrison_weights(self, i: int) -> np.ndarray:
         """Where a faction stations its holding forces: a base weight everywhere, more in
         populated cells (sqrt of people) and in key places."""
-        g = self.geo
-        return (1.0 + np.sqrt(g.population) / 30.0 + 10.0 * g.key_place).astype(np.float32)
+        if not hasattr(self, "_gw"):
+            g = self.geo
+            self._gw = (1.0 + np.sqrt(g.population) / 30.0 + 10.0 * g.key_place).astype(np.float32)
+        return self._gw
 
     # ------------------------------------------------------------------ the step
     def step(self) -> None:
@@ -376,7 +387,7 @@ class ConflictModel(mesa.Model):
     # 2 --------------------------------------------------------------------------------
     def _phase_plan(self) -> None:
         p = self.presence
-        enemy_all = np.tensordot(self.hostility > 0, p, axes=(1, 0))
+        enemy_all = mix(self.hostility > 0, p)
         for hq in self.hqs:
             hq.plan(p[hq.index], enemy_all[hq.index], self.value[hq.index])
 
@@ -422,12 +433,13 @@ class ConflictModel(mesa.Model):
     def _phase_project(self) -> None:
         shape = self.geo.shape
         self.p_garrison = box_mean(self.garrison, GARRISON_WINDOW)
-        raster = self.units.raster(self.n_f, shape)
-        pu = np.zeros_like(raster)
-        for w in np.unique(self.unit_window):
-            fs = np.flatnonzero(self.unit_window == w)
-            pu[fs] = box_mean(raster[fs], int(w))
-        self.p_units = pu
+        t = self.units
+        live = np.flatnonzero(t.alive)
+        r, c = t.cells()
+        f = t.faction[live].astype(np.int64)
+        pu = stamp_windows(shape, r[live], c[live], t.fighters[live], self.unit_window[f], f)
+        self.p_units = np.zeros((self.n_f, *shape), np.float32)
+        self.p_units[: pu.shape[0]] = pu[: self.n_f]
         self.presence = self.p_garrison + self.p_units
 
     # 5 --------------------------------------------------------------------------------
@@ -436,7 +448,7 @@ class ConflictModel(mesa.Model):
         p = self.presence
         thr = cfg.contact_threshold
         eng = self.engaged
-        enemy = np.tensordot(eng.astype(np.float32), p, axes=(1, 0))
+        enemy = mix(eng, p)
         contact = ((p > thr) & (enemy > thr)).any(axis=0)
         idx = np.flatnonzero(contact)
         self.fighting = np.zeros(self.geo.shape, bool)
@@ -444,6 +456,7 @@ class ConflictModel(mesa.Model):
         self.new_civ_deaths_cell = np.zeros(self.geo.shape, np.float32)
         self.losses = np.zeros((self.n_f, *self.geo.shape), np.float32)
         self.battles = np.zeros((self.n_f, self.n_f))
+        self._combat_idx = idx
         if idx.size == 0:
             return
         force = p.reshape(self.n_f, -1)[:, idx].astype(np.float64)
@@ -474,25 +487,31 @@ class ConflictModel(mesa.Model):
     def _apply_losses(self) -> None:
         """Take each faction's cell losses from the garrisons and units whose presence put it
         there (box filters are self-adjoint, so the split conserves fighters exactly)."""
-        L = self.losses
-        pg, pu, p = self.p_garrison, self.p_units, self.presence
-        lg = combat.apportion(L, pg, p)
+        idx = self._combat_idx
+        n = self.n_f
+        L = self.losses.reshape(n, -1)[:, idx]
+        pg = self.p_garrison.reshape(n, -1)[:, idx]
+        pu = self.p_units.reshape(n, -1)[:, idx]
+        lg = combat.apportion(L, pg, pg + pu)
         lu = L - lg
         with np.errstate(divide="ignore", invalid="ignore"):
-            rate_g = np.where(pg > 0, lg / pg, 0.0).astype(np.float32)
-            rate_u = np.where(pu > 0, lu / pu, 0.0).astype(np.float32)
-        g_loss = self.garrison * box_mean(rate_g, GARRISON_WINDOW)
+            rg = np.where(pg > 0, lg / pg, 0.0)
+            ru = np.where(pu > 0, lu / pu, 0.0)
+        rate_g = np.zeros((n, self.geo.grid.n_cells), np.float32)
+        rate_g[:, idx] = rg
+        rate_u = np.zeros((n, self.geo.grid.n_cells), np.float32)
+        rate_u[:, idx] = ru
+        shape = (n, *self.geo.shape)
+        g_loss = self.garrison * box_mean(rate_g.reshape(shape), GARRISON_WINDOW)
         self.garrison -= g_loss
         t = self.units
         u_loss = np.zeros(len(t))
-        if len(t):
+        live = np.flatnonzero(t.alive)
+        if live.size:
             r, c = t.cells()
-            for w in np.unique(self.unit_window):
-                fs = np.flatnonzero(self.unit_window == w)
-                back = box_mean(rate_u[fs], int(w))
-                sel = np.flatnonzero(t.alive & np.isin(t.faction, fs))
-                pos = np.searchsorted(fs, t.faction[sel])
-                u_loss[sel] = t.fighters[sel] * back[pos, r[sel], c[sel]]
+            f = t.faction[live].astype(np.int64)
+            u_loss[live] = t.fighters[live] * window_means(rate_u.reshape(shape), r[live], c[live],
+                                                           self.unit_window[f], f)
             t.fighters -= u_loss
         per_f = g_loss.reshape(self.n_f, -1).sum(axis=1) + np.bincount(
             t.faction, weights=u_loss, minlength=self.n_f)[: self.n_f]
@@ -514,14 +533,32 @@ class ConflictModel(mesa.Model):
     def _phase_control(self) -> None:
         cc = self.cfg.control
         self.prev_owner = self.owner.copy()
-        post = np.maximum(self.presence - self.losses, 0.0)
-        jitter = self.streams["jitter"].random(post.shape, dtype=np.float32) * 1e-3
-        self.owner = update_control(self.owner, post, self.engaged, self.allowed, cc.capture_ratio,
-                                    self.hold_min, jitter)
-        all_p = post.sum(axis=0) + self.hidden
+        n = self.n_f
+        post = self.presence
+        if self._combat_idx.size:
+            post = post.copy()
+            pf = post.reshape(n, -1)
+            pf[:, self._combat_idx] = np.maximum(
+                pf[:, self._combat_idx] - self.losses.reshape(n, -1)[:, self._combat_idx], 0.0)
+        # only cells where control can change: the holder is below its hold level, someone
+        # else is present, or nobody holds it
+        owner = self.owner.ravel()
+        held = owner >= 0
+        pflat = post.reshape(n, -1)
+        own_p = pflat[np.where(held, owner, 0), np.arange(owner.size)]
+        total = pflat.sum(axis=0)
+        active = (owner != OUTSIDE) & (
+            (held & ((own_p < self.hold_min[np.where(held, owner, 0)]) | (total - own_p > 0)))
+            | (owner == UNGOVERNED) & (total > 0))
+        idx = np.flatnonzero(active)
+        if idx.size:
+            sub = pflat[:, idx]
+            jitter = self.streams["jitter"].random(sub.shape, dtype=np.float32) * 1e-3
+            new = update_control(owner[idx], sub, self.engaged, self.allowed.reshape(n, -1)[:, idx],
+                                 cc.capture_ratio, self.hold_min, jitter)
+            self.owner.ravel()[idx] = new
         level_p = np.concatenate([post, self.hidden[None]], axis=0)
         self.level = control_levels(self.owner, level_p, self.fighting, cc.full_share, cc.dominant_share)
-        del all_p
 
     # 7 --------------------------------------------------------------------------------
     def _phase_redeploy(self) -> None:
@@ -557,18 +594,29 @@ class ConflictModel(mesa.Model):
                 self._flow[("new_fighter_losses", f)] += killed
                 if i == self.isis:
                     self._foreign_killed(killed)
+        # spread garrisons over each connected piece of territory (fighters stay in their
+        # pocket); the front (cells next to an enemy) gets extra weight
+        held = self.owner >= 0
+        hostile_owner = (self.hostility > 0)[:, np.where(held, self.owner, 0)] & held
+        near_enemy = dilate8(hostile_owner)
+        base = self._garrison_weights(0)
+        struct = np.ones((3, 3), bool)
+        for i in range(self.n_f):
+            own = self.owner == i
             if not own.any():
                 continue
-            labels, n = ndimage.label(own, structure=np.ones((3, 3), bool))
-            w = np.where(own, self._garrison_weights(i), 0.0)
-            front = own & dilate8(self._enemy_near(i))
-            w = w + 20.0 * front
-            comp_g = np.bincount(labels.ravel(), weights=self.garrison[i].ravel(), minlength=n + 1)
-            comp_w = np.bincount(labels.ravel(), weights=w.ravel(), minlength=n + 1)
+            labels, n = ndimage.label(own, structure=struct)
+            w = (base + 20.0 * near_enemy[i]) * own
+            lab = labels.ravel()
+            comp_g = np.bincount(lab, weights=self.garrison[i].ravel(), minlength=n + 1)
+            comp_w = np.bincount(lab, weights=w.ravel(), minlength=n + 1)
             with np.errstate(divide="ignore", invalid="ignore"):
                 scale = np.where(comp_w > 0, comp_g / comp_w, 0.0)
-            target = (w * scale[labels]).astype(np.float32)
-            self.garrison[i] = np.where(own, 0.5 * self.garrison[i] + 0.5 * target, self.garrison[i])
+            scale[0] = 0.0
+            target = w * scale[labels].astype(np.float32)
+            # garrisons sit on own cells only (lost cells were emptied above)
+            self.garrison[i] *= 0.5
+            self.garrison[i] += 0.5 * target
         self._reinforce_units()
 
     def _enemy_near(self, i: int) -> np.ndarray:
@@ -631,8 +679,7 @@ class ConflictModel(mesa.Model):
                     self.fighter_ledger[f]["killed"] += k
                     self._flow[("new_fighter_losses", f)] += k
         # counter-insurgency by hostile garrisons
-        hostile_p = np.tensordot((self.hostility[self.isis] > 0).astype(np.float32), self.presence,
-                                 axes=(0, 0))
+        hostile_p = mix((self.hostility[self.isis] > 0)[None], self.presence)[0]
         caught = insurgency.detection_losses(self.hidden, hostile_p, ic.detection_rate)
         self.hidden -= caught.astype(np.float32)
         k = float(caught.sum())

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spatial import argmax0
+
 UNGOVERNED = -1
 OUTSIDE = -2
 LEVEL_NONE, LEVEL_FULL, LEVEL_DOMINANT, LEVEL_CONTESTED = 0, 1, 2, 3
@@ -37,38 +39,40 @@ def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
     3. *Race*: an ungoverned cell goes to the allowed faction with the largest presence, if
        that is at least its ``hold_min``.
 
-    ``jitter`` (same shape as presence, tiny) breaks exact ties at random.
+    ``jitter`` (same shape as presence, tiny) breaks exact ties at random.  Works on any
+    trailing shape (the model passes only the cells where control can change).
     """
     n_f = presence.shape[0]
+    shape = owner.shape
+    owner = owner.reshape(-1)
+    p = presence.reshape(n_f, -1)
+    if jitter is not None:
+        p = p + jitter.reshape(n_f, -1)
+    allowed = allowed.reshape(n_f, -1)
     theatre = owner != OUTSIDE
-    p = presence if jitter is None else presence + jitter
-    hm = hold_min.reshape(n_f, 1, 1)
-    can_hold = allowed & (p >= hm)
+    can_hold = allowed & (p >= hold_min[:, None])
 
     held = owner >= 0
     own_idx = np.where(held, owner, 0)
-    own_p = np.take_along_axis(p, own_idx[None], axis=0)[0]
+    cols = np.arange(owner.size)
+    own_p = p[own_idx, cols]
     vacant = held & (own_p < hold_min[own_idx])
     new = np.where(vacant, UNGOVERNED, owner)
 
     # capture of held cells
     held = new >= 0
     own_idx = np.where(held, new, 0)
-    hostile_to_owner = hostile[own_idx.ravel()].T.reshape(p.shape)  # [g, r, c]
-    friendly_p = np.einsum("grc,grc->rc", p, ~hostile_to_owner)
-    challenger_p = np.where(hostile_to_owner & can_hold, p, -1.0)
-    best = challenger_p.argmax(axis=0)
-    best_p = np.take_along_axis(challenger_p, best[None], axis=0)[0]
+    hostile_to_owner = hostile[:, own_idx]  # [g, n]
+    friendly_p = np.where(hostile_to_owner, 0.0, p).sum(axis=0)
+    best, best_p = argmax0(np.where(hostile_to_owner & can_hold, p, -1.0))
     captured = held & (best_p >= 0) & (best_p >= capture_ratio * friendly_p)
     new = np.where(captured, best, new)
 
     # race for ungoverned cells
     free = (new == UNGOVERNED) & theatre
-    race_p = np.where(can_hold, p, -1.0)
-    winner = race_p.argmax(axis=0)
-    win_p = np.take_along_axis(race_p, winner[None], axis=0)[0]
+    winner, win_p = argmax0(np.where(can_hold, p, -1.0))
     new = np.where(free & (win_p >= 0), winner, new)
-    return new.astype(np.int8)
+    return new.astype(np.int8).reshape(shape)
 
 
 def control_levels(owner: np.ndarray, presence: np.ndarray, fighting: np.ndarray,

@@ -20,6 +20,8 @@ def box_mean(field: np.ndarray, size: int) -> np.ndarray:
     """
     if size <= 1:
         return field.astype(np.float32, copy=True)
+    if size == 3:
+        return (box_sum3(field.astype(np.float32, copy=False)) / np.float32(9.0))
     sizes = (1,) * (field.ndim - 2) + (size, size)
     return ndimage.uniform_filter(field, size=sizes, mode="constant").astype(np.float32, copy=False)
 
@@ -43,3 +45,53 @@ def frontier(own: np.ndarray, other: np.ndarray) -> np.ndarray:
 def component_sums(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """Sum of ``values`` per connected-component label 1..n (index 0 = background)."""
     return np.bincount(labels.ravel(), weights=values.ravel(), minlength=n + 1)
+
+
+def argmax0(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index, value) of the maximum over axis 0; first index wins ties, like ``argmax``.
+    A running comparison over the short leading axis, much faster than ``a.argmax(0)`` for
+    ``[faction, ...]`` stacks (which strides across memory)."""
+    best = a[0].copy()
+    idx = np.zeros(best.shape, np.int64)
+    for k in range(1, a.shape[0]):
+        better = a[k] > best
+        idx[better] = k
+        np.maximum(best, a[k], out=best)
+    return idx, best
+
+
+def box_sum3(field: np.ndarray) -> np.ndarray:
+    """Sum over the 3 x 3 neighbourhood of each cell (zero outside), last two axes."""
+    out = field.copy()
+    out[..., 1:, :] += field[..., :-1, :]
+    out[..., :-1, :] += field[..., 1:, :]
+    o2 = out.copy()
+    o2[..., :, 1:] += out[..., :, :-1]
+    o2[..., :, :-1] += out[..., :, 1:]
+    return o2
+
+
+def stamp_windows(shape, rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
+                  sizes: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """Add ``value / size**2`` over the ``size`` x ``size`` window around each point, into a
+    ``[layers, *shape]`` float32 array: the box filter of point sources, without filtering
+    whole planes (units are few, cells many)."""
+    n_layers = int(layer.max()) + 1 if layer.size else 0
+    out = np.zeros((max(n_layers, 1), *shape), np.float32)
+    R, C = shape
+    for r, c, v, s, k in zip(rows, cols, values, sizes, layer):
+        h = s // 2
+        out[k, max(r - h, 0):min(r + h + 1, R), max(c - h, 0):min(c + h + 1, C)] += v / (s * s)
+    return out
+
+
+def window_means(field: np.ndarray, rows: np.ndarray, cols: np.ndarray, sizes: np.ndarray,
+                 layer: np.ndarray) -> np.ndarray:
+    """Mean of ``field[layer]`` over each point's window (zero-padded): the adjoint of
+    :func:`stamp_windows`, used to hand cell losses back to the units that projected force."""
+    R, C = field.shape[-2:]
+    out = np.zeros(len(rows))
+    for i, (r, c, s, k) in enumerate(zip(rows, cols, sizes, layer)):
+        h = s // 2
+        out[i] = field[k, max(r - h, 0):min(r + h + 1, R), max(c - h, 0):min(c + h + 1, C)].sum() / (s * s)
+    return out
