@@ -171,6 +171,7 @@ class CombatConfig:
     civilian_harm: float = rng_(0, 1, default=0.0004)
     max_loss_fraction: float = rng_(0, 1, default=0.5)
     retreat_loss_fraction: float = rng_(0, 1, default=0.25)
+    static_front_intensity: float = rng_(0, 1, default=0.05)
 
 
 @dataclass
@@ -179,6 +180,9 @@ class ControlConfig:
     full_share: float = rng_(0, 1, default=0.9)
     dominant_share: float = rng_(0, 1, default=0.6)
     vacancy_weeks: int = rng_(0, 100, default=1)
+    urban_defence: float = rng_(0, 20, default=2.0)
+    empty_hold_share: float = rng_(0, 1, default=0.1)
+    hold_population: float = rng_(1, 1e7, default=20000.0)
 
 
 @dataclass
@@ -200,6 +204,8 @@ class DisplacementConfig:
     safe_damage: float = rng_(0, 1, default=0.3)
     walk_km_week: float = rng_(1, 1000, default=150.0)
     rebuild_rate: float = rng_(0, 1, default=0.01)
+    violence_scale: float = rng_(0.001, 1e4, default=1.0)
+    violence_threshold: float = rng_(0, 1, default=0.05)
 
 
 @dataclass
@@ -217,6 +223,9 @@ class OutputConfig:
     map_dates: list[str] = _list("2017-07-01", "2017-11-01", "2018-06-01", "2019-06-01")
     netcdf: bool = True
     dpi: int = rng_(30, 600, default=110)
+    # places (gazetteer names) whose controller is recorded; checked against the map's
+    # gazetteer before a run (validate_geography)
+    watch_places: list[str] = _list()
 
 
 @dataclass
@@ -403,9 +412,18 @@ def validate(cfg: Config) -> None:
         if not (v >= 0) or math.isinf(v):
             raise ConfigError(f"geography.population_target.{k} = {v!r}: allowed range is [0, inf)")
 
+    if not g.theatre_countries:
+        raise ConfigError("geography.theatre_countries: at least one country (ISO3 code) is required")
+
     if not cfg.factions:
         raise ConfigError("factions: at least one faction is required (allowed: " + ", ".join(FACTIONS) + ")")
     known = list(cfg.factions)
+    theatre = list(g.theatre_countries)
+    for name, fc in cfg.factions.items():
+        for c in fc.countries:
+            if c not in theatre:
+                raise ConfigError(f"factions.{name}.countries = {c!r}: not a theatre country "
+                                  f"(allowed: {', '.join(theatre)})")
     for name, fc in cfg.factions.items():
         key = f"factions.{name}"
         if fc.name != name:
@@ -424,6 +442,8 @@ def validate(cfg: Config) -> None:
                 raise ConfigError(f"{key}.value_weights.{k} = {v!r}: allowed range is [0, inf)")
 
     s = cfg.scenario
+    if not s.name.strip():
+        raise ConfigError("scenario.name = '': a scenario needs a name (it names the output folder)")
     _check_date(s.start_date, "scenario.start_date", allow_empty=False)
     for a, row in s.hostility.items():
         _check_faction(a, f"scenario.hostility.{a}", known)
@@ -448,6 +468,8 @@ def validate(cfg: Config) -> None:
         if len(d.sides) != 2 or any(x not in ("north", "south") for x in d.sides):
             raise ConfigError(f"{key}.sides = {d.sides!r}: give two of north, south")
         _check_date(d.until, f"{key}.until")
+        if d.country not in theatre:
+            raise ConfigError(f"{key}.country = {d.country!r}: not a theatre country (allowed: {', '.join(theatre)})")
     for i, ev in s.events.items():
         key = f"scenario.events.{i}"
         _check_date(ev.date, f"{key}.date")
@@ -478,3 +500,31 @@ def validate(cfg: Config) -> None:
                 raise ConfigError(f"identity_shares.{gov}.{ident}: unknown identity group (allowed: {', '.join(IDENTITIES)})")
             if not (0 <= v <= 1):
                 raise ConfigError(f"identity_shares.{gov}.{ident} = {v!r}: allowed range is [0, 1]")
+    # an empty scenario (e.g. a scenario file with no content): nobody ever fights anybody
+    if not any(v > 0 for row in s.hostility.values() for v in row.values()) and not any(
+            float(item[2]) > 0 for ev in s.events.values() for item in ev.set_hostility):
+        raise ConfigError("scenario.hostility: no two factions are ever hostile, so nothing would "
+                          "happen (an empty scenario? the scenario file must set scenario.hostility)")
+
+
+def validate_geography(cfg: Config, geo: Any) -> None:
+    """Checks that need the map (a :class:`sim.geography.Geography` built for ``cfg``): watched
+    places are in its gazetteer and inside the theatre, deconfliction lines name one of its
+    rivers, theatre countries exist.  Raises :class:`ConfigError` (one line, naming the key)."""
+    for c in cfg.geography.theatre_countries:
+        if c not in geo.country_names:
+            raise ConfigError(f"geography.theatre_countries = {c!r}: not a country of this map "
+                              f"(known: {', '.join(geo.country_names)})")
+    for i, name in enumerate(cfg.output.watch_places):
+        key = f"output.watch_places[{i}]"
+        try:
+            k = geo.places.find(name)
+        except KeyError as e:  # sim.geography.PlaceNotFound: lists close matches
+            raise ConfigError(f"{key} = {name!r}: {e}") from None
+        r, c = int(geo.places.row[k]), int(geo.places.col[k])
+        if not (0 <= r < geo.shape[0] and 0 <= c < geo.shape[1]) or not geo.theatre[r, c]:
+            raise ConfigError(f"{key} = {name!r}: the place is outside the theatre of this map")
+    for i, d in cfg.scenario.deconfliction.items():
+        if d.line not in geo.named_rivers:
+            raise ConfigError(f"scenario.deconfliction.{i}.line = {d.line!r}: unknown river "
+                              f"(known: {', '.join(sorted(geo.named_rivers))})")

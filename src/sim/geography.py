@@ -127,6 +127,7 @@ class Geography:
     key_place: np.ndarray  # float32 0..1 (1 at key places' cells)
     places: Places
     sources: dict[str, str] = field(default_factory=dict)
+    river_lines: dict[str, list[np.ndarray]] = field(default_factory=dict)  # name -> [(n, 2) lon/lat]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -320,8 +321,8 @@ def _cfg_key(cfg: GeographyConfig) -> tuple:
 
 
 def _freeze(v):
-    if isinstance(v, dict):
-        return tuple(sorted((k, _freeze(x)) for k, x in v.items()))
+    if isinstance(v, dict):  # tagged, so that an empty dict thaws back to a dict
+        return ("__dict__", tuple(sorted((k, _freeze(x)) for k, x in v.items())))
     if isinstance(v, list):
         return tuple(_freeze(x) for x in v)
     return v
@@ -337,8 +338,8 @@ def _build_cached(key: tuple) -> Geography:
 
 
 def _thaw(v):
-    if isinstance(v, tuple) and v and all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in v):
-        return {k: _thaw(x) for k, x in v}
+    if isinstance(v, tuple) and len(v) == 2 and v[0] == "__dict__":
+        return {k: _thaw(x) for k, x in v[1]}
     if isinstance(v, tuple):
         return [_thaw(x) for x in v]
     return v
@@ -384,6 +385,7 @@ def build_real(cfg: GeographyConfig) -> Geography:
         if p.get("named") and p.get("traced", False) or p["name"] == "Balikh":
             named.setdefault(p["name"], []).append(f["geometry"])
     named_rivers = {n: rasterize_lines(grid, g) for n, g in named.items()}
+    river_lines = {n: [xy for geom in gs for xy in _line_parts(geom)] for n, gs in named.items()}
     major = np.zeros(grid.shape, bool)
     for n in MAJOR_RIVERS:
         if n in named_rivers:
@@ -400,12 +402,14 @@ def build_real(cfg: GeographyConfig) -> Geography:
     land = (country >= 0) & ~sea
     theatre = in_theatre_country & land & ~lake
     places = load_places(grid, cfg.missing_place_population)
-    return _finish(cfg, grid, country, country_names, admin1.astype(np.int16), admin1_names, terrain,
-                   elevation, river, major, named_rivers, lake, theatre, land, places,
-                   sources={"terrain": "terrain.npz (pvlib/Mapzen elevation, GSHHG, Koppen-Geiger)",
-                            "borders": "Natural Earth 4.1 admin-0, NE admin-1",
-                            "rivers": "GSHHG 2.3.7 WDBII (LGPL-3+)",
-                            "places": "GeoNames (CC BY 4.0)"})
+    geo = _finish(cfg, grid, country, country_names, admin1.astype(np.int16), admin1_names, terrain,
+                  elevation, river, major, named_rivers, lake, theatre, land, places,
+                  sources={"terrain": "terrain.npz (pvlib/Mapzen elevation, GSHHG, Koppen-Geiger)",
+                           "borders": "Natural Earth 4.1 admin-0, NE admin-1",
+                           "rivers": "GSHHG 2.3.7 WDBII (LGPL-3+)",
+                           "places": "GeoNames (CC BY 4.0)"})
+    geo.river_lines = river_lines
+    return geo
 
 
 def _finish(cfg, grid, country, country_names, admin1, admin1_names, terrain, elevation, river,
@@ -513,15 +517,18 @@ def build_synthetic(cfg: GeographyConfig) -> Geography:
     )
     places.build_index()
     named = {"Euphrates": river.copy()}
-    return _finish(cfg, grid, country, country_names, admin1, admin1_names, terrain, elevation,
-                   river, river.copy(), named, lake, theatre, land, places,
-                   sources={"all": "synthetic test map"})
+    geo = _finish(cfg, grid, country, country_names, admin1, admin1_names, terrain, elevation,
+                  river, river.copy(), named, lake, theatre, land, places,
+                  sources={"all": "synthetic test map"})
+    rlat = float(grid.latlon(nr // 2, 0)[0])
+    geo.river_lines = {"Euphrates": [np.array([[grid.lon_min, rlat], [grid.lon_min + nc * res, rlat]])]}
+    return geo
 
 
 def river_side(geo: Geography, river_name: str, country: str | None = None) -> np.ndarray:
-    """Side of a river line for each cell: +1 north of it, -1 south of it, 0 on it or where the
-    column never meets the river.  Counted by river entries met walking south from row 0
-    (vectorised over columns)."""
+    """Side of a river line for each cell: +1 north of it, -1 south of it, 0 where the column
+    never meets the river, and 0 on the river cells themselves (the valley is open to both
+    banks).  Counted by river entries met walking south from row 0 (vectorised over columns)."""
     if river_name not in geo.named_rivers:
         raise KeyError(f"unknown river {river_name!r} (known: {', '.join(sorted(geo.named_rivers))})")
     line = geo.named_rivers[river_name].copy()
@@ -531,6 +538,6 @@ def river_side(geo: Geography, river_name: str, country: str | None = None) -> n
     crossings = np.cumsum(entering, axis=0)
     has = line.any(axis=0)[None, :]
     side = np.where(crossings == 0, 1, -1).astype(np.int8)
-    side[line] = 0
+    side[line] = 0  # the river valley itself is open to both banks (no-man's-land)
     side[:, ~has[0]] = 0
     return side

@@ -25,17 +25,25 @@ from .rules import civilians as civ
 from .rules import combat, insurgency
 from .rules.control import (OUTSIDE, UNGOVERNED, control_levels, initial_control_voronoi,
                             update_control)
-from .rules.spatial import box_mean, dilate8, stamp_windows, window_means, window_size
+from .rules.spatial import box_mean, box_sum3, dilate8, stamp_windows, window_means, window_size
 
 ISIS = "ISIS"
 PHASES = ("events", "plan", "move", "project", "combat", "control", "redeploy", "insurgency",
           "civilians", "record")
 STREAMS = ("init", "engage", "combat", "insurgency", "civilians", "jitter")
-GARRISON_WINDOW = 3  # cells: a garrison's presence reaches the 8 neighbours of its cell
+GARRISON_SPILL = 0.25  # share of a garrison's presence felt in each of the 8 neighbour cells x 8
 
 
 def _date(s: str) -> dt.date:
     return dt.date.fromisoformat(s)
+
+
+def garrison_presence(field: np.ndarray) -> np.ndarray:
+    """Presence of garrisons: all of a cell's garrison in the cell, plus ``GARRISON_SPILL / 8``
+    of it in each neighbour.  The kernel is symmetric, so applying it to loss rates hands
+    each cell's losses back to the garrisons that were present there, exactly."""
+    f = field.astype(np.float32, copy=False)
+    return f + np.float32(GARRISON_SPILL / 8.0) * (box_sum3(f) - f)
 
 
 def mix(weights: np.ndarray, fields: np.ndarray) -> np.ndarray:
@@ -111,6 +119,14 @@ class ConflictModel(mesa.Model):
         self.hold_min = np.array([fc.garrison_min for fc in fcs], np.float32)
         if self.isis >= 0:
             self.hold_min[self.isis] /= max(cfg.scenario.isis_cohesion, 1e-6)
+        # holding a cell takes fighters in proportion to its people (empty desert: a patrol;
+        # a town: a garrison), and towns favour their defender (urban terrain)
+        pop = self.geo.population.ravel().astype(np.float64)
+        cc = cfg.control
+        e = cc.empty_hold_share
+        self.hold_scale = (e + (1 - e) * np.clip(np.sqrt(pop / cc.hold_population), 0, 1)).astype(np.float32)
+        urban = np.clip(np.log10(np.maximum(pop, 1.0) / 1000.0) / 2.0, 0.0, 1.0)
+        self.defence = (1.0 + cc.urban_defence * urban).astype(np.float32)
         self.strength0 = np.array([fc.fighters for fc in fcs]) * mult
         self.unit_window = np.array([window_size(fc.projection_km, self.cell_km) for fc in fcs])
         self.unit_speed_cells = np.array([fc.speed_km_week for fc in fcs]) / self.cell_km
@@ -304,7 +320,7 @@ class ConflictModel(mesa.Model):
         populated cells (sqrt of people) and in key places."""
         if not hasattr(self, "_gw"):
             g = self.geo
-            self._gw = (1.0 + np.sqrt(g.population) / 30.0 + 10.0 * g.key_place).astype(np.float32)
+            self._gw = (0.2 + (g.population / 5000.0) ** 0.8 + 10.0 * g.key_place).astype(np.float32)
         return self._gw
 
     # ------------------------------------------------------------------ the step
@@ -432,7 +448,7 @@ class ConflictModel(mesa.Model):
     # 4 --------------------------------------------------------------------------------
     def _phase_project(self) -> None:
         shape = self.geo.shape
-        self.p_garrison = box_mean(self.garrison, GARRISON_WINDOW)
+        self.p_garrison = garrison_presence(self.garrison)
         t = self.units
         live = np.flatnonzero(t.alive)
         r, c = t.cells()
@@ -465,6 +481,16 @@ class ConflictModel(mesa.Model):
                                          cfg.guerrilla_area_factor)
         exp_ground = combat.expected_losses(force, eng, self.firepower, np.ones_like(self.air),
                                             insurgent, cfg.guerrilla_area_factor)
+        # fronts are quiet unless a unit is there: full intensity only where an engaged side
+        # has manoeuvre units present; the holder of a cell loses less in towns (defence)
+        near_unit = self._unit_cells_dilated().reshape(self.n_f, -1)[:, idx]
+        active = (near_unit & (force > thr) & (mix(eng, force) > thr)).any(axis=0)
+        scale = np.where(active, 1.0, cfg.static_front_intensity)
+        owner = self.owner.ravel()[idx]
+        own_rows = (np.arange(self.n_f)[:, None] == owner[None, :])
+        defence = np.where(own_rows, self.defence[idx][None, :], 1.0)
+        exp_air = exp_air * scale / defence
+        exp_ground = exp_ground * scale / defence
         loss = combat.draw_losses(exp_air, force, self.streams["combat"], cfg.loss_noise,
                                   cfg.max_loss_fraction)
         self.battles = combat.dyad_battles(loss, force, eng)
@@ -484,6 +510,16 @@ class ConflictModel(mesa.Model):
         self.new_civ_deaths_cell.ravel()[idx] = deaths
         self._apply_losses()
 
+    def _unit_cells_dilated(self) -> np.ndarray:
+        """``[F, R, C]``: cells within one cell of a live unit of each faction (where it
+        assaults; elsewhere its fire only supports the holding garrisons)."""
+        t = self.units
+        m = np.zeros((self.n_f, *self.geo.shape), bool)
+        live = np.flatnonzero(t.alive)
+        r, c = t.cells()
+        m[t.faction[live], r[live], c[live]] = True
+        return dilate8(m)
+
     def _apply_losses(self) -> None:
         """Take each faction's cell losses from the garrisons and units whose presence put it
         there (box filters are self-adjoint, so the split conserves fighters exactly)."""
@@ -502,7 +538,7 @@ class ConflictModel(mesa.Model):
         rate_u = np.zeros((n, self.geo.grid.n_cells), np.float32)
         rate_u[:, idx] = ru
         shape = (n, *self.geo.shape)
-        g_loss = self.garrison * box_mean(rate_g.reshape(shape), GARRISON_WINDOW)
+        g_loss = self.garrison * garrison_presence(rate_g.reshape(shape))
         self.garrison -= g_loss
         t = self.units
         u_loss = np.zeros(len(t))
@@ -548,14 +584,16 @@ class ConflictModel(mesa.Model):
         own_p = pflat[np.where(held, owner, 0), np.arange(owner.size)]
         total = pflat.sum(axis=0)
         active = (owner != OUTSIDE) & (
-            (held & ((own_p < self.hold_min[np.where(held, owner, 0)]) | (total - own_p > 0)))
+            (held & ((own_p < self.hold_min[np.where(held, owner, 0)] * self.hold_scale)
+                     | (total - own_p > 0)))
             | (owner == UNGOVERNED) & (total > 0))
         idx = np.flatnonzero(active)
         if idx.size:
             sub = pflat[:, idx]
             jitter = self.streams["jitter"].random(sub.shape, dtype=np.float32) * 1e-3
             new = update_control(owner[idx], sub, self.engaged, self.allowed.reshape(n, -1)[:, idx],
-                                 cc.capture_ratio, self.hold_min, jitter)
+                                 cc.capture_ratio, self.hold_min[:, None] * self.hold_scale[idx][None],
+                                 jitter, self.defence[idx])
             self.owner.ravel()[idx] = new
         level_p = np.concatenate([post, self.hidden[None]], axis=0)
         self.level = control_levels(self.owner, level_p, self.fighting, cc.full_share, cc.dominant_share)
@@ -731,7 +769,10 @@ class ConflictModel(mesa.Model):
         fr = flat[inside]
         pop0 = self.pop_static.ravel()[inside]
         w = np.bincount(fr, weights=pop0, minlength=n_reg) + 1e-9
-        vio_idx = 1.0 - np.exp(-self.violence.ravel()[inside] / 20.0)
+        home_cell, idp_cell = self._people_split()
+        present = home_cell + idp_cell
+        vio_cell = self._violence_index(self.violence.ravel(), present)
+        vio_idx = vio_cell[inside]
         reg_vio = np.bincount(fr, weights=pop0 * vio_idx, minlength=n_reg) / w
         dmg = self.damage.ravel()[inside]
         reg_dmg = np.bincount(fr, weights=pop0 * dmg, minlength=n_reg) / w
@@ -752,8 +793,6 @@ class ConflictModel(mesa.Model):
         ret = civ.return_fraction(safe, reg_dmg[cr], dc.return_rate, dc.safe_damage)
         # deaths: split each cell's civilian deaths between home people and sheltering IDPs
         deaths_cell = self.new_civ_deaths_cell.ravel()
-        home_cell, idp_cell = self._people_split()
-        present = home_cell + idp_cell
         with np.errstate(divide="ignore", invalid="ignore"):
             f_home = np.where(present > 0, np.minimum(deaths_cell / present, 1.0), 0.0)
         d_home_reg = np.bincount(fr, weights=(f_home * home_cell)[inside], minlength=n_reg)
@@ -764,7 +803,7 @@ class ConflictModel(mesa.Model):
         # FLEE destinations: safety x legitimacy x capacity / distance
         dest_cells = self.region_cell[self.dest_region]
         dest_owner = owner_flat[dest_cells]
-        d_vio = 1.0 - np.exp(-self.violence.ravel()[dest_cells] / 20.0)
+        d_vio = vio_cell[dest_cells]
         d_safe = (1.0 - d_vio) * (1.0 - self.damage.ravel()[dest_cells])
         d_leg = np.where(dest_owner[None, :] >= 0,
                          self.legitimacy[np.maximum(dest_owner, 0)][:, ci].T, 0.05)
@@ -780,7 +819,7 @@ class ConflictModel(mesa.Model):
         (cm.home, cm.idp, cm.abroad, cm.dead), (left, to_ab, back, died) = civ.move_people(
             cm.home, cm.idp, cm.abroad, cm.dead, flee, abroad_share, ret, ret * 0.2, d_home, d_idp)
         # IDPs move on when their shelter is unsafe (FLEE), and new IDPs join them
-        moving = (left > 0) | (1.0 - np.exp(-self.violence.ravel()[cm.idp_loc] / 20.0) > 0.1)
+        moving = (left > 0) | (vio_cell[cm.idp_loc] > 0.1)
         cm.idp_loc = np.where(moving, new_loc, cm.idp_loc)
         self._flow[("new_displaced", "ALL")] += float(left.sum())
         self._flow[("new_refugees_abroad", "ALL")] += float(to_ab.sum())
@@ -816,6 +855,15 @@ class ConflictModel(mesa.Model):
             k = float(rec.sum())
             self.fighter_ledger[ISIS]["recruited"] += k
             self._flow[("new_recruits", ISIS)] += k
+
+    def _violence_index(self, deaths: np.ndarray, people: np.ndarray) -> np.ndarray:
+        """Violence felt by civilians in [0, 1) from a cell's weekly deaths (fighters and
+        civilians) per 1,000 people there: ``max(0, 1 - exp(-d / scale) - threshold)``.
+        Risk per head drives flight (a death in a village weighs more than in a city), and
+        low-level front-line violence below the threshold does not drive people out."""
+        dc = self.cfg.displacement
+        per_k = deaths / np.maximum(people, 100.0) * 1000.0
+        return np.maximum(1.0 - np.exp(-per_k / dc.violence_scale) - dc.violence_threshold, 0.0)
 
     def _people_split(self) -> tuple[np.ndarray, np.ndarray]:
         """(people at home, displaced people sheltering) per cell, flat arrays."""

@@ -24,12 +24,15 @@ LEVEL_NONE, LEVEL_FULL, LEVEL_DOMINANT, LEVEL_CONTESTED = 0, 1, 2, 3
 
 def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
                    allowed: np.ndarray, capture_ratio: float, hold_min: np.ndarray,
-                   jitter: np.ndarray | None = None) -> np.ndarray:
+                   jitter: np.ndarray | None = None, defence: np.ndarray | None = None) -> np.ndarray:
     """New owner of every cell.
 
     ``presence[f, r, c]``: force each faction projects on the cell; ``hostile[f, g]``: bool,
     f and g fight; ``allowed[f, r, c]``: f may hold the cell (country, deconfliction);
-    ``hold_min[f]``: presence f needs to hold a cell.
+    ``hold_min[f]`` or ``hold_min[f, cell]``: presence f needs to hold a cell (the model scales
+    it with the cell's population: empty desert is held with a few fighters, a city is not);
+    ``defence[cell]`` (>= 1): the defender's terrain advantage (urban areas), multiplying the
+    ratio an attacker needs.
 
     1. *Vacancy*: a held cell whose owner's presence falls below its ``hold_min`` becomes
        ungoverned.
@@ -50,13 +53,14 @@ def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
         p = p + jitter.reshape(n_f, -1)
     allowed = allowed.reshape(n_f, -1)
     theatre = owner != OUTSIDE
-    can_hold = allowed & (p >= hold_min[:, None])
+    hm = np.broadcast_to(hold_min.reshape(n_f, -1), p.shape)
+    can_hold = allowed & (p >= hm)
 
     held = owner >= 0
     own_idx = np.where(held, owner, 0)
     cols = np.arange(owner.size)
     own_p = p[own_idx, cols]
-    vacant = held & (own_p < hold_min[own_idx])
+    vacant = held & (own_p < hm[own_idx, cols])
     new = np.where(vacant, UNGOVERNED, owner)
 
     # capture of held cells
@@ -65,7 +69,10 @@ def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
     hostile_to_owner = hostile[:, own_idx]  # [g, n]
     friendly_p = np.where(hostile_to_owner, 0.0, p).sum(axis=0)
     best, best_p = argmax0(np.where(hostile_to_owner & can_hold, p, -1.0))
-    captured = held & (best_p >= 0) & (best_p >= capture_ratio * friendly_p)
+    need = capture_ratio * friendly_p
+    if defence is not None:
+        need = need * defence.reshape(-1)
+    captured = held & (best_p >= 0) & (best_p >= need)
     new = np.where(captured, best, new)
 
     # race for ungoverned cells
