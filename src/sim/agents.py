@@ -51,7 +51,9 @@ class FactionHQ(mesa.Agent):
         reach = dilate8(dilate8(own | m.units.occupied(f, m.owner.shape)))
         hostile_owner = np.zeros(m.owner.shape, bool)
         held = m.owner >= 0
-        hostile_owner[held] = m.engage_prob[f][m.owner[held]] > 0
+        # offensives only against factions it is at war with; low-level hostility means
+        # skirmishes where fronts touch, not campaigns
+        hostile_owner[held] = m.engage_prob[f][m.owner[held]] >= m.cfg.control.offensive_hostility
         target = reach & m.allowed[f] & ~own & (hostile_owner | (m.owner == -1))
         idx = np.flatnonzero(target)
         if idx.size == 0:
@@ -59,23 +61,33 @@ class FactionHQ(mesa.Agent):
             idx = np.flatnonzero(own & (enemy > 0))
             if idx.size == 0:
                 return
-        k_unit = m.unit_window[f] ** 2
-        ratio = (fc.unit_size / k_unit + presence.ravel()[idx]) / (enemy.ravel()[idx] + 1.0)
-        feasible = ratio >= fc.attack_ratio
-        vacuum = m.owner.ravel()[idx] == -1
-        score = value.ravel()[idx] * np.minimum(ratio, 5.0) * np.where(vacuum, 1.5, 1.0)
-        score = np.where(feasible | vacuum, score, score * 0.05)
-        top = idx[np.argsort(score)[::-1][: max(4 * units.size, 8)]]
-        top_score = np.sort(score)[::-1][: top.size].copy()
+        # GeoSim power ratio: what the HQ could mass there (its units' assault share plus the
+        # presence it already has) against the enemy's presence, scaled by the defender's
+        # terrain advantage; unfeasible targets are put off, ungoverned ground always tempts
+        mass = m.units.fighters[units].sum() * m.cfg.combat.unit_centre_share
+        need = fc.attack_ratio * m.defence[idx]
+        ratio = (mass + presence.ravel()[idx]) / (enemy.ravel()[idx] + 1.0) / need
+        owner = m.owner.ravel()[idx]
+        vacuum = owner == -1
+        # enemies are worth attacking in proportion to how hostile they are (a faction at
+        # low-level war with a neighbour keeps its units for its main enemy)
+        hostility = np.where(vacuum, 1.0, m.engage_prob[f][np.maximum(owner, 0)])
+        score = value.ravel()[idx] * np.minimum(ratio, 3.0) * np.where(vacuum, 1.5, hostility)
+        score = np.where((ratio >= 1.0) | vacuum, score, score * 0.05)
+        order = np.argsort(score)[::-1][: max(4 * units.size, 8)]
+        top, top_score = idx[order], score[order].copy()
         tr, tc = np.divmod(top, m.owner.shape[1])
         self.objectives = []
         for u in units:
             ur, uc = m.units.row[u], m.units.col[u]
             d = np.hypot(tr - ur, tc - uc)
             s = top_score / (1.0 + d / max(m.unit_speed_cells[f], 1.0))
+            # commitment: a unit keeps an objective that is still worth taking
+            prev = (tr == int(round(m.units.target[u, 0]))) & (tc == int(round(m.units.target[u, 1])))
+            s = np.where(prev, 2.0 * s, s)
             j = int(np.argmax(s))
             m.units.target[u] = (tr[j], tc[j])
-            top_score[j] *= 0.3  # spread units over fronts
+            top_score[j] *= 0.6  # spread units over fronts, but let big objectives draw several
             self.objectives.append((int(tr[j]), int(tc[j])))
 
     def step(self) -> None:  # scheduling is explicit in ConflictModel.step

@@ -89,6 +89,16 @@ class GeographyConfig:
 # factions
 # --------------------------------------------------------------------------------------
 @dataclass
+class GarrisonAreaConfig:
+    """Fighters a faction is known to have had around a place at the start (input data)."""
+
+    place: str = ""  # a name (or alternative spelling) in the gazetteer (places.csv)
+    radius_km: float = rng_(0.1, 500, default=10.0)
+    fighters: float = rng_(0, 1_000_000, default=0.0)
+    source: str = ""
+
+
+@dataclass
 class FactionConfig:
     name: str = "???"
     label: str = ""
@@ -110,6 +120,8 @@ class FactionConfig:
     countries: list[str] = _list("SYR", "IRQ")
     legitimacy: dict[str, float] = _dict()
     value_weights: dict[str, float] = _dict(population=1.0, key_place=2.0, oil=1.0, border=0.5)
+    garrison_areas: list[GarrisonAreaConfig] = _list()
+    garrison_areas_max_share: float = rng_(0, 1, default=0.7)
 
 
 # --------------------------------------------------------------------------------------
@@ -131,6 +143,7 @@ class DeconflictionConfig:
     line: str = "Euphrates"
     country: str = "SYR"
     sides: list[str] = _list()  # one side ("north"/"south") per faction of `factions`
+    line_cells: str = "both"  # who may hold the cells the line runs through: north, south, both
     until: str = ""
 
 
@@ -159,6 +172,7 @@ class ScenarioConfig:
     foreign_fighter_exit_rate: float = rng_(0, 1, default=0.01)
     isis_cohesion: float = rng_(0, 10, default=1.0)
     strength_multiplier: dict[str, float] = _dict()
+    former_allies_max_hostility: float = rng_(0, 1, default=0.1)
 
 
 @dataclass
@@ -172,6 +186,9 @@ class CombatConfig:
     max_loss_fraction: float = rng_(0, 1, default=0.5)
     retreat_loss_fraction: float = rng_(0, 1, default=0.25)
     static_front_intensity: float = rng_(0, 1, default=0.05)
+    unit_centre_share: float = rng_(0, 1, default=0.5)
+    urban_loss_shield: float = rng_(0, 20, default=1.0)
+    max_density_km2: float = rng_(0.1, 1e5, default=30.0)
 
 
 @dataclass
@@ -183,6 +200,10 @@ class ControlConfig:
     urban_defence: float = rng_(0, 20, default=2.0)
     empty_hold_share: float = rng_(0, 1, default=0.1)
     hold_population: float = rng_(1, 1e7, default=20000.0)
+    garrison_move_km: float = rng_(0, 1000, default=30.0)
+    seed_garrison_share: float = rng_(0, 1, default=0.2)
+    offensive_hostility: float = rng_(0, 1, default=0.5)
+    road_factor: float = rng_(0, 100, default=4.0)
 
 
 @dataclass
@@ -192,6 +213,7 @@ class InsurgencyConfig:
     detection_rate: float = rng_(0, 1, default=0.01)
     attack_lethality: float = rng_(0, 100, default=3.0)
     recruitment_rate: float = rng_(0, 0.1, default=0.00002)
+    insurgent_hold_factor: float = rng_(1, 1000, default=5.0)
 
 
 @dataclass
@@ -286,6 +308,8 @@ def _convert(tp: Any, value: Any, path: str):
     tp = str(tp)
     if tp in _NESTED:
         return _build(_NESTED[tp], value, path)
+    if tp == "list[GarrisonAreaConfig]":
+        return [_build(GarrisonAreaConfig, v, f"{path}[{i}]") for i, v in enumerate(_as_list(value, path))]
     if tp == "dict[str, FactionConfig]":
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping of faction name -> faction config")
@@ -467,6 +491,8 @@ def validate(cfg: Config) -> None:
             _check_faction(f, f"{key}.factions", known)
         if len(d.sides) != 2 or any(x not in ("north", "south") for x in d.sides):
             raise ConfigError(f"{key}.sides = {d.sides!r}: give two of north, south")
+        if d.line_cells not in ("north", "south", "both"):
+            raise ConfigError(f"{key}.line_cells = {d.line_cells!r}: allowed values are north, south, both")
         _check_date(d.until, f"{key}.until")
         if d.country not in theatre:
             raise ConfigError(f"{key}.country = {d.country!r}: not a theatre country (allowed: {', '.join(theatre)})")

@@ -127,6 +127,9 @@ class ConflictModel(mesa.Model):
         self.hold_scale = (e + (1 - e) * np.clip(np.sqrt(pop / cc.hold_population), 0, 1)).astype(np.float32)
         urban = np.clip(np.log10(np.maximum(pop, 1.0) / 1000.0) / 2.0, 0.0, 1.0)
         self.defence = (1.0 + cc.urban_defence * urban).astype(np.float32)
+        self.shield = (1.0 + cfg.combat.urban_loss_shield * urban).astype(np.float32)
+        self.move_window = window_size(cc.garrison_move_km, self.cell_km)
+        self.frontage = (cfg.combat.max_density_km2 * self.geo.grid.cell_area_km2).ravel().astype(np.float32)
         self.strength0 = np.array([fc.fighters for fc in fcs]) * mult
         self.unit_window = np.array([window_size(fc.projection_km, self.cell_km) for fc in fcs])
         self.unit_speed_cells = np.array([fc.speed_km_week for fc in fcs]) / self.cell_km
@@ -142,7 +145,8 @@ class ConflictModel(mesa.Model):
         self.former_allies = np.zeros((n, n), bool)
         if self.isis >= 0:
             anti = self.hostility0[:, self.isis] > 0
-            self.former_allies = anti[:, None] & anti[None, :] & (self.hostility0 < 0.5)
+            self.former_allies = anti[:, None] & anti[None, :] & (
+                self.hostility0 < cfg.scenario.former_allies_max_hostility)
             self.former_allies[self.isis, :] = self.former_allies[:, self.isis] = False
             np.fill_diagonal(self.former_allies, False)
         self.legitimacy = np.full((n, len(IDENTITIES)), 0.1)
@@ -176,6 +180,9 @@ class ConflictModel(mesa.Model):
             if d.until and self.date >= _date(d.until):
                 continue
             side = river_side(g, d.line, d.country)
+            if d.line_cells != "both":
+                on_line = g.named_rivers[d.line] & g.country_mask(d.country)
+                side = np.where(on_line, 1 if d.line_cells == "north" else -1, side)
             in_country = g.country_mask(d.country)
             for f, s in zip(d.factions, d.sides):
                 want = 1 if s == "north" else -1
@@ -296,31 +303,73 @@ class ConflictModel(mesa.Model):
             total = self.strength0[i]
             n_units = int(min(fc.max_units, np.floor(fc.unit_share * total / fc.unit_size)))
             in_units = n_units * fc.unit_size
-            w = self._garrison_weights(i)
-            self.garrison[i] = np.where(own, w, 0) * ((total - in_units) / w[own].sum())
+            self.garrison[i] = self._initial_garrison(i, own, total - in_units)
             if n_units:
                 others = (self.owner >= 0) & (self.owner != i)
                 hostile = others & (self.hostility[i][np.where(self.owner >= 0, self.owner, 0)] > 0)
-                front = own & dilate8(hostile | (self.owner == UNGOVERNED))
+                # the HQ's opening deployment: own cells facing the most valuable enemy or
+                # ungoverned ground within a unit's reach (value of the best cell in reach)
+                target = hostile | (self.owner == UNGOVERNED)
+                reach = ndimage.maximum_filter(np.where(target, self.value[i], 0.0),
+                                               size=int(self.unit_window[i]))
+                front = own & (reach > 0)
                 cand = np.flatnonzero(front if front.any() else own)
-                p = self.value[i].ravel()[cand].astype(np.float64)
+                p = (reach.ravel()[cand] if front.any() else self.value[i].ravel()[cand]).astype(np.float64) ** 4
                 pick = rng.choice(cand, size=n_units, replace=cand.size < n_units, p=p / p.sum())
                 r, c = np.divmod(pick, g.shape[1])
                 uf += [i] * n_units
                 ur += list(r)
                 uc += list(c)
                 us += [fc.unit_size] * n_units
+        # where each faction keeps its garrisons from now on: the base weights plus, with equal
+        # total mass, the shape of its opening deployment (strongholds stay strongholds)
+        base = self._garrison_weights(0)
+        self.station_w = np.empty_like(self.garrison)
+        for i in range(n):
+            own = self.owner == i
+            mass = float(base[own].sum())
+            g0 = float(self.garrison[i].sum())
+            self.station_w[i] = base + (self.garrison[i] * (mass / g0) if g0 > 0 else 0.0)
         self.units = UnitTable(uf, ur, uc, us)
         self.hqs = [FactionHQ(self, i, f) for i, f in enumerate(self.faction_names)]
         for k in range(len(self.units)):
             Unit(self, k)
+
+    def _initial_garrison(self, i: int, own: np.ndarray, total: float) -> np.ndarray:
+        """Garrisons at the start: the fighters known to be around given places
+        (``garrison_areas``, capped at ``garrison_areas_max_share`` of the total and scaled down
+        to fit) spread by weight inside each area; the rest by weight over all own ground."""
+        g = self.geo
+        fc = self.cfg.factions[self.faction_names[i]]
+        base = self._garrison_weights(0)
+        out = np.zeros(g.shape, np.float64)
+        areas = []
+        for a in fc.garrison_areas:
+            k = g.places.find(a.place)
+            rr, cc = np.meshgrid(g.grid.lats, g.grid.lons, indexing="ij")
+            near = own & (haversine_km(g.places.lat[k], g.places.lon[k], rr, cc) <= a.radius_km)
+            if near.any() and a.fighters > 0:
+                areas.append((near, a.fighters))
+        want = sum(f for _, f in areas)
+        scale = min(1.0, fc.garrison_areas_max_share * total / want) if want > 0 else 0.0
+        placed = np.zeros(g.shape, bool)
+        for near, fighters in areas:
+            near = near & ~placed  # overlapping areas: the first listed wins
+            if near.any():
+                w = np.where(near, base, 0.0)
+                out += w * (fighters * scale / w.sum())
+                placed |= near
+        rest = total - out.sum()
+        w = np.where(own, base, 0.0)
+        out += w * (rest / w.sum())
+        return out.astype(np.float32)
 
     def _garrison_weights(self, i: int) -> np.ndarray:
         """Where a faction stations its holding forces: a base weight everywhere, more in
         populated cells (sqrt of people) and in key places."""
         if not hasattr(self, "_gw"):
             g = self.geo
-            self._gw = (0.2 + (g.population / 5000.0) ** 0.8 + 10.0 * g.key_place).astype(np.float32)
+            self._gw = (0.02 + np.sqrt(g.population / 5000.0) + 5.0 * g.key_place).astype(np.float32)
         return self._gw
 
     # ------------------------------------------------------------------ the step
@@ -409,41 +458,101 @@ class ConflictModel(mesa.Model):
 
     # 3 --------------------------------------------------------------------------------
     def _phase_move(self) -> None:
-        """Move every live unit toward its target (vectorised over units and path samples).
-        A unit spends its weekly budget (speed / cell size) on the movement cost of the cells it
-        crosses, stops at the first cell held by an enemy (it fights there next) and never
-        enters ground its faction may not hold (country, deconfliction line)."""
+        """Move every live unit toward its target (vectorised over units, headings and path
+        samples).  A unit spends its weekly budget (speed / cell size) on the movement cost of
+        the cells it crosses; it may enter the first cell of an enemy it is at war with (it
+        fights there next) but not go beyond it; it never enters ground its faction may not
+        hold (country, deconfliction line) nor ground of a faction it only skirmishes with.
+        Besides the straight heading it tries detours of +-30, 60 and 90 degrees and takes the
+        one that ends nearest its target (obstacles such as lakes, a deconfliction line or a
+        neutral enclave are walked around)."""
         t = self.units
-        live = np.flatnonzero(t.alive)
+        moved = self._strategic_moves()
+        live = np.flatnonzero(t.alive & ~moved)
         if live.size == 0:
             return
         g = self.geo
         r0, c0 = t.row[live], t.col[live]
-        dr, dc = t.target[live, 0] - r0, t.target[live, 1] - c0
-        dist = np.hypot(dr, dc)
+        tr, tc = t.target[live, 0], t.target[live, 1]
+        dist = np.hypot(tr - r0, tc - c0)
         budget = self.unit_speed_cells[t.faction[live]]
-        m = int(np.ceil(budget.max() * 1.0)) + 1
-        steps = np.arange(1, m + 1)[None, :]  # one sample per cell length
-        frac = np.minimum(steps / np.maximum(dist[:, None], 1e-9), 1.0)
-        pr = r0[:, None] + dr[:, None] * frac
-        pc = c0[:, None] + dc[:, None] * frac
+        m = int(np.ceil(budget.max())) + 1
+        angles = np.deg2rad(np.array([0.0, 30.0, -30.0, 60.0, -60.0, 90.0, -90.0]))
+        base = np.arctan2(tr - r0, tc - c0)
+        head = base[:, None] + angles[None, :]  # [u, h]
+        steps = np.arange(1, m + 1)[None, None, :].astype(float)
+        # straight heading: stop at the target; detours: walk up to the budget
+        length = np.where(angles[None, :, None] == 0.0,
+                          np.minimum(steps, dist[:, None, None]), steps)
+        pr = r0[:, None, None] + np.sin(head)[:, :, None] * length
+        pc = c0[:, None, None] + np.cos(head)[:, :, None] * length
         ri = np.clip(np.rint(pr).astype(np.int64), 0, g.shape[0] - 1)
         ci = np.clip(np.rint(pc).astype(np.int64), 0, g.shape[1] - 1)
-        cost = np.cumsum(g.movement_cost[ri, ci], axis=1)
-        fac = t.faction[live][:, None]
+        cost = np.cumsum(g.movement_cost[ri, ci], axis=2)
+        fac = t.faction[live][:, None, None]
         own = self.owner[ri, ci]
-        enemy_cell = (own >= 0) & (self.hostility[fac, np.where(own >= 0, own, 0)] > 0)
-        ok = (cost <= budget[:, None]) & self.allowed[fac, ri, ci]
-        # may enter the first enemy cell but not go beyond it
-        beyond_enemy = np.cumsum(enemy_cell, axis=1) - enemy_cell > 0
+        h = self.hostility[fac, np.where(own >= 0, own, 0)] * (own >= 0)
+        war = h >= self.cfg.control.offensive_hostility
+        ok = (cost <= budget[:, None, None]) & self.allowed[fac, ri, ci] & ~((h > 0) & ~war)
+        beyond_enemy = np.cumsum(war, axis=2) - war > 0  # may enter the first enemy cell only
         ok &= ~beyond_enemy
-        ok = np.cumprod(ok, axis=1).astype(bool)  # stop at the first blocked sample
-        n_ok = ok.sum(axis=1)
-        has = n_ok > 0
+        ok = np.cumprod(ok, axis=2).astype(bool)  # stop at the first blocked sample
+        n_ok = ok.sum(axis=2)  # [u, h]
         j = np.maximum(n_ok - 1, 0)
-        sel = live[has]
-        t.row[sel] = pr[has, j[has]]
-        t.col[sel] = pc[has, j[has]]
+        u_idx = np.arange(live.size)[:, None]
+        h_idx = np.arange(angles.size)[None, :]
+        end_r = np.where(n_ok > 0, pr[u_idx, h_idx, j], r0[:, None])
+        end_c = np.where(n_ok > 0, pc[u_idx, h_idx, j], c0[:, None])
+        left = np.hypot(tr[:, None] - end_r, tc[:, None] - end_c)
+        left = left + 1e-6 * np.arange(angles.size)[None, :]  # ties: prefer the straighter
+        best = np.argmin(left, axis=1)
+        better = left[np.arange(live.size), best] < dist - 1e-9
+        rows = np.arange(live.size)
+        t.row[live[better]] = end_r[rows, best][better]
+        t.col[live[better]] = end_c[rows, best][better]
+
+    def _strategic_moves(self) -> np.ndarray:
+        """Redeployment by road through held ground: a unit on its faction's ground whose
+        objective is beyond a week's tactical move jumps to the cell of the same connected
+        piece of ground that is nearest its objective, if that is within ``road_factor`` times
+        its speed.  Returns which units moved this way (they do not move again this week)."""
+        t = self.units
+        moved = np.zeros(len(t), bool)
+        k = self.cfg.control.road_factor
+        if k <= 0:
+            return moved
+        R, C = self.geo.shape
+        r, c = t.cells()
+        struct = np.ones((3, 3), bool)
+        for f in range(self.n_f):
+            sel = t.of_faction(f)
+            if sel.size == 0:
+                continue
+            speed = self.unit_speed_cells[f]
+            far = np.hypot(t.target[sel, 0] - t.row[sel], t.target[sel, 1] - t.col[sel]) > speed
+            own = self.owner == f
+            on_own = own[np.clip(r[sel], 0, R - 1), np.clip(c[sel], 0, C - 1)]
+            sel = sel[far & on_own]
+            if sel.size == 0:
+                continue
+            labels, _ = ndimage.label(own, structure=struct)
+            cells = np.flatnonzero(own)
+            cr, cc = np.divmod(cells, C)
+            lab = labels.ravel()[cells]
+            road = k * speed
+            for u in sel:
+                mine = lab == labels[r[u], c[u]]
+                du = np.hypot(cr - t.row[u], cc - t.col[u])
+                ok = mine & (du <= road)
+                if not ok.any():
+                    continue
+                dt_ = np.where(ok, np.hypot(cr - t.target[u, 0], cc - t.target[u, 1]), np.inf)
+                j = int(np.argmin(dt_))
+                now = np.hypot(t.target[u, 0] - t.row[u], t.target[u, 1] - t.col[u])
+                if dt_[j] < now - speed:
+                    t.row[u], t.col[u] = float(cr[j]), float(cc[j])
+                    moved[u] = True
+        return moved
 
     # 4 --------------------------------------------------------------------------------
     def _phase_project(self) -> None:
@@ -453,7 +562,8 @@ class ConflictModel(mesa.Model):
         live = np.flatnonzero(t.alive)
         r, c = t.cells()
         f = t.faction[live].astype(np.int64)
-        pu = stamp_windows(shape, r[live], c[live], t.fighters[live], self.unit_window[f], f)
+        pu = stamp_windows(shape, r[live], c[live], t.fighters[live], self.unit_window[f], f,
+                           self.cfg.combat.unit_centre_share)
         self.p_units = np.zeros((self.n_f, *shape), np.float32)
         self.p_units[: pu.shape[0]] = pu[: self.n_f]
         self.presence = self.p_garrison + self.p_units
@@ -475,7 +585,9 @@ class ConflictModel(mesa.Model):
         self._combat_idx = idx
         if idx.size == 0:
             return
-        force = p.reshape(self.n_f, -1)[:, idx].astype(np.float64)
+        # frontage: only so many fighters per km2 can fight in a cell (Lanchester's square law
+        # would otherwise reward piling up without limit)
+        force = np.minimum(p.reshape(self.n_f, -1)[:, idx], self.frontage[idx]).astype(np.float64)
         insurgent = self.insurgent_capable & self._in_insurgent_mode()
         exp_air = combat.expected_losses(force, eng, self.firepower, self.air, insurgent,
                                          cfg.guerrilla_area_factor)
@@ -488,7 +600,7 @@ class ConflictModel(mesa.Model):
         scale = np.where(active, 1.0, cfg.static_front_intensity)
         owner = self.owner.ravel()[idx]
         own_rows = (np.arange(self.n_f)[:, None] == owner[None, :])
-        defence = np.where(own_rows, self.defence[idx][None, :], 1.0)
+        defence = np.where(own_rows, self.shield[idx][None, :], 1.0)
         exp_air = exp_air * scale / defence
         exp_ground = exp_ground * scale / defence
         loss = combat.draw_losses(exp_air, force, self.streams["combat"], cfg.loss_noise,
@@ -547,7 +659,8 @@ class ConflictModel(mesa.Model):
             r, c = t.cells()
             f = t.faction[live].astype(np.int64)
             u_loss[live] = t.fighters[live] * window_means(rate_u.reshape(shape), r[live], c[live],
-                                                           self.unit_window[f], f)
+                                                           self.unit_window[f], f,
+                                                           self.cfg.combat.unit_centre_share)
             t.fighters -= u_loss
         per_f = g_loss.reshape(self.n_f, -1).sum(axis=1) + np.bincount(
             t.faction, weights=u_loss, minlength=self.n_f)[: self.n_f]
@@ -566,8 +679,19 @@ class ConflictModel(mesa.Model):
         return out
 
     # 6 --------------------------------------------------------------------------------
+    def _hold_levels(self) -> np.ndarray:
+        """Presence each faction needs per cell to hold ground ``[F]`` (times the cell's
+        ``hold_scale``).  A faction fighting as an insurgency no longer tries to hold open
+        ground: its need rises by ``insurgency.insurgent_hold_factor``, so thinly held cells
+        fall vacant and their fighters go to ground."""
+        hm = self.hold_min.copy()
+        mode = self._in_insurgent_mode()
+        hm[mode] *= self.cfg.insurgency.insurgent_hold_factor
+        return hm
+
     def _phase_control(self) -> None:
         cc = self.cfg.control
+        hold_min = self._hold_levels()
         self.prev_owner = self.owner.copy()
         n = self.n_f
         post = self.presence
@@ -584,19 +708,57 @@ class ConflictModel(mesa.Model):
         own_p = pflat[np.where(held, owner, 0), np.arange(owner.size)]
         total = pflat.sum(axis=0)
         active = (owner != OUTSIDE) & (
-            (held & ((own_p < self.hold_min[np.where(held, owner, 0)] * self.hold_scale)
+            (held & ((own_p < hold_min[np.where(held, owner, 0)] * self.hold_scale)
                      | (total - own_p > 0)))
             | (owner == UNGOVERNED) & (total > 0))
         idx = np.flatnonzero(active)
         if idx.size:
-            sub = pflat[:, idx]
+            sub = np.minimum(pflat[:, idx], self.frontage[idx])
             jitter = self.streams["jitter"].random(sub.shape, dtype=np.float32) * 1e-3
             new = update_control(owner[idx], sub, self.engaged, self.allowed.reshape(n, -1)[:, idx],
-                                 cc.capture_ratio, self.hold_min[:, None] * self.hold_scale[idx][None],
+                                 cc.capture_ratio, hold_min[:, None] * self.hold_scale[idx][None],
                                  jitter, self.defence[idx])
+            old = owner[idx].copy()
             self.owner.ravel()[idx] = new
+            self._garrison_captured(idx, old, new)
         level_p = np.concatenate([post, self.hidden[None]], axis=0)
         self.level = control_levels(self.owner, level_p, self.fighting, cc.full_share, cc.dominant_share)
+
+    def _garrison_captured(self, idx: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
+        """Units that take a cell leave a holding force there: ``seed_garrison_share`` of their
+        presence in the cell (at most three times what holding it needs) becomes garrison,
+        taken from the units through the same kernel that projected them (conserving)."""
+        share = self.cfg.control.seed_garrison_share
+        took = (new >= 0) & (new != old)
+        if share <= 0 or not took.any():
+            return
+        n, cells = self.n_f, self.geo.grid.n_cells
+        cap_idx, f = idx[took], new[took].astype(np.int64)
+        pu = self.p_units.reshape(n, -1)[f, cap_idx]
+        need = self.hold_min[f] * self.hold_scale[cap_idx]
+        amount = np.minimum(share * pu, 3.0 * need)
+        ok = amount > 0
+        if not ok.any():
+            return
+        rate = np.zeros((n, cells), np.float32)
+        rate[f[ok], cap_idx[ok]] = amount[ok] / pu[ok]
+        t = self.units
+        live = np.flatnonzero(t.alive)
+        r, c = t.cells()
+        uf = t.faction[live].astype(np.int64)
+        take = t.fighters[live] * window_means(rate.reshape(n, *self.geo.shape), r[live], c[live],
+                                               self.unit_window[uf], uf,
+                                               self.cfg.combat.unit_centre_share)
+        t.fighters[live] -= take
+        given = np.bincount(uf, weights=take, minlength=n)
+        placed = np.bincount(f[ok], weights=amount[ok], minlength=n)
+        g = self.garrison.reshape(n, -1)
+        np.add.at(g, (f[ok], cap_idx[ok]), amount[ok].astype(np.float32))
+        # float rounding between the two sums goes to the faction's garrison as a whole
+        for i in np.flatnonzero(np.abs(given - placed) > 0):
+            tot = float(self.garrison[i].sum())
+            if tot > 0:
+                self.garrison[i] *= (tot + given[i] - placed[i]) / tot
 
     # 7 --------------------------------------------------------------------------------
     def _phase_redeploy(self) -> None:
@@ -605,56 +767,73 @@ class ConflictModel(mesa.Model):
         faction's garrisons spread over each connected piece of its territory, half-way
         toward the weights of :meth:`_garrison_weights` (pockets keep their own fighters)."""
         cfg = self.cfg
-        g = self.geo
+        R, C = self.geo.shape
+        # work inside each faction's bounding box (before and after this step's changes)
+        now = ndimage.find_objects(np.where(self.owner >= 0, self.owner + 1, 0), max_label=self.n_f)
+        before = ndimage.find_objects(np.where(self.prev_owner >= 0, self.prev_owner + 1, 0),
+                                      max_label=self.n_f)
+        held = self.owner >= 0
+        hostile_all = self.hostility > 0
+        struct = np.ones((3, 3), bool)
         for i, f in enumerate(self.faction_names):
-            own = self.owner == i
-            lost = (self.garrison[i] > 0) & ~own
+            boxes = [b for b in (now[i], before[i]) if b is not None]
+            if not boxes:
+                continue
+            m = 4  # margin: retreat reach (3 cells) + 1 for neighbourhoods
+            r0 = max(min(b[0].start for b in boxes) - m, 0)
+            r1 = min(max(b[0].stop for b in boxes) + m, R)
+            c0 = max(min(b[1].start for b in boxes) - m, 0)
+            c1 = min(max(b[1].stop for b in boxes) + m, C)
+            sl = (slice(r0, r1), slice(c0, c1))
+            gi = self.garrison[i][sl]  # a view: edits write through
+            own = self.owner[sl] == i
+            lost = (gi > 0) & ~own
             if lost.any():
-                gar = np.where(lost, self.garrison[i], 0.0)
-                self.garrison[i][lost] = 0.0
+                gar = np.where(lost, gi, 0.0)
+                gi[lost] = 0.0
                 if i == self.isis:
                     hid, gar = insurgency.go_underground(gar, cfg.insurgency.go_underground_share)
-                    self.hidden += hid.astype(np.float32)
+                    self.hidden[sl] += hid.astype(np.float32)
                 dead = gar * cfg.combat.retreat_loss_fraction
                 gar = gar - dead
                 spread = box_mean(gar[None], 7)[0] * own
                 moved = spread.sum()
                 total = gar.sum()
                 if moved > 0:
-                    self.garrison[i] += spread * (total / moved)
+                    gi += spread * (total / moved)
                 else:
                     dead = dead + gar  # a pocket wiped out: no friendly ground to retreat to
                     if i == self.isis:
-                        self.hidden += (gar * 0.5).astype(np.float32)
+                        self.hidden[sl] += (gar * 0.5).astype(np.float32)
                         dead = dead - gar * 0.5
                 killed = float(dead.sum())
                 self.fighter_ledger[f]["killed"] += killed
                 self._flow[("new_fighter_losses", f)] += killed
                 if i == self.isis:
                     self._foreign_killed(killed)
-        # spread garrisons over each connected piece of territory (fighters stay in their
-        # pocket); the front (cells next to an enemy) gets extra weight
-        held = self.owner >= 0
-        hostile_owner = (self.hostility > 0)[:, np.where(held, self.owner, 0)] & held
-        near_enemy = dilate8(hostile_owner)
-        base = self._garrison_weights(0)
-        struct = np.ones((3, 3), bool)
-        for i in range(self.n_f):
-            own = self.owner == i
             if not own.any():
                 continue
-            labels, n = ndimage.label(own, structure=struct)
-            w = (base + 20.0 * near_enemy[i]) * own
-            lab = labels.ravel()
-            comp_g = np.bincount(lab, weights=self.garrison[i].ravel(), minlength=n + 1)
-            comp_w = np.bincount(lab, weights=w.ravel(), minlength=n + 1)
+            # spread garrisons over each connected piece of territory (fighters stay in their
+            # pocket); cells next to an enemy get extra weight
+            osl = self.owner[sl]
+            enemy = held[sl] & hostile_all[i][np.where(osl >= 0, osl, 0)]
+            w = self.station_w[i][sl] * (1.0 + dilate8(enemy)) * own  # front cells: double weight
+            # local moves only (a week's march, ``garrison_move_km``): each cell's target is its
+            # weight times the local fighters-per-weight; then each connected piece is rescaled
+            # to keep its own fighters (pockets are not resupplied from afar)
+            local = box_mean(np.stack([gi * own, w]), self.move_window)
             with np.errstate(divide="ignore", invalid="ignore"):
-                scale = np.where(comp_w > 0, comp_g / comp_w, 0.0)
+                target = np.where(local[1] > 0, w * local[0] / local[1], 0.0)
+            labels, n = ndimage.label(own, structure=struct)
+            lab = labels.ravel()
+            comp_g = np.bincount(lab, weights=gi.ravel(), minlength=n + 1)
+            comp_t = np.bincount(lab, weights=target.ravel(), minlength=n + 1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = np.where(comp_t > 0, comp_g / comp_t, 0.0)
             scale[0] = 0.0
-            target = w * scale[labels].astype(np.float32)
             # garrisons sit on own cells only (lost cells were emptied above)
-            self.garrison[i] *= 0.5
-            self.garrison[i] += 0.5 * target
+            gi *= 0.5
+            gi += 0.5 * (target * scale[labels]).astype(np.float32)
         self._reinforce_units()
 
     def _enemy_near(self, i: int) -> np.ndarray:
@@ -849,7 +1028,11 @@ class ConflictModel(mesa.Model):
             self.fighter_ledger[f]["recruited"] += k
             self._flow[("new_recruits", f)] += k
         if self.isis >= 0:
-            sunni = (ci == IDENTITIES.index("sunni_arab")) & (own_c != self.isis) & (own_c >= 0)
+            # recruiting needs a network: only near hidden cells or ISIS ground (~25 km)
+            seed = ((self.hidden >= 1.0) | (self.owner == self.isis)).astype(np.float32)
+            reach = box_mean(seed, window_size(25.0, self.cell_km)).ravel()[self.region_cell] > 0
+            sunni = (ci == IDENTITIES.index("sunni_arab")) & (own_c != self.isis) & (own_c >= 0) \
+                & reach[cr]
             rec = civ.recruits(cm.home[sunni], griev[sunni], self.cfg.insurgency.recruitment_rate)
             np.add.at(self.hidden.ravel(), self.region_cell[cr[sunni]], rec.astype(np.float32))
             k = float(rec.sum())

@@ -72,26 +72,30 @@ def box_sum3(field: np.ndarray) -> np.ndarray:
 
 
 def stamp_windows(shape, rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
-                  sizes: np.ndarray, layer: np.ndarray) -> np.ndarray:
-    """Add ``value / size**2`` over the ``size`` x ``size`` window around each point, into a
-    ``[layers, *shape]`` float32 array: the box filter of point sources, without filtering
-    whole planes (units are few, cells many)."""
+                  sizes: np.ndarray, layer: np.ndarray, centre: float = 0.0) -> np.ndarray:
+    """Project point sources into a ``[layers, *shape]`` float32 array: a share ``centre`` of
+    each value on its own cell, the rest spread evenly over the ``size`` x ``size`` window
+    around it (a unit concentrates at its assault point and covers its sector).  Loops over
+    the points, never over cells (units are few, cells many)."""
     n_layers = int(layer.max()) + 1 if layer.size else 0
     out = np.zeros((max(n_layers, 1), *shape), np.float32)
     R, C = shape
     for r, c, v, s, k in zip(rows, cols, values, sizes, layer):
         h = s // 2
-        out[k, max(r - h, 0):min(r + h + 1, R), max(c - h, 0):min(c + h + 1, C)] += v / (s * s)
+        out[k, max(r - h, 0):min(r + h + 1, R), max(c - h, 0):min(c + h + 1, C)] += (1 - centre) * v / (s * s)
+        if 0 <= r < R and 0 <= c < C:
+            out[k, r, c] += centre * v
     return out
 
 
 def window_means(field: np.ndarray, rows: np.ndarray, cols: np.ndarray, sizes: np.ndarray,
-                 layer: np.ndarray) -> np.ndarray:
-    """Mean of ``field[layer]`` over each point's window (zero-padded): the adjoint of
-    :func:`stamp_windows`, used to hand cell losses back to the units that projected force."""
+                 layer: np.ndarray, centre: float = 0.0) -> np.ndarray:
+    """The adjoint of :func:`stamp_windows`: each point's kernel-weighted sum of
+    ``field[layer]``, used to hand cell losses back to the units that projected force."""
     R, C = field.shape[-2:]
     out = np.zeros(len(rows))
     for i, (r, c, s, k) in enumerate(zip(rows, cols, sizes, layer)):
         h = s // 2
-        out[i] = field[k, max(r - h, 0):min(r + h + 1, R), max(c - h, 0):min(c + h + 1, C)].sum() / (s * s)
+        win = field[k, max(r - h, 0):min(r + h + 1, R), max(c - h, 0):min(c + h + 1, C)].sum()
+        out[i] = (1 - centre) * win / (s * s) + (centre * field[k, r, c] if 0 <= r < R and 0 <= c < C else 0.0)
     return out
