@@ -42,8 +42,9 @@ def demo_control(geo):
     c[~geo.theatre] = -2
     level = np.ones(geo.shape, np.int8)
     level[irq & (lon > 42.6) & (lon < 43.6) & (lat > 35.9) & (lat < 36.6)] = 3
-    units = [(*geo.place_cell("Raqqa"), f["SDF"], 8000), (*geo.place_cell("Mosul"), f["IRAQI_GOV"], 30000),
-             (*geo.place_cell("Deir ez-Zor"), f["SYRIAN_GOV"], 12000), (*geo.place_cell("Hajin"), f["ISIS"], 3000)]
+    units = [(*geo.place_cell(place), f[faction], fighters) for place, faction, fighters in (
+        ("Raqqa", "SDF", 8000), ("Mosul", "IRAQI_GOV", 30000),
+        ("Deir ez-Zor", "SYRIAN_GOV", 12000), ("Hajin", "ISIS", 3000))]
     return c, level, units
 
 
@@ -54,11 +55,13 @@ def main(argv=None) -> Path:
     ap.add_argument("--demo-control", action="store_true")
     ap.add_argument("--dpi", type=int, default=130)
     a = ap.parse_args(argv)
-    geo = build_geography(GeographyConfig(resolution_deg=a.resolution, name=f"res_{a.resolution:g}"))
+    geo = build_geography(GeographyConfig(resolution_deg=a.resolution,
+                                          name=f"res_{a.resolution:g}"))
     fig = Figure(figsize=(11, 7.6))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    title = f"Syria–Iraq landscape grid at {a.resolution:g}° ({geo.shape[0]} × {geo.shape[1]} cells)"
+    title = (f"Syria–Iraq landscape grid at {a.resolution:g}° "
+             f"({geo.shape[0]} × {geo.shape[1]} cells)")
     if a.demo_control:
         c, level, units = demo_control(geo)
         plot_map(ax, geo, control=c, factions=FACTIONS, level=level, units=units,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -53,6 +54,8 @@ def _timeseries(dates) -> pd.DataFrame:
     add("share_territory_area", "SYRIAN_GOV", 0.3 + (0.4 - isis) / 2)
     add("share_territory_area", "SDF", 0.2 + (0.4 - isis) / 2)
     add("share_territory_area", "IRAQI_GOV", np.full(n, 0.1))
+    add("share_territory_area", "UNGOVERNED", np.full(n, 0.02))
+    add("new_battles", "ALL", np.full(n, 20))  # totals are not dyads: must be ignored
     for dyad, base in (("ISIS|SDF", 5), ("ISIS|SYRIAN_GOV", 4), ("IRAQI_GOV|ISIS", 3),
                        ("SDF|TURKEY_SNA", 1), ("SDF|SYRIAN_GOV", 0), ("KRG|PMF", 0),
                        ("PMF|SDF", 0), ("ISIS|PMF", 1)):
@@ -136,8 +139,8 @@ def test_plot_map_synthetic_with_overlay(geo, results, tmp_path):
     ax = fig.add_subplot(1, 1, 1)
     f = {n: i for i, n in enumerate(FACTIONS)}
     units = [(6, 12, f["ISIS"], 3000), (3, 20, f["SDF"], 8000), (15, 28, f["IRAQI_GOV"], 20000)]
-    out = plot_map(ax, geo, control=results.control[1], factions=FACTIONS, level=results.control_level[1],
-                   units=units, title="synthetic")
+    out = plot_map(ax, geo, control=results.control[1], factions=FACTIONS,
+                   level=results.control_level[1], units=units, title="synthetic")
     assert out is ax
     ext = geo.grid.extent
     assert ax.get_xlim() == pytest.approx((ext[0], ext[1]))
@@ -171,13 +174,14 @@ def test_nearest_step(results):
 
 
 def test_result_plots_write_pngs(results, tmp_path):
-    fig = plot_control_maps(results, ["2017-07-01", "2017-07-15", "2017-07-29"], tmp_path / "c.png", dpi=60)
+    dates = ["2017-07-01", "2017-07-15", "2017-07-29"]
+    fig = plot_control_maps(results, dates, tmp_path / "c.png", dpi=60)
     assert isinstance(fig, Figure)
+    assert len(fig.axes) == 3
+    import matplotlib.pyplot as plt
+    assert not plt.get_fignums()  # nothing left open in pyplot
     w, h = _png(tmp_path / "c.png")
     assert w > h  # three panels side by side
-    fig = plot_control_maps(results, ["2017-07-01", "2017-07-08", "2017-07-15", "2017-07-29"],
-                            tmp_path / "c4.png", dpi=60)
-    _png(tmp_path / "c4.png")
     plot_territory_share(results, tmp_path / "share.png", dpi=60)
     _png(tmp_path / "share.png", size=(450, 252))
     plot_conflict_dyads(results, tmp_path / "dyads.png", dpi=60)
@@ -203,7 +207,7 @@ def test_missing_metrics_do_not_crash(geo, tmp_path):
     assert (tmp_path / "d.png").exists() and (tmp_path / "e.png").exists()
 
 
-@pytest.mark.parametrize("every, frames", [(1, T + 1), (2, 3), (3, 3)])
+@pytest.mark.parametrize("every, frames", [(1, T + 1), (3, 3)])  # steps 0, 3 and the last
 def test_control_gif_frames(results, tmp_path, every, frames):
     p = tmp_path / f"control_{every}.gif"
     make_control_gif(results, p, every=every)
@@ -215,14 +219,36 @@ def test_control_gif_frames(results, tmp_path, every, frames):
 
 
 def test_save_run_plots(results, tmp_path):
-    paths = save_run_plots(results, tmp_path / "plots", ["2017-07-01", "2017-08-01"], gif=True, dpi=50)
+    dates = ["2017-07-01", "2017-07-08", "2017-07-15", "2017-08-01"]  # 2 x 2 panels
+    paths = save_run_plots(results, tmp_path / "plots", dates, gif=True, dpi=40)
     names = [p.name for p in paths]
     assert names == ["control_maps.png", "territory_share.png", "conflict_dyads.png",
                      "displacement.png", "control.gif"]
     for p in paths:
         assert p.exists() and p.stat().st_size > 1000
-    paths = save_run_plots(results, tmp_path / "nogif", ["2017-07-01"], gif=False, dpi=50)
-    assert [p.name for p in paths][-1] == "displacement.png"
+    w, h = Image.open(paths[0]).size
+    assert 0.6 < h / w < 1.4  # 2 x 2 grid
+
+
+def test_save_run_plots_without_gif(results, tmp_path, monkeypatch):
+    import sim.plotting as plotting
+
+    calls = []
+
+    def fake(name):
+        def f(*args, **kw):
+            calls.append(name)
+            path = next(a for a in args if hasattr(a, "suffix"))
+            path.write_bytes(b"x")
+        return f
+
+    for name in ("plot_control_maps", "plot_territory_share", "plot_conflict_dyads",
+                 "plot_displacement", "make_control_gif"):
+        monkeypatch.setattr(plotting, name, fake(name))
+    paths = plotting.save_run_plots(results, tmp_path / "nogif", ["2017-07-01"], gif=False)
+    assert [p.name for p in paths] == ["control_maps.png", "territory_share.png",
+                                       "conflict_dyads.png", "displacement.png"]
+    assert "make_control_gif" not in calls and len(calls) == 4
 
 
 def test_import_does_not_pull_hydra_or_model():
@@ -230,7 +256,9 @@ def test_import_does_not_pull_hydra_or_model():
             "bad = [m for m in sys.modules if m.split('.')[0] in ('hydra', 'omegaconf', 'mesa')"
             " or m in ('sim.model', 'sim.runner', 'sim.cli')]; "
             "assert not bad, bad; print(matplotlib.get_backend())")
-    env = {k: v for k, v in __import__("os").environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().lower() == "agg"

@@ -16,8 +16,9 @@ import sys
 
 import matplotlib
 
-if (sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-        and "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules):
+_HEADLESS = sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                      or os.environ.get("WAYLAND_DISPLAY"))
+if _HEADLESS and "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
     matplotlib.use("Agg")  # headless: never try a GUI backend
 
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from .config import FACTIONS
+from .results import OUTSIDE, UNGOVERNED
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -84,8 +86,8 @@ def faction_colours(factions: Sequence[str], colours: Mapping[str, str] | None =
     """Colour of each faction: ``colours`` first, then :data:`FACTION_COLOURS`, then a cycle."""
     out = []
     for i, f in enumerate(factions):
-        c = (colours or {}).get(f) or FACTION_COLOURS.get(f) or _SERIES_COLOURS[i % len(_SERIES_COLOURS)]
-        out.append(c)
+        out.append((colours or {}).get(f) or FACTION_COLOURS.get(f)
+                   or _SERIES_COLOURS[i % len(_SERIES_COLOURS)])
     return out
 
 
@@ -102,7 +104,8 @@ def control_rgba(control: np.ndarray, colours: Sequence[str], alpha: float = 0.6
     lut[1] = to_rgba(UNGOVERNED_COLOUR, alpha * 0.9)
     for i, c in enumerate(colours):
         lut[i + 2] = to_rgba(c, alpha)
-    idx = np.where(control >= 0, control.astype(np.int64) + 2, np.where(control == -1, 1, 0))
+    idx = np.where(control >= 0, control.astype(np.int64) + 2,
+                   np.where(control == UNGOVERNED, 1, 0))
     idx = np.clip(idx, 0, len(lut) - 1)
     img = lut[idx]
     if level is not None:
@@ -136,12 +139,9 @@ def _terrain_rgb(geo: Geography) -> np.ndarray:
     return np.clip(rgb, 0, 1)
 
 
-def _edge_segments(labels: np.ndarray, grid, which: np.ndarray | None = None) -> np.ndarray:
-    """Segments (n, 2, 2) in lon/lat along cell edges where ``labels`` changes.
-
-    ``which`` (bool, same shape as the edge arrays) is computed inside; only edges where
-    ``labels`` differ are returned.  Vectorised.
-    """
+def _edge_segments(labels: np.ndarray, grid) -> np.ndarray:
+    """Segments (n, 2, 2) in lon/lat along the cell edges where ``labels`` changes
+    between neighbours (vectorised)."""
     res, x0, y0 = grid.res, grid.lon_min, grid.lat_max
     segs = []
     # vertical edges between (r, c) and (r, c+1)
@@ -155,7 +155,7 @@ def _edge_segments(labels: np.ndarray, grid, which: np.ndarray | None = None) ->
     return np.concatenate(segs, 0) if segs else np.zeros((0, 2, 2))
 
 
-def _edge_sides(segs: np.ndarray, grid) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def _edge_sides(segs: np.ndarray, grid) -> tuple[tuple, tuple]:
     """(rows, cols) of the cells on either side of each cell-edge segment."""
     mid = segs.mean(axis=1)
     eps = grid.res * 0.25
@@ -237,7 +237,8 @@ def _river_segments(mask: np.ndarray, grid) -> np.ndarray:
     tree = minimum_spanning_tree(coo_matrix((w, (a, b)), shape=(n, n)).tocsr()).tocoo()
     # prune one-edge spurs sticking out of a junction (artefacts of two-cell-wide bands)
     deg = np.bincount(np.concatenate([tree.row, tree.col]), minlength=n)
-    spur = ((deg[tree.row] == 1) & (deg[tree.col] >= 3)) | ((deg[tree.col] == 1) & (deg[tree.row] >= 3))
+    spur = (((deg[tree.row] == 1) & (deg[tree.col] >= 3))
+            | ((deg[tree.col] == 1) & (deg[tree.row] >= 3)))
     tree_row, tree_col = tree.row[~spur], tree.col[~spur]
     rr, cc = np.nonzero(m)  # row-major, matches ids
     la0, lo0 = grid.latlon(rr[tree_row], cc[tree_row])
@@ -259,6 +260,12 @@ def _place_candidates(geo: Geography, min_population: float) -> list[int]:
     inside[ok] = geo.theatre[p.row[ok], p.col[ok]]
     is_sub = np.array([bool(x) for x in p.suburb_of], bool)
     cand = np.flatnonzero(inside & ~is_sub & (key | (pop >= min_population)))
+    # big places that are suburbs of a key city (within ~35 km) would only repeat its label
+    kc = cand[key[cand]]
+    if len(kc):
+        lat, lon = np.asarray(p.lat, float), np.asarray(p.lon, float)
+        d = np.hypot(lat[cand, None] - lat[None, kc], lon[cand, None] - lon[None, kc]).min(axis=1)
+        cand = cand[key[cand] | (d > 0.35)]
     return sorted(cand.tolist(), key=lambda i: (not key[i], -pop[i]))
 
 
@@ -299,10 +306,12 @@ def _draw_places(ax: Axes, geo: Geography, max_labels: int, label_size: float,
                    (0, 4, "center", "bottom", -w / 2, 4, w / 2, 4 + h),
                    (0, -4, "center", "top", -w / 2, -4 - h, w / 2, -4))
         for ox, oy, ha, va, bx0, by0, bx1, by1 in options:
-            box = (lon[k] + bx0 * dx_pt, lat[k] + by0 * dy_pt, lon[k] + bx1 * dx_pt, lat[k] + by1 * dy_pt)
+            box = (lon[k] + bx0 * dx_pt, lat[k] + by0 * dy_pt,
+                   lon[k] + bx1 * dx_pt, lat[k] + by1 * dy_pt)
             if box[0] < x0 or box[2] > x1 or box[1] < y0 or box[3] > y1:
                 continue
-            if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in boxes):
+            if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                   for b in boxes):
                 continue
             boxes.append(box)
             placed.append((k, name, lon[k], lat[k], ox, oy, ha, va))
@@ -318,17 +327,18 @@ def _draw_places(ax: Axes, geo: Geography, max_labels: int, label_size: float,
 
 
 def draw_background(ax: Axes, geo: Geography, show_places: bool = True, rivers: bool = True,
-                    borders: bool = True, max_labels: int = 48, label_size: float = 7.0,
+                    borders: bool = True, max_labels: int = 64, label_size: float = 7.0,
                     label_min_population: float = 150_000) -> None:
     """Terrain, borders, rivers, lakes and places (everything but control)."""
     ext = geo.grid.extent
     ax.imshow(_terrain_rgb(geo), origin="upper", extent=ext, interpolation="nearest", zorder=0,
               aspect=geo_aspect(geo))
-    lw = max(0.3, min(1.2, 0.06 / geo.grid.res * 0.5))
+    lw = 0.6  # base line width (pt); same look at every resolution
     if rivers:
         # not over lakes (reservoirs on the Euphrates/Tigris would vanish under the line)
-        major = np.asarray(geo.major_river, bool) & ~np.asarray(geo.lake, bool)
-        minor = np.asarray(geo.river, bool) & ~np.asarray(geo.major_river, bool) & ~np.asarray(geo.lake, bool)
+        lake = np.asarray(geo.lake, bool)
+        major = np.asarray(geo.major_river, bool) & ~lake
+        minor = np.asarray(geo.river, bool) & ~np.asarray(geo.major_river, bool) & ~lake
         for mask, w in ((minor, 0.5 * lw), (major, 1.6 * lw)):
             segs = _river_segments(mask, geo.grid)
             if len(segs):
@@ -353,7 +363,7 @@ def draw_background(ax: Axes, geo: Geography, show_places: bool = True, rivers: 
                                                  linestyles=style, capstyle="round",
                                                  joinstyle="round", zorder=3))
     if show_places:
-        _set_geo_axes(ax, geo, labels=False)  # limits and aspect first: labels are laid out in points
+        _set_geo_axes(ax, geo, labels=False)  # limits and aspect first: labels are placed in points
         _draw_places(ax, geo, max_labels, label_size, label_min_population)
 
 
@@ -398,7 +408,7 @@ def plot_map(ax: Axes, geo: Geography, control: np.ndarray | None = None,
              factions: Sequence[str] | None = None, colours: Mapping[str, str] | None = None,
              level: np.ndarray | None = None, units: Any = None, show_places: bool = True,
              legend: bool = True, title: str | None = None, alpha: float = 0.65,
-             max_labels: int = 48, label_size: float = 7.0) -> Axes:
+             max_labels: int = 64, label_size: float = 7.0) -> Axes:
     """Draw the landscape of ``geo`` on ``ax`` with an optional control overlay.
 
     ``control``: int array of ``geo.shape`` with indices into ``factions`` (-1 ungoverned,
@@ -418,20 +428,20 @@ def plot_map(ax: Axes, geo: Geography, control: np.ndarray | None = None,
     if control is not None:
         ax.imshow(control_rgba(control, cols, alpha), origin="upper", extent=geo.grid.extent,
                   aspect=geo_aspect(geo), interpolation="nearest", zorder=1)
-        _hatch_mask(ax, geo, control == -1, UNGOVERNED_HATCH, "#9A9A9A", zorder=1.5)
+        _hatch_mask(ax, geo, control == UNGOVERNED, UNGOVERNED_HATCH, "#9A9A9A", zorder=1.5)
         # thin lines where the controller changes (front lines), inside the theatre only
-        inside = np.where(control >= -1, control.astype(np.int16), -2)
+        inside = np.where(control >= UNGOVERNED, control.astype(np.int16), OUTSIDE)
         segs = _edge_segments(inside, geo.grid)
         if len(segs):
             a, b = _edge_sides(segs, geo.grid)
-            both = (inside[a] >= -1) & (inside[b] >= -1)
+            both = (inside[a] != OUTSIDE) & (inside[b] != OUTSIDE)
             if both.any():
                 ax.add_collection(LineCollection(segs[both], colors="#333333", linewidths=0.4,
                                                  alpha=0.7, capstyle="projecting", zorder=1.6))
         present = sorted(int(v) for v in np.unique(control) if 0 <= v < len(factions))
         handles = [Patch(facecolor=to_rgba(cols[i], alpha), edgecolor="#444444", linewidth=0.4,
                          label=factions[i]) for i in present]
-        if (control == -1).any():
+        if (control == UNGOVERNED).any():
             handles.append(Patch(facecolor=to_rgba(UNGOVERNED_COLOUR, alpha), edgecolor="#9A9A9A",
                                  hatch=UNGOVERNED_HATCH, linewidth=0.4, label="ungoverned"))
     if level is not None:
@@ -473,15 +483,16 @@ def _save(fig: Figure, path, dpi: int) -> Figure:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
-    fig.clear()  # release artists; Figure is not registered with pyplot, nothing else to close
+    # the Figure was never registered with pyplot, so it is already "closed": nothing keeps
+    # it alive once the caller drops the returned reference
     return fig
 
 
 def _note(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9,
             color="#666666", wrap=True)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    # hide ticks without replacing the locators (the axes may share x with a date axis)
+    ax.tick_params(left=False, bottom=False, labelleft=False, labelbottom=False)
 
 
 def _dates64(results: Results) -> np.ndarray:
@@ -508,7 +519,8 @@ def _series(results: Results, metric: str) -> pd.DataFrame | None:
     if sel.empty:
         return None
     sel = sel.assign(date=pd.to_datetime(sel["date"]))
-    return sel.pivot_table(index="date", columns="faction", values="value", aggfunc="sum").sort_index()
+    wide = sel.pivot_table(index="date", columns="faction", values="value", aggfunc="sum")
+    return wide.sort_index()
 
 
 def _total(wide: pd.DataFrame) -> pd.Series:
@@ -532,26 +544,19 @@ def plot_control_maps(results: Results, dates: Sequence[str], path, dpi: int = 1
     ncol = n if n <= 3 else (2 if n == 4 else 3)
     nrow = int(np.ceil(n / ncol))
     geo = results.geo
-    ext = geo.grid.extent
-    aspect = (ext[3] - ext[2]) / (ext[1] - ext[0]) * geo_aspect(geo)  # height / width of the map
-    w = 4.2 * ncol
-    fig = _new_figure(w, 4.2 * aspect * nrow + 0.7)
+    steps = [nearest_step(results, d) for d in dates]
+    levels = results.control_level
     cols = _factions_colours(results)
+    colours = getattr(results, "colours", None)
+
+    # legend entries: factions present in any panel, then ungoverned / contested
     present: set[int] = set()
     any_ungov = any_cont = False
-    for k, d in enumerate(dates):
-        ax = fig.add_subplot(nrow, ncol, k + 1)
-        t = nearest_step(results, d)
+    for t in steps:
         ctrl = results.control[t]
-        lvl = results.control_level[t] if results.control_level is not None else None
-        plot_map(ax, geo, ctrl, results.factions, getattr(results, "colours", None), level=lvl,
-                 legend=False, show_places=True, title=f"{_dates64(results)[t]} (step {t})",
-                 max_labels=14, label_size=6.0)
-        ax.set_xlabel("")
-        ax.set_ylabel("")
         present |= {int(v) for v in np.unique(ctrl) if 0 <= v < len(results.factions)}
-        any_ungov |= bool((ctrl == -1).any())
-        any_cont |= bool(lvl is not None and ((lvl == 3) & (ctrl >= 0)).any())
+        any_ungov |= bool((ctrl == UNGOVERNED).any())
+        any_cont |= bool(levels is not None and ((levels[t] == 3) & (ctrl >= 0)).any())
     handles = [Patch(facecolor=to_rgba(cols[i], 0.65), edgecolor="#444444", linewidth=0.4,
                      label=results.factions[i]) for i in sorted(present)]
     if any_ungov:
@@ -560,10 +565,34 @@ def plot_control_maps(results: Results, dates: Sequence[str], path, dpi: int = 1
     if any_cont:
         handles.append(Patch(facecolor="none", edgecolor="#222222", hatch=CONTESTED_HATCH,
                              label="contested"))
+
+    # fixed layout in inches (axes boxes have exactly the map's aspect, so nothing shrinks
+    # or overlaps): left tick labels, panels, title above and tick labels below each, legend
+    ext = geo.grid.extent
+    aspect = (ext[3] - ext[2]) / (ext[1] - ext[0]) * geo_aspect(geo)  # map height / width
+    pw, ph = 4.2, 4.2 * aspect
+    left, gap, title, below, top = 0.45, 0.12, 0.3, 0.3, 0.05
+    fw = left + ncol * pw + (ncol - 1) * gap + 0.15
+    leg_cols = max(1, min(len(handles), 6, int(fw / 1.45)))
+    legend_h = 0.25 + 0.17 * int(np.ceil(len(handles) / leg_cols)) if handles else 0.0
+    fh = top + nrow * (title + ph + below) + legend_h
+    fig = _new_figure(fw, fh)
+    d64 = _dates64(results)
+    for k, t in enumerate(steps):
+        i, j = divmod(k, ncol)
+        x0 = left + j * (pw + gap)
+        y0 = fh - top - (i + 1) * (title + ph + below) + below
+        ax = fig.add_axes((x0 / fw, y0 / fh, pw / fw, ph / fh))
+        plot_map(ax, geo, results.control[t], results.factions, colours,
+                 level=levels[t] if levels is not None else None, legend=False, show_places=True,
+                 title=f"{d64[t]} (step {t})", max_labels=14, label_size=6.0)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        # small multiples: coordinates on the outer panels only
+        ax.tick_params(labelbottom=k + ncol >= n, labelleft=j == 0)
     if handles:
-        fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=7,
-                   frameon=False)
-    fig.tight_layout(rect=(0, 0.1 if handles else 0, 1, 1), h_pad=0.6, w_pad=0.6)
+        fig.legend(handles=handles, loc="lower center", ncol=leg_cols, fontsize=7, frameon=False,
+                   bbox_to_anchor=(0.5, 0.0))
     return _save(fig, path, dpi)
 
 
@@ -580,12 +609,14 @@ def plot_territory_share(results: Results, path, dpi: int = 110) -> Figure:
         order += [f for f in wide.columns if f not in order and f != "ALL"]
         for i, f in enumerate(order):
             c = cols.get(f, _SERIES_COLOURS[i % len(_SERIES_COLOURS)])
-            if f == "ISIS":
-                ax.plot(wide.index, wide[f], color=c, lw=2.2, label=f, zorder=5)
-            else:
-                ax.plot(wide.index, wide[f], color=c, lw=1.5, label=f,
-                        path_effects=[patheffects.withStroke(linewidth=2.4, foreground="#555555")]
-                        if f == "SDF" else None)
+            if f == "UNGOVERNED":
+                ax.plot(wide.index, wide[f], color="#8C8C8C", lw=1.4, ls="--", label="ungoverned")
+                continue
+            light = np.dot(to_rgba(c)[:3], (0.2126, 0.7152, 0.0722)) > 0.7  # e.g. yellow on white
+            ax.plot(wide.index, wide[f], color=c, lw=2.2 if f == "ISIS" else 1.5, label=f,
+                    zorder=5 if f == "ISIS" else 2,
+                    path_effects=[patheffects.withStroke(linewidth=2.6, foreground="#555555")]
+                    if light else None)
         ax.set_ylabel("share of theatre area")
         ax.set_ylim(0, max(0.05, float(np.nanmax(wide[order].to_numpy())) * 1.08) if order else 1)
         _date_axis(ax)
@@ -667,8 +698,9 @@ def plot_displacement(results: Results, path, dpi: int = 110) -> Figure:
         _note(ax2, "no 'new_displaced' in this run")
     else:
         s = _total(w) / 1e3
-        width = 0.8 * (np.median(np.diff(s.index.values)).astype("timedelta64[s]").astype(float) / 86400
-                       if len(s) > 1 else 5.0)
+        gaps = np.diff(s.index.values).astype("timedelta64[s]").astype(float) / 86400
+        step_days = float(np.median(gaps)) if len(gaps) else 7.0
+        width = 0.8 * step_days
         ax2.bar(s.index, s.values, width=width, color="#CC79A7", label="newly displaced")
         ax2.set_ylabel("thousand people / step")
         ax2.set_title("New displacement", fontsize=10)
@@ -715,7 +747,6 @@ def make_control_gif(results: Results, path, every: int = 1, fps: int = 5, dpi: 
             im.set_data(frame(t))
             title.set_text(f"Control {d64[t]}  (step {t})")
             writer.grab_frame()
-    fig.clear()
     return fig
 
 
@@ -724,14 +755,12 @@ def save_run_plots(results: Results, outdir, map_dates: Sequence[str], gif: bool
     """Write the standard plots of a run into ``outdir``; returns the paths written."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    out = []
-    for name, fn in (("control_maps.png", lambda p: plot_control_maps(results, map_dates, p, dpi=dpi)),
-                     ("territory_share.png", lambda p: plot_territory_share(results, p, dpi=dpi)),
-                     ("conflict_dyads.png", lambda p: plot_conflict_dyads(results, p, dpi=dpi)),
-                     ("displacement.png", lambda p: plot_displacement(results, p, dpi=dpi))):
-        p = outdir / name
-        fn(p)
-        out.append(p)
+    out = [outdir / n for n in ("control_maps.png", "territory_share.png", "conflict_dyads.png",
+                                "displacement.png")]
+    plot_control_maps(results, map_dates, out[0], dpi=dpi)
+    plot_territory_share(results, out[1], dpi=dpi)
+    plot_conflict_dyads(results, out[2], dpi=dpi)
+    plot_displacement(results, out[3], dpi=dpi)
     if gif:
         p = outdir / "control.gif"
         make_control_gif(results, p)
