@@ -525,6 +525,37 @@ def build_synthetic(cfg: GeographyConfig) -> Geography:
     return geo
 
 
+def _crossings_north(lon: np.ndarray, lat: np.ndarray, lines: list[np.ndarray]) -> np.ndarray:
+    """How many times the polylines cross the ray going north from each point (ray casting)."""
+    count = np.zeros(lon.shape, np.int64)
+    for xy in lines:
+        x0, y0, x1, y1 = xy[:-1, 0], xy[:-1, 1], xy[1:, 0], xy[1:, 1]
+        spans = (np.minimum(x0, x1)[None, :] <= lon[:, None]) & (lon[:, None] < np.maximum(x0, x1)[None, :])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (lon[:, None] - x0[None, :]) / (x1 - x0)[None, :]
+        y = y0[None, :] + t * (y1 - y0)[None, :]
+        count += (spans & (y > lat[:, None])).sum(axis=1)
+    return count
+
+
+def line_cell_majority(geo: Geography, river_name: str, mask: np.ndarray,
+                       north_share: float = 0.5) -> np.ndarray:
+    """For the cells of ``mask`` (cells a river runs through): +1 where more than
+    ``north_share`` of the cell's area (8 x 8 samples) lies north of the river's polyline,
+    else -1."""
+    r, c = np.nonzero(mask)
+    out = np.zeros(mask.shape, np.int8)
+    lines = geo.river_lines.get(river_name)
+    if not lines or r.size == 0:
+        return out
+    off = (np.arange(8) + 0.5) / 8 - 0.5
+    dr, dc = np.meshgrid(off, off, indexing="ij")
+    lat, lon = geo.grid.latlon(r[:, None] + dr.ravel()[None, :], c[:, None] + dc.ravel()[None, :])
+    north = _crossings_north(lon.ravel(), lat.ravel(), lines).reshape(lat.shape) % 2 == 0
+    out[r, c] = np.where(north.mean(axis=1) > north_share, 1, -1)
+    return out
+
+
 def river_side(geo: Geography, river_name: str, country: str | None = None) -> np.ndarray:
     """Side of a river line for each cell: +1 north of it, -1 south of it, 0 where the column
     never meets the river, and 0 on the river cells themselves (the valley is open to both

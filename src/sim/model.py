@@ -31,6 +31,7 @@ ISIS = "ISIS"
 PHASES = ("events", "plan", "move", "project", "combat", "control", "redeploy", "insurgency",
           "civilians", "record")
 STREAMS = ("init", "engage", "combat", "insurgency", "civilians", "jitter")
+REFERENCE_RES = 0.05  # degrees: per-cell thresholds in the configs are for cells of this size
 GARRISON_SPILL = 0.25  # share of a garrison's presence felt in each of the 8 neighbour cells x 8
 
 
@@ -116,7 +117,10 @@ class ConflictModel(mesa.Model):
             [fc.morale for fc in fcs])
         if self.isis >= 0:
             self.firepower[self.isis] *= cfg.scenario.isis_cohesion
-        self.hold_min = np.array([fc.garrison_min for fc in fcs], np.float32)
+        # per-cell thresholds are given for a 0.05 degree cell and scale with cell area, so the
+        # model behaves alike on the 0.1, 0.05 and 0.025 degree grids
+        self.area_factor = float((self.geo.grid.res / REFERENCE_RES) ** 2)
+        self.hold_min = np.array([fc.garrison_min for fc in fcs], np.float32) * self.area_factor
         if self.isis >= 0:
             self.hold_min[self.isis] /= max(cfg.scenario.isis_cohesion, 1e-6)
         # holding a cell takes fighters in proportion to its people (empty desert: a patrol;
@@ -166,7 +170,7 @@ class ConflictModel(mesa.Model):
     def _build_allowed(self) -> None:
         """Where each faction may hold ground: its countries, minus the far side of any active
         deconfliction line, minus everything once it has withdrawn."""
-        from .geography import river_side
+        from .geography import line_cell_majority, river_side
 
         g = self.geo
         allowed = np.zeros((self.n_f, *g.shape), bool)
@@ -182,7 +186,10 @@ class ConflictModel(mesa.Model):
             side = river_side(g, d.line, d.country)
             if d.line_cells != "both":
                 on_line = g.named_rivers[d.line] & g.country_mask(d.country)
-                side = np.where(on_line, 1 if d.line_cells == "north" else -1, side)
+                if d.line_cells == "majority":
+                    side = np.where(on_line, line_cell_majority(g, d.line, on_line, d.north_share), side)
+                else:
+                    side = np.where(on_line, 1 if d.line_cells == "north" else -1, side)
             in_country = g.country_mask(d.country)
             for f, s in zip(d.factions, d.sides):
                 want = 1 if s == "north" else -1
@@ -344,7 +351,7 @@ class ConflictModel(mesa.Model):
         base = self._garrison_weights(0)
         out = np.zeros(g.shape, np.float64)
         areas = []
-        for a in fc.garrison_areas:
+        for a in (fc.garrison_areas if self.cfg.geography.kind == "real" else []):
             k = g.places.find(a.place)
             rr, cc = np.meshgrid(g.grid.lats, g.grid.lons, indexing="ij")
             near = own & (haversine_km(g.places.lat[k], g.places.lon[k], rr, cc) <= a.radius_km)
@@ -572,7 +579,7 @@ class ConflictModel(mesa.Model):
     def _phase_combat(self) -> None:
         cfg = self.cfg.combat
         p = self.presence
-        thr = cfg.contact_threshold
+        thr = cfg.contact_threshold * self.area_factor
         eng = self.engaged
         enemy = mix(eng, p)
         contact = ((p > thr) & (enemy > thr)).any(axis=0)

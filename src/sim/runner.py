@@ -28,11 +28,30 @@ def as_config(cfg: Config | dict) -> Config:
 
 
 def build_model(cfg: Config | dict):
+    """Validate ``cfg``, build (or reuse) its geography, check its place names against the
+    gazetteer and return a ready :class:`~sim.model.ConflictModel` at step 0."""
     from .model import ConflictModel
 
     cfg = as_config(cfg)
     geo = build_geography(cfg.geography, n_factions=len(cfg.factions), n_steps=cfg.scenario.weeks)
+    check_places(cfg, geo)
     return ConflictModel(cfg, geo)
+
+
+def check_places(cfg: Config, geo) -> None:
+    """Every place name in the config must be in the gazetteer (real maps; the synthetic test
+    map has its own four towns and ignores ``garrison_areas``)."""
+    from .config import ConfigError
+    from .geography import PlaceNotFound
+
+    if cfg.geography.kind != "real":
+        return
+    for name, fc in cfg.factions.items():
+        for i, area in enumerate(fc.garrison_areas):
+            try:
+                geo.places.find(area.place)
+            except PlaceNotFound as e:
+                raise ConfigError(f"factions.{name}.garrison_areas[{i}].place: {e}") from None
 
 
 def run_scenario(cfg: Config | dict, progress: Callable[[int, int], None] | None = None) -> Results:
