@@ -168,9 +168,12 @@ class ScenarioConfig:
     weeks: int = rng_(1, 5000, default=104)
     step_days: int = rng_(1, 31, default=7)
     hostility: dict[str, dict[str, float]] = _dict()
-    air_support: dict[str, AirSupportConfig] = _dict()
-    deconfliction: dict[str, DeconflictionConfig] = _dict()
-    events: dict[str, EventConfig] = _dict()
+    # mappings of name -> AirSupportConfig / DeconflictionConfig / EventConfig.  Typed as Any for
+    # OmegaConf so that entries can be added from the command line
+    # (``+scenario.events.x.date=2018-01-01``); :func:`from_dict` checks and converts them.
+    air_support: dict[str, Any] = _dict()
+    deconfliction: dict[str, Any] = _dict()
+    events: dict[str, Any] = _dict()
     foreign_fighter_exit_rate: float = rng_(0, 1, default=0.01)
     isis_cohesion: float = rng_(0, 10, default=1.0)
     strength_multiplier: dict[str, float] = _dict()
@@ -290,8 +293,20 @@ def _build(cls, data: Any, path: str):
     for name, f in fields.items():
         if name not in data:
             continue
-        kwargs[name] = _convert(f.type, data[name], _join(path, name))
-    return cls(**kwargs)
+        tp = _ENTRY_TYPES.get((cls.__name__, name), f.type)
+        kwargs[name] = _convert(tp, data[name], _join(path, name))
+    obj = cls(**kwargs)
+    for (owner, name), tp in _ENTRY_TYPES.items():
+        if owner == cls.__name__ and name not in kwargs:  # defaults: convert them too
+            setattr(obj, name, _convert(tp, getattr(obj, name), _join(path, name)))
+    return obj
+
+
+_ENTRY_TYPES = {
+    ("ScenarioConfig", "air_support"): "dict[str, AirSupportConfig]",
+    ("ScenarioConfig", "deconfliction"): "dict[str, DeconflictionConfig]",
+    ("ScenarioConfig", "events"): "dict[str, EventConfig]",
+}
 
 
 _NESTED = {
@@ -537,8 +552,10 @@ def validate(cfg: Config) -> None:
 
 def validate_geography(cfg: Config, geo: Any) -> None:
     """Checks that need the map (a :class:`sim.geography.Geography` built for ``cfg``): watched
-    places are in its gazetteer and inside the theatre, deconfliction lines name one of its
-    rivers, theatre countries exist.  Raises :class:`ConfigError` (one line, naming the key)."""
+    places and garrison-area places (real maps; the synthetic map ignores ``garrison_areas``) are
+    in its gazetteer, deconfliction lines name one of its rivers, theatre countries exist.
+    Raises :class:`ConfigError` (one line, naming the key).  ``sim run`` calls it before the
+    run; :func:`sim.runner.check_places` makes the garrison-area check in ``build_model``."""
     for c in cfg.geography.theatre_countries:
         if c not in geo.country_names:
             raise ConfigError(f"geography.theatre_countries = {c!r}: not a country of this map "
@@ -552,6 +569,13 @@ def validate_geography(cfg: Config, geo: Any) -> None:
         r, c = int(geo.places.row[k]), int(geo.places.col[k])
         if not (0 <= r < geo.shape[0] and 0 <= c < geo.shape[1]) or not geo.theatre[r, c]:
             raise ConfigError(f"{key} = {name!r}: the place is outside the theatre of this map")
+    if cfg.geography.kind == "real":
+        for name, fc in cfg.factions.items():
+            for i, area in enumerate(fc.garrison_areas):
+                try:
+                    geo.places.find(area.place)
+                except KeyError as e:
+                    raise ConfigError(f"factions.{name}.garrison_areas[{i}].place: {e}") from None
     for i, d in cfg.scenario.deconfliction.items():
         if d.line not in geo.named_rivers:
             raise ConfigError(f"scenario.deconfliction.{i}.line = {d.line!r}: unknown river "

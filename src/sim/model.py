@@ -78,7 +78,7 @@ class ConflictModel(mesa.Model):
         self.date = self.start
         self.phase_seconds: dict[str, float] = defaultdict(float)
         shape = geo.shape
-        self.area = np.where(geo.theatre, geo.grid.cell_area_km2, 0.0).astype(np.float32)
+        self.area = np.where(geo.theatre, geo.grid.cell_area_km2, 0.0)  # float64: shares sum to 1
         self.cell_km = geo.grid.cell_km
 
         self._init_parameters()
@@ -306,6 +306,8 @@ class ConflictModel(mesa.Model):
             fc = self.cfg.factions[f]
             own = self.owner == i
             if not own.any():
+                # no ground at the start (e.g. the synthetic test map): not in the theatre
+                self.strength0[i] = 0.0
                 continue
             total = self.strength0[i]
             n_units = int(min(fc.max_units, np.floor(fc.unit_share * total / fc.unit_size)))
@@ -1139,7 +1141,7 @@ class ConflictModel(mesa.Model):
                 if self.hostility0[i, j] > 0 or self.hostility[i, j] > 0:
                     a, c = sorted((self.faction_names[i], self.faction_names[j]))
                     rec((s, "new_battles", f"{a}|{c}", float(b[i, j])))
-        rec((s, "mean_grievance", "ALL", float(getattr(self, "mean_grievance", 0.0))))
+        rec((s, "share_grievance", "ALL", float(getattr(self, "mean_grievance", 0.0))))
 
     # ------------------------------------------------------------------ invariants
     def people_total(self) -> float:
