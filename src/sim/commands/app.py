@@ -1,0 +1,116 @@
+"""``sim app``: serve the interactive Mesa/Solara app (:mod:`sim.app`) in a browser.
+
+    sim app                              # http://127.0.0.1:8765 (this machine only)
+    sim app --port 9000 --scenario us_withdrawal --geography res_005
+
+Needs the ``app`` extra: ``pip install -e ".[app]"`` (Solara, its front-end assets for offline
+use, and the Vue-2 widget libraries Mesa's page is built with).  The server listens on
+127.0.0.1 unless ``--host`` says otherwise; it has no authentication, so only bind it to a
+public interface on a trusted network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sim app", description="Serve the interactive simulation app.")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = a free port)")
+    p.add_argument("--scenario", default=None,
+                   help="scenario selected when the page opens (default baseline_2017)")
+    p.add_argument("--geography", default=None,
+                   help="geography config for the app's runs (default res_010, ~11 km cells)")
+    p.add_argument("--open", action="store_true", help="open a browser tab")
+    p.add_argument("--dev", action="store_true",
+                   help="development mode: unminified front-end, restart on code changes")
+    return p
+
+
+def _check_install() -> str | None:
+    """A problem with the app's dependencies, or None."""
+    if importlib.util.find_spec("solara") is None:
+        return 'Solara is not installed: pip install -e ".[app]"'
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major = int(version("ipyvue").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        major = 1
+    if major >= 2:
+        return ('ipyvue >= 2 (Vue 3) is installed; Mesa 3.5\'s page needs the Vue-2 widgets: '
+                'pip install "ipyvue<2" "ipyvuetify<2"')
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(list(argv or []))
+    problem = _check_install()
+    if problem:
+        print(f"sim app: {problem}", file=sys.stderr)
+        return 2
+    if not 0 <= args.port <= 65535:
+        print(f"sim app: --port {args.port}: expected 0..65535", file=sys.stderr)
+        return 2
+    from ..cli import config_dir
+
+    env = dict(os.environ)
+    if args.scenario:
+        names = sorted(p.stem for p in (config_dir() / "scenario").glob("*.yaml"))
+        if args.scenario not in names:
+            print(f"sim app: unknown scenario {args.scenario!r}; one of: {', '.join(names)}",
+                  file=sys.stderr)
+            return 2
+        env["SIM_APP_SCENARIO"] = args.scenario
+    if args.geography:
+        if not (config_dir() / "geography" / f"{args.geography}.yaml").exists():
+            print(f"sim app: unknown geography {args.geography!r}", file=sys.stderr)
+            return 2
+        env["SIM_APP_GEOGRAPHY"] = args.geography
+    env.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "false")  # no usage pings
+    if importlib.util.find_spec("solara_assets") is None:
+        print("sim app: solara-assets is not installed; the page will fetch its front-end from a "
+              "CDN (needs internet).  pip install -e \".[app]\" for offline use.", file=sys.stderr)
+    cmd = [sys.executable, "-m", "solara", "run", "sim.app", "--host", args.host,
+           "--port", str(args.port), "--no-check-version", "--open" if args.open else "--no-open"]
+    cmd += ["--auto-restart"] if args.dev else ["--production"]
+    where = f"http://{args.host}:{args.port}" if args.port else f"a free port on {args.host}"
+    print(f"sim app: serving on {where} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    # The server runs in a child process: after a browser session, Solara's graceful shutdown
+    # can wait forever, so Ctrl-C / SIGTERM here stop it and kill it if it lingers.
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupt),
+                # also when started in the background, where SIGINT is inherited as ignored
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        _stop(proc)
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM -> the same clean stop as Ctrl-C
+    raise KeyboardInterrupt
+
+
+def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    for action in (lambda: proc.send_signal(signal.SIGINT), proc.kill):
+        if proc.poll() is not None:
+            return
+        try:
+            action()
+            proc.wait(timeout=grace)
+            return
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):  # lingering, or Ctrl-C again
+            continue
+        except ProcessLookupError:
+            return
