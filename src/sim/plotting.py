@@ -47,17 +47,17 @@ if TYPE_CHECKING:  # pragma: no cover
 # --------------------------------------------------------------------------------------
 # palette
 # --------------------------------------------------------------------------------------
-FACTION_COLOURS: dict[str, str] = {
+FACTION_COLOURS: dict[str, str] = {  # the same colours as configs/faction/*.yaml (fallback)
     "ISIS": "#1A1A1A",  # near-black
-    "SYRIAN_GOV": "#D55E00",  # Okabe-Ito vermillion
-    "SDF": "#F0E442",  # Okabe-Ito yellow
+    "SYRIAN_GOV": "#B2182B",  # dark red
+    "SDF": "#E69F00",  # Okabe-Ito orange
     "SYRIAN_REBELS": "#009E73",  # Okabe-Ito bluish green
-    "ISLAMIST_REBELS": "#999933",  # Tol muted olive
+    "ISLAMIST_REBELS": "#56B4E9",  # Okabe-Ito sky blue
     "TURKEY_SNA": "#CC79A7",  # Okabe-Ito reddish purple
-    "US_COALITION": "#332288",  # Tol muted indigo
-    "IRAQI_GOV": "#E69F00",  # Okabe-Ito orange
+    "US_COALITION": "#0072B2",  # Okabe-Ito blue
+    "IRAQI_GOV": "#117733",  # Tol muted green
     "PMF": "#882255",  # Tol muted wine
-    "KRG": "#56B4E9",  # Okabe-Ito sky blue
+    "KRG": "#DDCC77",  # Tol muted sand
 }
 UNGOVERNED_COLOUR = "#D9D9D9"  # light grey (drawn with UNGOVERNED_HATCH on maps)
 UNGOVERNED_HATCH = ".."
