@@ -555,7 +555,7 @@ def validate_geography(cfg: Config, geo: Any) -> None:
     places and garrison-area places (real maps; the synthetic map ignores ``garrison_areas``) are
     in its gazetteer, deconfliction lines name one of its rivers, theatre countries exist.
     Raises :class:`ConfigError` (one line, naming the key).  ``sim run`` calls it before the
-    run; :func:`sim.runner.check_places` makes the garrison-area check in ``build_model``."""
+    run; :func:`sim.runner.build_model` calls it too."""
     for c in cfg.geography.theatre_countries:
         if c not in geo.country_names:
             raise ConfigError(f"geography.theatre_countries = {c!r}: not a country of this map "

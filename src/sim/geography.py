@@ -39,6 +39,7 @@ TERRAIN_CLASSES = (
     "steppe", "desert", "hills", "mountains",
 )
 MAJOR_RIVERS = ("Euphrates", "Tigris", "Shatt al-Arab")
+DATA_BBOX = ((34.5, 48.9), (28.9, 38.0))  # (lon range, lat range) of the bundled data
 # bytes per cell the model keeps: geography layers (~40 B) + per faction float32 fields
 # (force, presence, scratch: ~5 x 4 B) x 10 factions + history of control/damage for outputs
 BYTES_PER_CELL_STATIC = 64
@@ -526,15 +527,22 @@ def build_synthetic(cfg: GeographyConfig) -> Geography:
 
 
 def _crossings_north(lon: np.ndarray, lat: np.ndarray, lines: list[np.ndarray]) -> np.ndarray:
-    """How many times the polylines cross the ray going north from each point (ray casting)."""
+    """How many times the polylines cross the ray going north from each point (ray casting).
+    Points are sorted by longitude so each segment only visits the points below its span."""
+    order = np.argsort(lon, kind="stable")
+    ls, la = lon[order], lat[order]
     count = np.zeros(lon.shape, np.int64)
     for xy in lines:
         x0, y0, x1, y1 = xy[:-1, 0], xy[:-1, 1], xy[1:, 0], xy[1:, 1]
-        spans = (np.minimum(x0, x1)[None, :] <= lon[:, None]) & (lon[:, None] < np.maximum(x0, x1)[None, :])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = (lon[:, None] - x0[None, :]) / (x1 - x0)[None, :]
-        y = y0[None, :] + t * (y1 - y0)[None, :]
-        count += (spans & (y > lat[:, None])).sum(axis=1)
+        lo = np.searchsorted(ls, np.minimum(x0, x1), side="left")
+        hi = np.searchsorted(ls, np.maximum(x0, x1), side="left")
+        n = hi - lo
+        if n.sum() == 0:
+            continue
+        seg = np.repeat(np.arange(x0.size), n)
+        pts = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
+        y = y0[seg] + (ls[pts] - x0[seg]) / (x1 - x0)[seg] * (y1 - y0)[seg]
+        np.add.at(count, order[pts], (y > la[pts]).astype(np.int64))
     return count
 
 

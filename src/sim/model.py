@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from .agents import Community, CommunityTable, FactionHQ, Unit, UnitTable
 from .config import IDENTITIES, Config
-from .geography import DATA, Geography
+from .geography import DATA, DATA_BBOX, Geography
 from .grid import haversine_km
 from .rules import civilians as civ
 from .rules import combat, insurgency
@@ -170,8 +170,6 @@ class ConflictModel(mesa.Model):
     def _build_allowed(self) -> None:
         """Where each faction may hold ground: its countries, minus the far side of any active
         deconfliction line, minus everything once it has withdrawn."""
-        from .geography import line_cell_majority, river_side
-
         g = self.geo
         allowed = np.zeros((self.n_f, *g.shape), bool)
         for i, f in enumerate(self.faction_names):
@@ -183,6 +181,22 @@ class ConflictModel(mesa.Model):
         for name, d in self.cfg.scenario.deconfliction.items():
             if d.until and self.date >= _date(d.until):
                 continue
+            side = self._line_side(d)
+            in_country = g.country_mask(d.country)
+            for f, s in zip(d.factions, d.sides):
+                want = 1 if s == "north" else -1
+                allowed[self.fidx[f]] &= ~(in_country & (side == -want))
+        self.allowed = allowed
+
+    def _line_side(self, d) -> np.ndarray:
+        """Side of a deconfliction line per cell (+1 north, -1 south, 0 open), cached: the
+        geometry does not change during a run."""
+        key = (d.line, d.country, d.line_cells, d.north_share)
+        cache = self.__dict__.setdefault("_side_cache", {})
+        if key not in cache:
+            from .geography import line_cell_majority, river_side
+
+            g = self.geo
             side = river_side(g, d.line, d.country)
             if d.line_cells != "both":
                 on_line = g.named_rivers[d.line] & g.country_mask(d.country)
@@ -190,11 +204,8 @@ class ConflictModel(mesa.Model):
                     side = np.where(on_line, line_cell_majority(g, d.line, on_line, d.north_share), side)
                 else:
                     side = np.where(on_line, 1 if d.line_cells == "north" else -1, side)
-            in_country = g.country_mask(d.country)
-            for f, s in zip(d.factions, d.sides):
-                want = 1 if s == "north" else -1
-                allowed[self.fidx[f]] &= ~(in_country & (side == -want))
-        self.allowed = allowed
+            cache[key] = side
+        return cache[key]
 
     def _init_control(self) -> None:
         g = self.geo
@@ -208,6 +219,10 @@ class ConflictModel(mesa.Model):
                 la, lo = float(r["lat"]), float(r["lon"])
             except (TypeError, ValueError):
                 raise ValueError(f"{path.name} line {i}: bad lat/lon {r.get('lat')!r}, {r.get('lon')!r}") from None
+            (x0, x1), (y0, y1) = DATA_BBOX
+            if not (y0 <= la <= y1 and x0 <= lo <= x1):
+                raise ValueError(f"{path.name} line {i}: lat/lon {la}, {lo} outside the data's "
+                                 f"box ({y0}..{y1} N, {x0}..{x1} E)")
             if r["controller"] not in self.fidx:
                 if r["controller"] in ("ISIS", "SYRIAN_GOV", "SDF", "SYRIAN_REBELS", "ISLAMIST_REBELS",
                                        "TURKEY_SNA", "US_COALITION", "IRAQI_GOV", "PMF", "KRG"):
@@ -545,7 +560,8 @@ class ConflictModel(mesa.Model):
             if sel.size == 0:
                 continue
             labels, _ = ndimage.label(own, structure=struct)
-            cells = np.flatnonzero(own)
+            # the own cell nearest an objective off its ground is on the edge of that ground
+            cells = np.flatnonzero(own & dilate8(~own))
             cr, cc = np.divmod(cells, C)
             lab = labels.ravel()[cells]
             road = k * speed

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .config import Config, from_dict, validate
+from .config import Config, from_dict, validate, validate_geography
 from .geography import build_geography
 from .results import Results
 
@@ -34,24 +34,8 @@ def build_model(cfg: Config | dict):
 
     cfg = as_config(cfg)
     geo = build_geography(cfg.geography, n_factions=len(cfg.factions), n_steps=cfg.scenario.weeks)
-    check_places(cfg, geo)
+    validate_geography(cfg, geo)
     return ConflictModel(cfg, geo)
-
-
-def check_places(cfg: Config, geo) -> None:
-    """Every place name in the config must be in the gazetteer (real maps; the synthetic test
-    map has its own four towns and ignores ``garrison_areas``)."""
-    from .config import ConfigError
-    from .geography import PlaceNotFound
-
-    if cfg.geography.kind != "real":
-        return
-    for name, fc in cfg.factions.items():
-        for i, area in enumerate(fc.garrison_areas):
-            try:
-                geo.places.find(area.place)
-            except PlaceNotFound as e:
-                raise ConfigError(f"factions.{name}.garrison_areas[{i}].place: {e}") from None
 
 
 def run_scenario(cfg: Config | dict, progress: Callable[[int, int], None] | None = None) -> Results:
@@ -142,6 +126,18 @@ def summarise(model, ts: pd.DataFrame, control: np.ndarray) -> dict[str, Any]:
             v = int(control[-1][r, c])
             ctrl[str(g.places.name[k])] = model.faction_names[v] if v >= 0 else "UNGOVERNED"
     out["key_place_controller_final"] = ctrl
+    # watched places: controller at the end and the date it last changed hands
+    watch = {}
+    for name in model.cfg.output.watch_places:
+        k = g.places.find(name)
+        seq = control[:, int(g.places.row[k]), int(g.places.col[k])]
+        changes = np.flatnonzero(seq[1:] != seq[:-1])
+        v = int(seq[-1])
+        watch[str(g.places.name[k])] = {
+            "controller": model.faction_names[v] if v >= 0 else "UNGOVERNED",
+            "since": str(model.dates()[changes[-1] + 1]) if changes.size else str(model.dates()[0]),
+        }
+    out["watch_places"] = watch
     out["people_conserved_error"] = float(model.people_total() - model.initial_people)
     out["fighters_conserved_error"] = float(max(abs(model.fighter_balance(f)) for f in model.faction_names))
     return out
