@@ -675,7 +675,10 @@ class ConflictModel(mesa.Model):
         rate_u = np.zeros((n, self.geo.grid.n_cells), np.float32)
         rate_u[:, idx] = ru
         shape = (n, *self.geo.shape)
-        g_loss = self.garrison * garrison_presence(rate_g.reshape(shape))
+        g_loss = np.zeros(shape, np.float32)
+        hit = np.flatnonzero(rg.any(axis=1))  # only factions that lost garrison fighters
+        if hit.size:
+            g_loss[hit] = self.garrison[hit] * garrison_presence(rate_g.reshape(shape)[hit])
         self.garrison -= g_loss
         t = self.units
         u_loss = np.zeros(len(t))
