@@ -372,10 +372,6 @@ def _kill_when_running(proc: subprocess.Popen, run_glob: str, sweep: Path, timeo
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "a worker killed (SIGKILL, e.g. the OOM killer) in the joblib launcher raises loky's "
-    "TerminatedWorkerError in the launching process, which aborts the whole sweep: runs not "
-    "yet finished never complete.  Reported to the sweep/fault-handling owner (cli.py/jobs.py)."))
 def test_sweep_survives_killed_run(tmp_path):
     sweep = tmp_path / "sweep"
     with (tmp_path / "stderr.txt").open("w") as errf:  # a file: an unread pipe could block

@@ -167,7 +167,7 @@ class ScenarioConfig:
     start_date: str = "2017-07-01"
     weeks: int = rng_(1, 5000, default=104)
     step_days: int = rng_(1, 31, default=7)
-    hostility: dict[str, dict[str, float]] = _dict()
+    hostility: dict[str, Any] = _dict()  # name -> (name -> probability); Any for OmegaConf merges
     # mappings of name -> AirSupportConfig / DeconflictionConfig / EventConfig.  Typed as Any for
     # OmegaConf so that entries can be added from the command line
     # (``+scenario.events.x.date=2018-01-01``); :func:`from_dict` checks and converts them.
@@ -306,6 +306,7 @@ _ENTRY_TYPES = {
     ("ScenarioConfig", "air_support"): "dict[str, AirSupportConfig]",
     ("ScenarioConfig", "deconfliction"): "dict[str, DeconflictionConfig]",
     ("ScenarioConfig", "events"): "dict[str, EventConfig]",
+    ("ScenarioConfig", "hostility"): "dict[str, dict[str, float]]",
 }
 
 

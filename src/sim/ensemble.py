@@ -1,0 +1,565 @@
+"""Statistics and figures of ensembles (many runs) and of paired scenario comparisons.
+
+Inputs are the tables of :mod:`sim.collect` (``runs.parquet``, ``timeseries.parquet``) and the
+runs' ``control.nc``.  Figures are matplotlib :class:`~matplotlib.figure.Figure` objects on an
+Agg canvas (no pyplot state), saved as PNG.
+
+Ensemble figures (``sim collect DIR`` writes them into ``DIR/ensemble/``):
+
+* ``territory_bands.png``   median and 10-90% band of ``share_territory_area`` per faction,
+  one panel per scenario;
+* ``metric_bands.png``      the same for ``new_battles_former_allies`` and ``n_displaced``
+  (faction ``ALL``), one line per scenario;
+* ``control_probability.png``  per-faction probability of control at chosen dates (share of
+  runs in which the faction holds the cell);
+* ``key_places.png``        distribution of the final controller of each key place.
+
+Comparison (``sim compare``): paired differences B - A over replicates that share seed and
+replicate index (common random numbers), their bands over time, difference maps of control
+probability, and a table of outcome differences with bootstrap 95% confidence intervals.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .plotting import faction_colours
+
+log = logging.getLogger("sim")
+
+
+def _new_figure(w: float, h: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path, dpi: int):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    fig.clear()
+    return path
+
+
+def _date_axis(ax) -> None:
+    import matplotlib.dates as mdates
+
+    loc = mdates.AutoDateLocator(minticks=3, maxticks=7)
+    ax.xaxis.set_major_locator(loc)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+    ax.tick_params(labelsize=7)
+    ax.grid(True, alpha=0.3, linewidth=0.5)
+
+QUANTILES = (0.1, 0.5, 0.9)
+BAND_METRICS = (("new_battles_former_allies", "ALL"), ("n_displaced", "ALL"))
+DIFF_METRICS = (("n_displaced", "ALL"), ("new_battles_former_allies", "ALL"),
+                ("cum_civilian_deaths", "ALL"), ("cum_insurgent_attacks", "ALL"),
+                ("n_fighters_hidden", "ISIS"), ("cum_foreign_fighters_exported", "ALL"))
+_NOT_OUTCOMES = {"seed", "replicate", "weeks", "wall_seconds", "people_conserved_error",
+                 "fighters_conserved_error"}
+_SCEN_COLOURS = ("#332288", "#CC6677", "#117733", "#DDCC77", "#88CCEE", "#AA4499", "#44AA99",
+                 "#999933", "#882255", "#6699CC")
+
+
+# --------------------------------------------------------------------------------------
+# bands over runs
+# --------------------------------------------------------------------------------------
+def _wide(ts: pd.DataFrame, metric: str, faction: str, index=("run_id",)) -> pd.DataFrame:
+    """Runs x dates of one metric (rows indexed by ``index`` columns)."""
+    sel = ts[(ts["metric"] == metric) & (ts["faction"] == faction)]
+    if sel.empty:
+        return pd.DataFrame()
+    sel = sel.assign(date=pd.to_datetime(sel["date"]))
+    idx = list(index)
+    return sel.pivot_table(index=idx, columns="date", values="value", aggfunc="sum",
+                           observed=True).sort_index(axis=1)
+
+
+def bands(ts: pd.DataFrame, metric: str, faction: str = "ALL", by: str = "scenario",
+          q: Sequence[float] = QUANTILES) -> pd.DataFrame:
+    """Quantiles over runs per date: columns ``by, date, n, q10, q50, q90``."""
+    out = []
+    sel = ts[(ts["metric"] == metric) & (ts["faction"] == faction)]
+    for key, grp in sel.groupby(by, observed=True):
+        w = _wide(grp, metric, faction)
+        if w.empty:
+            continue
+        qs = w.quantile(list(q), axis=0)
+        df = pd.DataFrame({by: key, "date": w.columns, "n": w.notna().sum(axis=0).to_numpy()})
+        for qq in q:
+            df[f"q{round(qq * 100)}"] = qs.loc[qq].to_numpy()
+        out.append(df)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def _band(ax, dates, lo, mid, hi, colour, label):
+    ax.fill_between(dates, lo, hi, color=colour, alpha=0.22, linewidth=0)
+    ax.plot(dates, mid, color=colour, linewidth=1.4, label=label)
+
+
+def _factions_of(ts: pd.DataFrame, metric: str) -> list[str]:
+    f = ts.loc[ts["metric"] == metric, "faction"].astype(str).unique().tolist()
+    return [x for x in f if x != "ALL"]
+
+
+def plot_territory_bands(ts: pd.DataFrame, path, colours: dict[str, str] | None = None,
+                         dpi: int = 110, min_share: float = 0.005):
+    """``share_territory_area``: median and 10-90% band per faction, one panel per scenario."""
+    scen = sorted(ts["scenario"].astype(str).unique())
+    n = max(len(scen), 1)
+    ncol = 1 if n == 1 else 2
+    nrow = int(np.ceil(n / ncol))
+    fig = _new_figure(6.2 * ncol, 3.4 * nrow + 0.4)
+    facs = _factions_of(ts, "share_territory_area")
+    cols = dict(zip(facs, faction_colours(facs, colours)))
+    for k, s in enumerate(scen):
+        ax = fig.add_subplot(nrow, ncol, k + 1)
+        sub = ts[ts["scenario"].astype(str) == s]
+        nrun = sub["run_id"].nunique()
+        for f in facs:
+            b = bands(sub, "share_territory_area", f)
+            if b.empty or np.nanmax(b["q90"]) < min_share:
+                continue
+            _band(ax, b["date"], b["q10"], b["q50"], b["q90"], cols[f], f)
+        ax.set_title(f"{s}  (n = {nrun} runs)", fontsize=9)
+        ax.set_ylabel("share of theatre area", fontsize=8)
+        ax.set_ylim(bottom=0)
+        _date_axis(ax)
+        ax.legend(fontsize=6, ncol=2, loc="upper right", framealpha=0.8)
+    fig.suptitle("Territory held: median and 10-90% band over replicates", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+def plot_metric_bands(ts: pd.DataFrame, path, metrics=BAND_METRICS, dpi: int = 110):
+    """Median and 10-90% band of each ``(metric, faction)``, one line per scenario."""
+    scen = sorted(ts["scenario"].astype(str).unique())
+    fig = _new_figure(6.2, 2.9 * len(metrics) + 0.3)
+    for k, (m, f) in enumerate(metrics):
+        ax = fig.add_subplot(len(metrics), 1, k + 1)
+        b = bands(ts, m, f)
+        if b.empty:
+            ax.text(0.5, 0.5, f"no {m} in the runs", transform=ax.transAxes, ha="center")
+            continue
+        for i, s in enumerate(scen):
+            bs = b[b["scenario"].astype(str) == s]
+            if len(bs):
+                _band(ax, bs["date"], bs["q10"], bs["q50"], bs["q90"],
+                      _SCEN_COLOURS[i % len(_SCEN_COLOURS)], s)
+        ax.set_title(f"{m} ({f})", fontsize=9)
+        _date_axis(ax)
+        ax.legend(fontsize=7, loc="upper left", framealpha=0.8)
+    fig.suptitle("Median and 10-90% band over replicates", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+# --------------------------------------------------------------------------------------
+# control probability
+# --------------------------------------------------------------------------------------
+def control_probability(run_dirs: Sequence[Path], dates: Sequence[str] | None = None) -> dict[str, Any]:
+    """Share of runs in which each faction controls each cell, at the stored steps nearest to
+    ``dates`` (default: first, middle and last step of the first run).
+
+    Returns ``{"prob": float32 [D, F, R, C], "dates": [...], "factions": [...], "lat", "lon",
+    "outside": bool [R, C], "n": runs}``.  Runs without ``control.nc`` are skipped (logged).
+    """
+    from .outputs import read_control
+
+    acc = None
+    n = 0
+    out: dict[str, Any] = {}
+    for d in run_dirs:
+        f = Path(d) / "control.nc"
+        if not f.exists():
+            log.warning("no control.nc in %s: left out of the control maps", d)
+            continue
+        ds = read_control(f)
+        times = pd.to_datetime(ds["time"].values)
+        if acc is None:
+            if not dates:
+                idx = sorted({0, len(times) // 2, len(times) - 1})
+                dates = [str(times[i].date()) for i in idx]
+            factions = [str(x) for x in ds["faction"].values]
+            acc = np.zeros((len(dates), len(factions), ds.sizes["lat"], ds.sizes["lon"]), np.float32)
+            out.update(factions=factions, lat=ds["lat"].values, lon=ds["lon"].values,
+                       colours=[str(x) for x in ds["faction_colour"].values]
+                       if "faction_colour" in ds else None,
+                       outside=(ds["controller"].values[0] == -2), geography=ds.attrs.get("geography"))
+        ctrl = ds["controller"].values
+        for k, dt in enumerate(dates):
+            i = int(np.argmin(np.abs((times - pd.Timestamp(dt)).total_seconds())))
+            c = ctrl[i]
+            for j in range(acc.shape[1]):
+                acc[k, j] += c == j
+        n += 1
+    if acc is None:
+        return {"prob": None, "dates": list(dates or []), "n": 0}
+    out.update(prob=acc / max(n, 1), dates=list(dates), n=n)
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _geography(name: str):
+    from .cli import compose
+    from .config import GeographyConfig
+    from .geography import build_geography
+
+    return build_geography(GeographyConfig(**compose([f"geography={name}"])["geography"]))
+
+
+@functools.lru_cache(maxsize=4)
+def _background_image(geography: str, shape: tuple[int, int], width_px: int = 700):
+    """Terrain, rivers and borders of the named geography, rendered once to an RGBA array
+    (drawing them on every small map would take seconds each); None if unavailable."""
+    try:
+        from .plotting import draw_background
+
+        geo = _geography(geography)
+        if tuple(geo.shape) != tuple(shape):
+            return None
+        ext = geo.grid.extent
+        aspect = 1.0 / max(0.2, np.cos(np.deg2rad(0.5 * (ext[2] + ext[3]))))
+        h_px = int(width_px * (ext[3] - ext[2]) * aspect / (ext[1] - ext[0]))
+        fig = _new_figure(width_px / 100, h_px / 100)
+        ax = fig.add_axes((0, 0, 1, 1))
+        draw_background(ax, geo, show_places=False)
+        ax.set_xlim(ext[0], ext[1])
+        ax.set_ylim(ext[2], ext[3])
+        ax.set_aspect("auto")
+        ax.axis("off")
+        fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba()).copy()
+    except Exception as e:  # noqa: BLE001 - maps still work without the background
+        log.debug("no map background for %s: %s", geography, e)
+        return None
+
+
+def _background(ax, geography: str | None, shape, extent, aspect) -> bool:
+    if not geography:
+        return False
+    img = _background_image(str(geography), tuple(int(x) for x in shape))
+    if img is None:
+        return False
+    ax.imshow(img, extent=extent, aspect=aspect, interpolation="bilinear", zorder=0)
+    return True
+
+
+def _extent(lat, lon):
+    dlat = abs(lat[1] - lat[0]) if len(lat) > 1 else 0.1
+    dlon = abs(lon[1] - lon[0]) if len(lon) > 1 else 0.1
+    return (lon[0] - dlon / 2, lon[-1] + dlon / 2, lat[-1] - dlat / 2, lat[0] + dlat / 2)
+
+
+def _map_grid(n_rows: int, n_cols: int, lat, lon):
+    aspect = 1.0 / max(0.2, np.cos(np.deg2rad(float(np.mean(lat)))))
+    w = (lon.max() - lon.min()) / ((lat.max() - lat.min()) * aspect)
+    pw = 2.6
+    return _new_figure(pw * n_cols + 0.6, pw / w * n_rows + 0.8), aspect
+
+
+def plot_control_probability(cp: dict[str, Any], path, factions: Sequence[str] | None = None,
+                             min_prob: float = 0.05, background: bool = True, dpi: int = 110):
+    """One map per (date, faction): probability of control shaded in the faction's colour."""
+    from matplotlib.colors import to_rgb
+
+    if cp.get("prob") is None:
+        raise ValueError("no control.nc in the runs: no control maps")
+    prob, allf = cp["prob"], cp["factions"]
+    pick = [i for i, f in enumerate(allf) if (factions is None or f in factions)
+            and float(prob[:, i].max()) >= min_prob]
+    cols = faction_colours(allf, dict(zip(allf, cp["colours"])) if cp.get("colours") else None)
+    lat, lon = np.asarray(cp["lat"]), np.asarray(cp["lon"])
+    ext = _extent(lat, lon)
+    fig, aspect = _map_grid(len(cp["dates"]), max(len(pick), 1), lat, lon)
+    for r, dt in enumerate(cp["dates"]):
+        for c, j in enumerate(pick):
+            ax = fig.add_subplot(len(cp["dates"]), len(pick), r * len(pick) + c + 1)
+            has_bg = background and _background(ax, cp.get("geography"), prob.shape[-2:], ext, aspect)
+            p = prob[r, j]
+            img = np.zeros((*p.shape, 4), np.float32)
+            img[..., :3] = to_rgb(cols[j])
+            img[..., 3] = np.where(cp["outside"], 0.0, 0.9 * p)
+            if not has_bg:
+                ax.imshow(np.where(cp["outside"], np.nan, 0.0), extent=ext, cmap="Greys",
+                          vmin=0, vmax=4, interpolation="nearest", aspect=aspect)
+            ax.imshow(img, extent=ext, interpolation="nearest", aspect=aspect, zorder=5)
+            ax.set_xlim(ext[0], ext[1])
+            ax.set_ylim(ext[2], ext[3])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(allf[j], fontsize=8)
+            if c == 0:
+                ax.set_ylabel(str(dt), fontsize=8)
+    fig.suptitle(f"Probability of control (share of {cp['n']} runs; darker = more likely)",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+def plot_control_probability_diff(cpa: dict[str, Any], cpb: dict[str, Any], path, label: str,
+                                  min_diff: float = 0.02, background: bool = True, dpi: int = 110):
+    """P_B(control) - P_A(control) per faction and date, diverging colours (red: B more)."""
+    if cpa.get("prob") is None or cpb.get("prob") is None:
+        raise ValueError("control.nc missing in one of the ensembles: no difference maps")
+    diff = cpb["prob"] - cpa["prob"]
+    allf = cpa["factions"]
+    pick = [i for i in range(len(allf)) if float(np.abs(diff[:, i]).max()) >= min_diff] or [0]
+    lat, lon = np.asarray(cpa["lat"]), np.asarray(cpa["lon"])
+    ext = _extent(lat, lon)
+    fig, aspect = _map_grid(len(cpa["dates"]), len(pick), lat, lon)
+    im = None
+    for r, dt in enumerate(cpa["dates"]):
+        for c, j in enumerate(pick):
+            ax = fig.add_subplot(len(cpa["dates"]), len(pick), r * len(pick) + c + 1)
+            if background:
+                _background(ax, cpa.get("geography"), diff.shape[-2:], ext, aspect)
+            d = np.where(cpa["outside"], np.nan, diff[r, j])
+            d = np.ma.masked_where(~np.isfinite(d) | (np.abs(np.nan_to_num(d)) < 1e-9), d)
+            im = ax.imshow(d, extent=ext, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest",
+                           aspect=aspect, zorder=5, alpha=0.9)
+            ax.set_xlim(ext[0], ext[1])
+            ax.set_ylim(ext[2], ext[3])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(allf[j], fontsize=8)
+            if c == 0:
+                ax.set_ylabel(str(dt), fontsize=8)
+    fig.suptitle(f"Difference in probability of control: {label}", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.93, 1))
+    if im is not None:
+        cax = fig.add_axes((0.945, 0.15, 0.015, 0.7))
+        fig.colorbar(im, cax=cax).ax.tick_params(labelsize=7)
+    return _save(fig, path, dpi)
+
+
+# --------------------------------------------------------------------------------------
+# key places
+# --------------------------------------------------------------------------------------
+def key_place_distribution(runs: pd.DataFrame) -> pd.DataFrame:
+    """Share of ok runs in which each controller holds each key place at the end:
+    columns ``scenario, place, controller, share, n``."""
+    ok = runs[runs["status"] == "ok"]
+    rows = []
+    for r in ok.itertuples(index=False):
+        raw = getattr(r, "key_place_controller_final", None)
+        if raw is None or (isinstance(raw, float) and np.isnan(raw)):
+            continue
+        d = json.loads(raw) if isinstance(raw, str) else dict(raw)
+        for place, ctrl in d.items():
+            rows.append((r.scenario, place, ctrl))
+    if not rows:
+        return pd.DataFrame(columns=["scenario", "place", "controller", "share", "n"])
+    df = pd.DataFrame(rows, columns=["scenario", "place", "controller"])
+    n = df.groupby(["scenario", "place"]).size().rename("n")
+    cnt = df.groupby(["scenario", "place", "controller"]).size().rename("count").reset_index()
+    cnt = cnt.join(n, on=["scenario", "place"])
+    cnt["share"] = cnt["count"] / cnt["n"]
+    return cnt[["scenario", "place", "controller", "share", "n"]]
+
+
+def plot_key_places(dist: pd.DataFrame, path, colours: dict[str, str] | None = None, dpi: int = 110):
+    """Stacked horizontal bars: who holds each key place at the end, share of runs."""
+    from matplotlib.patches import Patch
+
+    from .plotting import UNGOVERNED_COLOUR
+
+    scen = sorted(dist["scenario"].astype(str).unique()) or ["(none)"]
+    places = sorted(dist["place"].unique())
+    ctrls = sorted(dist["controller"].unique(), key=lambda c: (c == "UNGOVERNED", c))
+    cmap = dict(zip(ctrls, faction_colours(ctrls, colours)))
+    if "UNGOVERNED" in cmap:
+        cmap["UNGOVERNED"] = UNGOVERNED_COLOUR
+    fig = _new_figure(3.6 * len(scen) + 1.6, 0.16 * max(len(places), 5) + 1.4)
+    for k, s in enumerate(scen):
+        ax = fig.add_subplot(1, len(scen), k + 1)
+        sub = dist[dist["scenario"].astype(str) == s]
+        piv = sub.pivot_table(index="place", columns="controller", values="share",
+                              aggfunc="sum").reindex(index=places[::-1], columns=ctrls).fillna(0.0)
+        left = np.zeros(len(piv))
+        for ctl in ctrls:
+            v = piv[ctl].to_numpy()
+            ax.barh(np.arange(len(piv)), v, left=left, color=cmap[ctl], edgecolor="white",
+                    linewidth=0.3, height=0.85)
+            left += v
+        ax.set_yticks(np.arange(len(piv)))
+        ax.set_yticklabels(piv.index if k == 0 else [""] * len(piv), fontsize=6)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("share of runs", fontsize=7)
+        nrun = int(sub["n"].max()) if len(sub) else 0
+        ax.set_title(f"{s} (n = {nrun})", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+    fig.legend(handles=[Patch(color=cmap[c], label=c) for c in ctrls], loc="lower center",
+               ncol=min(6, len(ctrls)), fontsize=6.5, frameon=False)
+    fig.suptitle("Controller of each key place at the end", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    return _save(fig, path, dpi)
+
+
+def ensemble_plots(col, outdir: Path, map_dates: Sequence[str] | None = None,
+                   background: bool = True, dpi: int = 110) -> dict[str, Path]:
+    """All ensemble figures of a :class:`sim.collect.Collected` into ``outdir``."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    ts = col.timeseries
+    if len(ts):
+        paths["territory"] = outdir / "territory_bands.png"
+        plot_territory_bands(ts, paths["territory"], dpi=dpi)
+        paths["metrics"] = outdir / "metric_bands.png"
+        plot_metric_bands(ts, paths["metrics"], dpi=dpi)
+    ok = col.ok
+    for s, grp in ok.groupby("scenario"):
+        dirs = [col.root / r for r in grp["run_id"]]
+        cp = control_probability(dirs, map_dates)
+        if cp.get("prob") is not None:
+            name = "control_probability.png" if ok["scenario"].nunique() == 1 else f"control_probability_{s}.png"
+            paths[f"control_probability:{s}"] = outdir / name
+            plot_control_probability(cp, outdir / name, background=background, dpi=dpi)
+    dist = key_place_distribution(col.runs)
+    if len(dist):
+        dist.to_csv(outdir / "key_places.csv", index=False)
+        paths["key_places"] = outdir / "key_places.png"
+        plot_key_places(dist, paths["key_places"], dpi=dpi)
+    return paths
+
+
+# --------------------------------------------------------------------------------------
+# paired comparison
+# --------------------------------------------------------------------------------------
+PAIR_KEY = ("seed", "replicate")
+
+
+def pair_runs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, a: str = "A",
+              b: str = "B") -> tuple[pd.DataFrame, list[str]]:
+    """Ok runs of two ensembles matched on (seed, replicate): columns ``seed, replicate,
+    run_a, run_b``; plus a message for every ok run without a partner."""
+    ra = runs_a[runs_a["status"] == "ok"].drop_duplicates(list(PAIR_KEY), keep="last")
+    rb = runs_b[runs_b["status"] == "ok"].drop_duplicates(list(PAIR_KEY), keep="last")
+    m = ra[[*PAIR_KEY, "run_id"]].merge(rb[[*PAIR_KEY, "run_id"]], on=list(PAIR_KEY),
+                                         suffixes=("_a", "_b"), how="outer", indicator="side")
+    unpaired = [f"{a if r.side == 'left_only' else b} seed={r.seed} replicate={r.replicate} "
+                f"({r.run_id_a if r.side == 'left_only' else r.run_id_b}) has no partner"
+                for r in m[m["side"] != "both"].itertuples(index=False)]
+    pairs = m[m["side"] == "both"].drop(columns="side").rename(
+        columns={"run_id_a": "run_a", "run_id_b": "run_b"})
+    return pairs.sort_values(list(PAIR_KEY)).reset_index(drop=True), unpaired
+
+
+def paired_diff_series(ts_a: pd.DataFrame, ts_b: pd.DataFrame, pairs: pd.DataFrame,
+                       metric: str, faction: str) -> pd.DataFrame:
+    """Pairs x dates of B - A for one metric (rows in the order of ``pairs``)."""
+    wa, wb = _wide(ts_a, metric, faction), _wide(ts_b, metric, faction)
+    if wa.empty or wb.empty:
+        return pd.DataFrame()
+    cols = wa.columns.intersection(wb.columns)
+    wa.index, wb.index = wa.index.astype(str), wb.index.astype(str)
+    a = wa.reindex(index=pairs["run_a"].astype(str), columns=cols)
+    b = wb.reindex(index=pairs["run_b"].astype(str), columns=cols)
+    return pd.DataFrame(b.to_numpy() - a.to_numpy(), columns=cols)
+
+
+def plot_diff_bands(ts_a: pd.DataFrame, ts_b: pd.DataFrame, pairs: pd.DataFrame, path,
+                    label: str, metrics: Sequence[tuple[str, str]],
+                    colours: dict[str, str] | None = None, ncol: int = 2, dpi: int = 110,
+                    title: str | None = None):
+    """Median and 10-90% band over pairs of B - A, one panel per ``(metric, faction)``."""
+    n = max(len(metrics), 1)
+    ncol = min(ncol, n)
+    nrow = int(np.ceil(n / ncol))
+    fig = _new_figure(4.4 * ncol, 2.5 * nrow + 0.5)
+    for k, (m, f) in enumerate(metrics):
+        ax = fig.add_subplot(nrow, ncol, k + 1)
+        d = paired_diff_series(ts_a, ts_b, pairs, m, f)
+        if d.empty:
+            ax.text(0.5, 0.5, f"no {m}", transform=ax.transAxes, ha="center", fontsize=8)
+            continue
+        q = d.quantile(list(QUANTILES), axis=0)
+        colour = faction_colours([f], colours)[0] if f != "ALL" else "#332288"
+        _band(ax, d.columns, q.loc[QUANTILES[0]], q.loc[QUANTILES[1]], q.loc[QUANTILES[2]],
+              colour, f)
+        ax.axhline(0, color="#444444", linewidth=0.6)
+        ax.set_title(f if m == "share_territory_area" else f"{m} ({f})", fontsize=8)
+        _date_axis(ax)
+    fig.suptitle(title or f"Paired difference {label}: median and 10-90% band over "
+                 f"{len(pairs)} replicate pairs", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+def outcome_columns(runs: pd.DataFrame) -> list[str]:
+    """Numeric scalar outcome columns of ``runs.parquet`` (dates as days since the start)."""
+    cols = []
+    for c in runs.columns:
+        if c in _NOT_OUTCOMES or c.startswith("override.") or c in (
+                "run_id", "status", "error", "overrides", "scenario", "geography", "start_date"):
+            continue
+        if c.endswith("_date") or pd.api.types.is_numeric_dtype(runs[c]):
+            cols.append(c)
+    return cols
+
+
+def _outcome_values(runs: pd.DataFrame, col: str) -> pd.Series:
+    if col.endswith("_date"):
+        start = pd.to_datetime(runs.get("start_date"), errors="coerce")
+        return (pd.to_datetime(runs[col], errors="coerce") - start).dt.days.astype(float)
+    return pd.to_numeric(runs[col], errors="coerce").astype(float)
+
+
+def bootstrap_ci(d: np.ndarray, n_boot: int = 2000, level: float = 0.95,
+                 rng: np.random.Generator | None = None) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of ``d`` (paired differences)."""
+    d = np.asarray(d, float)
+    d = d[np.isfinite(d)]
+    if len(d) < 2:  # no interval from one pair
+        return (np.nan, np.nan)
+    if np.all(d == d[0]):
+        return (float(d[0]), float(d[0]))
+    rng = rng or np.random.default_rng(0)
+    idx = rng.integers(0, len(d), size=(n_boot, len(d)))
+    means = d[idx].mean(axis=1)
+    a = (1 - level) / 2
+    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def outcome_differences(runs_a: pd.DataFrame, runs_b: pd.DataFrame, pairs: pd.DataFrame,
+                        a: str = "A", b: str = "B", n_boot: int = 2000,
+                        seed: int = 0) -> pd.DataFrame:
+    """One row per outcome: means of A and B, mean paired difference B - A and its bootstrap
+    95% CI over the pairs (``n_pairs``: pairs with a value in both runs; ``n_undefined_*``:
+    runs where the outcome is undefined, e.g. ISIS never defeated)."""
+    ra = runs_a.set_index(runs_a["run_id"].astype(str)).loc[pairs["run_a"].astype(str)]
+    rb = runs_b.set_index(runs_b["run_id"].astype(str)).loc[pairs["run_b"].astype(str)]
+    rng = np.random.default_rng(seed)
+    rows = []
+    cols = [c for c in outcome_columns(runs_a) if c in set(outcome_columns(runs_b))]
+    for c in cols:
+        va = _outcome_values(ra, c).to_numpy()
+        vb = _outcome_values(rb, c).to_numpy()
+        both = np.isfinite(va) & np.isfinite(vb)
+        d = vb[both] - va[both]
+        lo, hi = bootstrap_ci(d, n_boot=n_boot, rng=rng)
+        rows.append({"outcome": c + (" (days from start)" if c.endswith("_date") else ""),
+                     "A": a, "B": b, "n_pairs": int(both.sum()),
+                     "mean_A": float(np.nanmean(va)) if np.isfinite(va).any() else np.nan,
+                     "mean_B": float(np.nanmean(vb)) if np.isfinite(vb).any() else np.nan,
+                     "mean_diff": float(d.mean()) if len(d) else np.nan,
+                     "ci95_low": lo, "ci95_high": hi,
+                     "ci_excludes_0": bool(len(d) > 1 and (lo > 0 or hi < 0)),
+                     "n_undefined_A": int((~np.isfinite(va)).sum()),
+                     "n_undefined_B": int((~np.isfinite(vb)).sum())})
+    return pd.DataFrame(rows)

@@ -1,0 +1,332 @@
+"""Global sensitivity analysis of outcomes to parameters (SALib).
+
+A *design* (YAML, e.g. ``configs/experiment/sensitivity_lhs.yaml``) names the parameters (any
+numeric config keys, as Hydra override paths) with their ranges, the outcomes (scalar keys of
+``summary.json``), a method and a sample size::
+
+    method: latin            # latin | morris | sobol
+    samples: 16              # latin: points; morris: trajectories; sobol: base sample N
+    replicates: 1            # runs per sample (seeds (seed, replicate)); outcomes are averaged
+    seed: 1                  # seed of the sampling design
+    overrides: [geography=res_010, scenario.weeks=26, output.plots=false, output.netcdf=false]
+    parameters:
+      scenario.isis_cohesion: [0.5, 1.5]
+      combat.loss_noise: {bounds: [0.1, 0.6]}
+      control.vacancy_weeks: {bounds: [0, 4], int: true}
+    outcomes: [final_share_territory_area_ISIS, cum_displaced]
+
+Methods and what they report:
+
+* ``latin``  Latin-hypercube sample (``SALib.sample.latin``); Spearman rank correlation of
+  each outcome with each parameter (the tornado plot) and RBD-FAST first-order indices S1
+  (``SALib.analyze.rbd_fast``; rough for small samples).
+* ``morris`` Morris elementary effects (``samples`` trajectories of D+1 runs): mu* (mean
+  absolute effect, the bar length), sigma (interactions/non-linearity).
+* ``sobol``  Saltelli/Sobol' sample of N(D+2) runs: first-order S1 and total ST indices.
+
+Each sample runs as one job (:func:`sim.jobs.run_job`, so failures are recorded and a rerun
+into the same ``--out`` skips finished runs) on ``n_jobs`` worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("sim")
+
+METHODS = ("latin", "morris", "sobol")
+
+
+# --------------------------------------------------------------------------------------
+# the design
+# --------------------------------------------------------------------------------------
+def load_design(path: Path) -> dict[str, Any]:
+    import yaml
+
+    d = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return normalise_design(d, str(path))
+
+
+def normalise_design(d: dict[str, Any], where: str = "design") -> dict[str, Any]:
+    params = {}
+    for k, v in (d.get("parameters") or {}).items():
+        spec = {"bounds": v} if isinstance(v, (list, tuple)) else dict(v)
+        lo, hi = (float(x) for x in spec["bounds"])
+        if not hi > lo:
+            raise ValueError(f"{where}: parameters.{k}: bounds must be [low, high] with high > low")
+        params[str(k)] = {"bounds": [lo, hi], "int": bool(spec.get("int", False))}
+    if len(params) < 2:
+        raise ValueError(f"{where}: give at least two parameters")
+    method = str(d.get("method", "latin"))
+    if method not in METHODS:
+        raise ValueError(f"{where}: method = {method!r}: allowed {', '.join(METHODS)}")
+    outcomes = [str(o) for o in d.get("outcomes") or []]
+    if not outcomes:
+        raise ValueError(f"{where}: give at least one outcome (a scalar key of summary.json)")
+    return {"method": method, "samples": int(d.get("samples", 16)),
+            "replicates": int(d.get("replicates", 1)), "seed": int(d.get("seed", 1)),
+            "num_levels": int(d.get("num_levels", 4)),
+            "overrides": [str(o) for o in d.get("overrides") or []],
+            "parameters": params, "outcomes": outcomes,
+            "question": str(d.get("question", ""))}
+
+
+def problem(design: dict[str, Any]) -> dict[str, Any]:
+    names = list(design["parameters"])
+    return {"num_vars": len(names), "names": names,
+            "bounds": [design["parameters"][n]["bounds"] for n in names]}
+
+
+def sample(design: dict[str, Any]) -> np.ndarray:
+    """The parameter sample (rows = samples) of the design's method."""
+    prob = problem(design)
+    n, seed = design["samples"], design["seed"]
+    if design["method"] == "latin":
+        from SALib.sample import latin
+
+        X = latin.sample(prob, n, seed=seed)
+    elif design["method"] == "morris":
+        from SALib.sample import morris
+
+        X = morris.sample(prob, n, num_levels=design["num_levels"], seed=seed)
+    else:
+        from SALib.sample import sobol
+
+        X = sobol.sample(prob, n, calc_second_order=False, seed=seed)
+    for j, name in enumerate(prob["names"]):
+        if design["parameters"][name]["int"]:
+            X[:, j] = np.round(X[:, j])
+    return X
+
+
+def _fmt(v: float, is_int: bool) -> str:
+    return str(round(v)) if is_int else repr(float(v))
+
+
+def jobs(design: dict[str, Any], X: np.ndarray, runs_dir: Path) -> pd.DataFrame:
+    """One row per run: sample, replicate, run_id, overrides, parameter values."""
+    names = list(design["parameters"])
+    rows = []
+    for i, x in enumerate(X):
+        for r in range(design["replicates"]):
+            ov = list(design["overrides"]) + [
+                f"{n}={_fmt(v, design['parameters'][n]['int'])}" for n, v in zip(names, x)]
+            ov.append(f"replicate={r}")
+            rows.append({"sample": i, "replicate": r, "run_id": f"sample_{i:04d}_rep{r}",
+                         "overrides": ov, **dict(zip(names, x))})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------
+# running
+# --------------------------------------------------------------------------------------
+def _job(overrides: list[str], outdir: str) -> dict[str, Any]:
+    """One run in a worker process (composes the config there)."""
+    from .cli import compose
+    from .jobs import mark_failed, run_job
+    from .runner import as_config
+
+    out = Path(outdir)
+    try:
+        conf = as_config(compose(list(overrides)))
+    except Exception as e:  # noqa: BLE001 - recorded, the other samples go on
+        return mark_failed(out, f"config error: {type(e).__name__}: {e}", list(overrides))
+    return run_job(conf, out, list(overrides), sweep=True)
+
+
+def run_jobs(table: pd.DataFrame, runs_dir: Path, n_jobs: int = -1) -> list[dict[str, Any]]:
+    """Run every job of ``table`` (in parallel), logging progress and ETA."""
+    from joblib import Parallel, delayed
+
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    total = len(table)
+    t0 = time.time()
+    results = []
+    tasks = (delayed(_job)(list(r.overrides), str(runs_dir / r.run_id))
+             for r in table.itertuples(index=False))
+    par = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    for k, res in enumerate(par(tasks), start=1):
+        results.append(res)
+        counts[res.get("status", "failed")] = counts.get(res.get("status", "failed"), 0) + 1
+        el = time.time() - t0
+        ran = max(k - counts["skipped"], 1)
+        eta = el / ran * (total - k)
+        print(f"[sensitivity] {k}/{total} runs done (ok {counts['ok']}, failed {counts['failed']}, "
+              f"skipped {counts['skipped']}) | elapsed {el:.0f} s | ETA {eta:.0f} s", flush=True)
+    return results
+
+
+# --------------------------------------------------------------------------------------
+# analysis
+# --------------------------------------------------------------------------------------
+def outcome_matrix(design: dict[str, Any], table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Samples x outcomes (mean over the sample's ok replicates; NaN if none is ok)."""
+    ok = runs[runs["status"] == "ok"].set_index("run_id")
+    rows = []
+    for i, grp in table.groupby("sample"):
+        vals = {}
+        for o in design["outcomes"]:
+            got = [pd.to_numeric(ok.at[r, o], errors="coerce") if r in ok.index and o in ok.columns
+                   else np.nan for r in grp["run_id"]]
+            got = np.asarray(got, float)
+            vals[o] = float(np.nanmean(got)) if np.isfinite(got).any() else np.nan
+        rows.append({"sample": i, **vals})
+    return pd.DataFrame(rows).set_index("sample").sort_index()
+
+
+def analyse(design: dict[str, Any], X: np.ndarray, Y: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Long table ``outcome, parameter, index, value, conf`` and a list of warnings."""
+    from scipy import stats
+
+    prob = problem(design)
+    names = prob["names"]
+    rows, warn = [], []
+    for o in design["outcomes"]:
+        y = Y[o].to_numpy(float) if o in Y else np.full(len(X), np.nan)
+        ok = np.isfinite(y)
+        if not ok.any():
+            warn.append(f"{o}: no value in any run (unknown outcome or every run failed)")
+            continue
+        if design["method"] != "latin" and not ok.all():
+            warn.append(f"{o}: {int((~ok).sum())} sample(s) without a value; {design['method']} "
+                        "needs every sample (rerun the failed ones): not analysed")
+            continue
+        Xo, yo = X[ok], y[ok]
+        if np.ptp(yo) == 0:
+            warn.append(f"{o}: the same value in every run: all indices 0")
+            for n in names:
+                rows.append((o, n, "constant", 0.0, 0.0))
+            continue
+        if design["method"] == "latin":
+            for j, n in enumerate(names):
+                rho = stats.spearmanr(Xo[:, j], yo).statistic if np.ptp(Xo[:, j]) > 0 else np.nan
+                rows.append((o, n, "spearman_rho", float(rho), np.nan))
+            M = int(min(10, max(1, (len(yo) - 1) // 4)))
+            try:
+                from SALib.analyze import rbd_fast
+
+                with np.errstate(all="ignore"):
+                    si = rbd_fast.analyze(prob, Xo, yo, M=M, seed=design["seed"])
+                for j, n in enumerate(names):
+                    rows.append((o, n, "S1_rbd_fast", float(si["S1"][j]), float(si["S1_conf"][j])))
+            except Exception as e:  # noqa: BLE001 - small samples
+                warn.append(f"{o}: RBD-FAST failed ({e}); Spearman only")
+        elif design["method"] == "morris":
+            from SALib.analyze import morris
+
+            si = morris.analyze(prob, Xo, yo, num_levels=design["num_levels"], seed=design["seed"])
+            for j, n in enumerate(names):
+                rows.append((o, n, "mu_star", float(si["mu_star"][j]), float(si["mu_star_conf"][j])))
+                rows.append((o, n, "sigma", float(si["sigma"][j]), np.nan))
+                rows.append((o, n, "mu", float(si["mu"][j]), np.nan))
+        else:
+            from SALib.analyze import sobol
+
+            si = sobol.analyze(prob, yo, calc_second_order=False, seed=design["seed"])
+            for j, n in enumerate(names):
+                rows.append((o, n, "ST", float(si["ST"][j]), float(si["ST_conf"][j])))
+                rows.append((o, n, "S1", float(si["S1"][j]), float(si["S1_conf"][j])))
+    return pd.DataFrame(rows, columns=["outcome", "parameter", "index", "value", "conf"]), warn
+
+
+MAIN_INDEX = {"latin": "spearman_rho", "morris": "mu_star", "sobol": "ST"}
+INDEX_LABEL = {"spearman_rho": "Spearman rank correlation with the outcome",
+               "mu_star": "Morris mu* (mean |elementary effect|)",
+               "ST": "Sobol' total-order index ST"}
+
+
+def plot_tornado(design: dict[str, Any], idx: pd.DataFrame, path, dpi: int = 110):
+    """One panel per outcome: horizontal bars of the method's main index, largest on top."""
+    from .ensemble import _new_figure, _save
+
+    main = MAIN_INDEX[design["method"]]
+    outs = [o for o in design["outcomes"] if (idx["outcome"] == o).any()]
+    n = max(len(outs), 1)
+    ncol = min(2, n)
+    nrow = int(np.ceil(n / ncol))
+    npar = len(design["parameters"])
+    fig = _new_figure(5.2 * ncol, (0.35 * npar + 1.1) * nrow + 0.5)
+    for k, o in enumerate(outs):
+        ax = fig.add_subplot(nrow, ncol, k + 1)
+        sub = idx[(idx["outcome"] == o) & (idx["index"].isin([main, "constant"]))]
+        sub = sub.assign(mag=sub["value"].abs()).sort_values("mag")
+        colours = ["#CC6677" if v > 0 else "#4477AA" for v in sub["value"]]
+        xerr = sub["conf"].to_numpy() if sub["conf"].notna().any() else None
+        ax.barh(sub["parameter"], sub["value"], color=colours, xerr=xerr, ecolor="#333333",
+                capsize=2)
+        if design["method"] == "sobol":
+            s1 = idx[(idx["outcome"] == o) & (idx["index"] == "S1")].set_index("parameter")
+            ax.scatter(s1.reindex(sub["parameter"])["value"], sub["parameter"], marker="|",
+                       color="black", s=80, zorder=5, label="S1")
+            ax.legend(fontsize=6)
+        ax.axvline(0, color="#444444", linewidth=0.6)
+        const = (sub["index"] == "constant").all()
+        ax.set_title(o + (" (the same in every run)" if const else ""), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel(INDEX_LABEL[main], fontsize=7)
+    fig.suptitle(f"Sensitivity ({design['method']}, {design['samples']} samples)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+def plot_scatter(design: dict[str, Any], table: pd.DataFrame, Y: pd.DataFrame, path, dpi: int = 100):
+    """Outcome vs parameter scatter, one panel per (outcome, parameter)."""
+    from .ensemble import _new_figure, _save
+
+    names = list(design["parameters"])
+    outs = design["outcomes"]
+    X = table.drop_duplicates("sample").set_index("sample")[names].sort_index()
+    fig = _new_figure(2.2 * len(names) + 0.5, 1.9 * len(outs) + 0.5)
+    for r, o in enumerate(outs):
+        for c, n in enumerate(names):
+            ax = fig.add_subplot(len(outs), len(names), r * len(names) + c + 1)
+            if o in Y:
+                ax.scatter(X[n], Y[o].reindex(X.index), s=8, color="#332288", alpha=0.7)
+            ax.tick_params(labelsize=6)
+            if r == len(outs) - 1:
+                ax.set_xlabel(n, fontsize=6)
+            if c == 0:
+                ax.set_ylabel(o, fontsize=6)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+def run_study(design: dict[str, Any], out: Path, n_jobs: int = -1, dpi: int = 110) -> dict[str, Any]:
+    """Sample, run, collect, analyse and plot; returns paths, indices and warnings."""
+    from .collect import collect, report, write
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "design.json").write_text(json.dumps(design, indent=2) + "\n", encoding="utf-8")
+    X = sample(design)
+    table = jobs(design, X, out / "runs")
+    table.assign(overrides=table["overrides"].map(" ".join)).to_csv(out / "samples.csv", index=False)
+    print(f"[sensitivity] {design['method']}: {len(X)} samples x {design['replicates']} "
+          f"replicate(s) = {len(table)} runs -> {out / 'runs'}", flush=True)
+    t0 = time.time()
+    run_jobs(table, out / "runs", n_jobs=n_jobs)
+    wall = time.time() - t0
+    col = collect(out / "runs")
+    write(col)
+    report(col)
+    Y = outcome_matrix(design, table, col.runs)
+    Y.to_csv(out / "outcomes.csv")
+    idx, warn = analyse(design, X, Y)
+    idx.to_csv(out / "indices.csv", index=False)
+    for w in warn:
+        print(f"WARNING: {w}", flush=True)
+    paths = {"indices": out / "indices.csv", "outcomes": out / "outcomes.csv"}
+    if len(idx):
+        paths["tornado"] = plot_tornado(design, idx, out / "sensitivity.png", dpi=dpi)
+    if design["method"] == "latin":
+        paths["scatter"] = plot_scatter(design, table, Y, out / "scatter.png")
+    return {"paths": paths, "indices": idx, "warnings": warn, "wall_seconds": wall,
+            "n_runs": len(table), "problems": col.problems}

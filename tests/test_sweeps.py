@@ -1,0 +1,444 @@
+"""Scenarios, sweeps, ensembles and comparisons (issue 4).
+
+The slow tests drive the real command line (``python -m sim.cli``) in a temporary directory:
+a 2-scenario x 10-replicate sweep with the joblib launcher on res_010, with one injected
+failure; ``sim collect`` and ``sim compare`` on it; a rerun that only redoes the failed runs;
+two sweeps started together; the submitit_local launcher; a Morris sensitivity smoke test.
+They never depend on the model's outcome values (still being calibrated).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.cli import compose, config_dir
+
+SCENARIOS = sorted(p.stem for p in (config_dir() / "scenario").glob("*.yaml"))
+SWEEP_WEEKS = 12
+SWEEP_SEEDS = 10
+FAIL_REPLICATE = 7
+
+
+def sim(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    e = {k: v for k, v in os.environ.items() if k not in ("SIM_FAULT_INJECT", "SIM_RERUN")}
+    e.update({"MPLBACKEND": "Agg", **(env or {})})
+    return subprocess.run([sys.executable, "-m", "sim.cli", *args], cwd=cwd, env=e, text=True,
+                          capture_output=True, timeout=timeout, check=False)
+
+
+def _ok(p: subprocess.CompletedProcess, codes=(0,)) -> subprocess.CompletedProcess:
+    assert p.returncode in codes, f"exit {p.returncode}\nSTDOUT:\n{p.stdout[-4000:]}\nSTDERR:\n{p.stderr[-4000:]}"
+    return p
+
+
+# --------------------------------------------------------------------------------------
+# scenario files
+# --------------------------------------------------------------------------------------
+def test_all_issue_scenarios_exist():
+    for name in ("baseline_2017", "us_withdrawal", "kurdish_baghdad_conflict", "turkey_intervention",
+                 "no_deconfliction", "porous_borders", "fast_collapse"):
+        assert name in SCENARIOS
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scenario_composes_and_validates(name):
+    from sim.runner import as_config
+
+    d = compose([f"scenario={name}", "geography=res_010"])
+    assert d["scenario"]["name"] == name
+    text = (config_dir() / "scenario" / f"{name}.yaml").read_text(encoding="utf-8")
+    assert text.startswith("# @package _global_")
+    assert "Question:" in text and "Run:" in text
+    conf = as_config(d)
+    assert conf.scenario.name == name
+
+
+def test_scenarios_change_what_they_say():
+    base = compose(["scenario=baseline_2017"])["scenario"]
+    s = compose(["scenario=us_withdrawal"])["scenario"]
+    ev = s["events"]["us_withdrawal"]
+    assert ev["withdraw"] == ["US_COALITION"] and ev["date"] == "2018-06-01"
+    assert set(base["events"]) < set(s["events"])  # the baseline's events still happen
+    assert s["air_support"]["us_coalition"]["end"] == "2018-06-01"
+    assert s["hostility"] == base["hostility"]  # inherits the rest of the baseline
+
+    s = compose(["scenario=kurdish_baghdad_conflict"])["scenario"]
+    ev = s["events"]["kurdish_baghdad_conflict"]
+    assert ev["when_isis_share_below"] == pytest.approx(0.01)
+    pairs = {frozenset(x[:2]): x[2] for x in ev["set_hostility"]}
+    assert pairs[frozenset(("KRG", "IRAQI_GOV"))] == pytest.approx(0.8)
+    assert pairs[frozenset(("KRG", "PMF"))] == pytest.approx(0.8)
+
+    s = compose(["scenario=turkey_intervention"])["scenario"]
+    assert s["air_support"]["turkey"]["strength"] > base["air_support"]["turkey"]["strength"]
+    for ev in s["events"].values():  # no event lowers TURKEY_SNA-SDF again
+        for a, b, v in ev["set_hostility"]:
+            if {a, b} == {"TURKEY_SNA", "SDF"}:
+                assert v == pytest.approx(1.0)
+
+    s = compose(["scenario=no_deconfliction"])["scenario"]
+    assert all(d["until"] == s["start_date"] for d in s["deconfliction"].values())
+
+    s = compose(["scenario=porous_borders"])["scenario"]
+    assert s["foreign_fighter_exit_rate"] > base["foreign_fighter_exit_rate"]
+
+    s = compose(["scenario=fast_collapse"])["scenario"]
+    assert s["isis_cohesion"] == pytest.approx(0.6)
+
+
+def test_turkey_hostility_reaches_the_model():
+    """The model's hostility matrix (symmetric, later entries win) has TURKEY_SNA-SDF = 1."""
+    from sim.runner import build_model
+
+    m = build_model(compose(["scenario=turkey_intervention", "geography=res_010"]))
+    i, j = m.fidx["TURKEY_SNA"], m.fidx["SDF"]
+    assert m.hostility[i, j] == pytest.approx(1.0) and m.hostility[j, i] == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------------------
+# fast units: jobs, collect, statistics
+# --------------------------------------------------------------------------------------
+def test_fault_injection_matching(monkeypatch):
+    from sim.jobs import fault_requested
+
+    monkeypatch.delenv("SIM_FAULT_INJECT", raising=False)
+    assert fault_requested(["replicate=3"]) is None
+    monkeypatch.setenv("SIM_FAULT_INJECT", "replicate=3; seed=9")
+    assert fault_requested(["scenario=x", "replicate=3"]) == "replicate=3"
+    assert fault_requested(["replicate=4"]) is None
+    assert fault_requested(["replicate=4"], {"seed": 9}) == "seed=9"
+    monkeypatch.setenv("SIM_FAULT_INJECT", "*")
+    assert fault_requested([]) == "*"
+
+
+def test_expand_sweep_counts_jobs():
+    from sim.callbacks import expand_sweep
+
+    jobs = expand_sweep(["scenario=a,b", "replicate=range(3)", "geography=res_010"])
+    assert len(jobs) == 6
+    assert all("geography=res_010" in j for j in jobs)
+
+
+def _fake_run(d: Path, overrides, status=None, summary=True, error=None, scenario="s", rep=0):
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if summary:
+        (d / "summary.json").write_text(json.dumps({
+            "scenario": scenario, "seed": 1, "replicate": rep, "cum_displaced": 10.0 + rep,
+            "key_place_controller_final": {"Raqqa": "SDF"}, "isis_defeat_date": None,
+            "config": {"scenario": {"name": scenario, "weeks": 3, "start_date": "2017-07-01"},
+                       "geography": {"name": "tiny"}}}))
+    if status:
+        (d / "status.json").write_text(json.dumps({"status": status, "overrides": overrides,
+                                                   **({"error": error} if error else {})}))
+    if error and not status:
+        (d / "error.log").write_text("Traceback ...\n" + error + "\n")
+
+
+def test_collect_classifies_and_never_drops(tmp_path, capsys):
+    from sim.collect import collect, report, write
+
+    root = tmp_path / "sweep"
+    (root).mkdir()
+    (root / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    task:\n    - replicate=range(5)\n")
+    _fake_run(root / "0_replicate=0", ["replicate=0"], status="ok", rep=0)
+    _fake_run(root / "1_replicate=1", ["replicate=1"], status="failed", summary=False,
+              error="RuntimeError: boom", rep=1)
+    _fake_run(root / "2_replicate=2", ["replicate=2"], status="running", summary=False, rep=2)
+    _fake_run(root / "3_replicate=3", ["replicate=3"], summary=False, error="ValueError: bad", rep=3)
+    # replicate=4 never started: missing
+    col = collect(root)
+    st = dict(zip(col.runs["overrides"], col.runs["status"]))
+    assert st == {"replicate=0": "ok", "replicate=1": "failed", "replicate=2": "incomplete",
+                  "replicate=3": "failed", "replicate=4": "missing"}
+    assert len(col.problems) == 4
+    text = report(col)
+    assert "WARNING: 4 run(s) are NOT ok" in text
+    assert "boom" in text and "bad" in text
+    paths = write(col)
+    runs = pd.read_parquet(paths["runs"])
+    assert len(runs) == 5
+    ok = runs[runs["status"] == "ok"].iloc[0]
+    assert json.loads(ok["key_place_controller_final"]) == {"Raqqa": "SDF"}
+    assert ok["override.replicate"] == "0"
+
+
+def test_bootstrap_and_pairing():
+    from sim.ensemble import bootstrap_ci, outcome_differences, pair_runs
+
+    lo, hi = bootstrap_ci(np.array([1.0, 2.0, 3.0, 4.0]), rng=np.random.default_rng(1))
+    assert 1.0 <= lo < 2.5 < hi <= 4.0
+    assert np.isnan(bootstrap_ci(np.array([5.0]))[0])  # no interval from one pair
+    mk = lambda s, reps, off: pd.DataFrame({
+        "run_id": [f"{s}/{r}" for r in reps], "status": "ok", "scenario": s, "seed": 1,
+        "replicate": reps, "x": [r + off for r in reps], "start_date": "2017-07-01"})
+    a, b = mk("A", [0, 1, 2, 3], 0.0), mk("B", [0, 1, 2, 5], 10.0)
+    pairs, unpaired = pair_runs(a, b, "A", "B")
+    assert list(pairs["replicate"]) == [0, 1, 2]
+    assert len(unpaired) == 2
+    tab = outcome_differences(a, b, pairs, "A", "B", n_boot=200)
+    row = tab[tab["outcome"] == "x"].iloc[0]
+    assert row["n_pairs"] == 3 and row["mean_diff"] == pytest.approx(10.0)
+    assert row["ci95_low"] == pytest.approx(10.0) and row["ci_excludes_0"]
+
+
+def test_sensitivity_analysis_on_a_known_function():
+    from sim import sensitivity as S
+
+    for method, n in (("latin", 64), ("morris", 12), ("sobol", 64)):
+        design = S.normalise_design({
+            "method": method, "samples": n, "parameters": {"a": [0, 1], "b": [0, 1], "c": [0, 1]},
+            "outcomes": ["y"]})
+        X = S.sample(design)
+        Y = pd.DataFrame({"y": 10 * X[:, 0] + 5 * X[:, 1] + 0 * X[:, 2]})
+        idx, warn = S.analyse(design, X, Y)
+        main = idx[idx["index"] == S.MAIN_INDEX[method]].set_index("parameter")["value"]
+        assert main["a"] > main["b"] > abs(main["c"]), (method, main)
+        assert not warn
+
+
+# --------------------------------------------------------------------------------------
+# the real command line
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """2 scenarios x 10 replicates, joblib on all cores, one replicate made to fail."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    sdir = cwd / "multirun" / "study"
+    args = ["run", "-m", "scenario=baseline_2017,us_withdrawal", f"replicate=range({SWEEP_SEEDS})",
+            "geography=res_010", f"scenario.weeks={SWEEP_WEEKS}", "output.plots=false",
+            "output.gif=false", "hydra/launcher=joblib", f"hydra.sweep.dir={sdir}"]
+    t0 = time.perf_counter()
+    p = sim(*args, cwd=cwd, env={"SIM_FAULT_INJECT": f"replicate={FAIL_REPLICATE}"})
+    wall = time.perf_counter() - t0
+    print(f"\n[timing] 2 x {SWEEP_SEEDS} sweep, {SWEEP_WEEKS} weeks, res_010, joblib: {wall:.1f} s")
+    return {"cwd": cwd, "dir": sdir, "proc": p, "args": args, "wall": wall}
+
+
+@pytest.mark.slow
+def test_sweep_survives_a_failing_run(sweep):
+    p = _ok(sweep["proc"], codes=(3,))  # 3 = some runs failed, the others completed
+    runs = sorted(d for d in sweep["dir"].iterdir() if (d / ".hydra").is_dir())
+    assert len(runs) == 2 * SWEEP_SEEDS
+    failed = [d for d in runs if f"replicate={FAIL_REPLICATE}," in d.name + ","]
+    assert len(failed) == 2
+    for d in runs:
+        st = json.loads((d / "status.json").read_text())
+        if d in failed:
+            assert st["status"] == "failed" and "SIM_FAULT_INJECT" in st["error"]
+            assert "InjectedFault" in (d / "error.log").read_text()
+            assert not (d / "summary.json").exists()
+        else:
+            assert st["status"] == "ok" and (d / "summary.json").exists()
+    assert "2 run(s) FAILED" in p.stderr
+    assert "[sweep] 20/20 runs done" in p.stdout + p.stderr  # progress with ETA
+    assert "ETA" in p.stdout + p.stderr
+
+
+@pytest.mark.slow
+def test_collect_lists_failed_runs(sweep):
+    p = _ok(sim("collect", str(sweep["dir"]), "--no-background", cwd=sweep["cwd"]))
+    assert "failed 2" in p.stdout + p.stderr and "NOT ok" in p.stderr
+    runs = pd.read_parquet(sweep["dir"] / "runs.parquet")
+    assert len(runs) == 2 * SWEEP_SEEDS
+    assert (runs["status"] == "failed").sum() == 2
+    assert set(runs.loc[runs["status"] == "failed", "replicate"]) == {FAIL_REPLICATE}
+    assert set(runs["scenario"]) == {"baseline_2017", "us_withdrawal"}
+    ts = pd.read_parquet(sweep["dir"] / "timeseries.parquet")
+    assert {"run_id", "scenario", "seed", "replicate", "date", "metric", "faction", "value"} <= set(ts.columns)
+    assert ts["run_id"].nunique() == 2 * SWEEP_SEEDS - 2
+    assert ts["step"].max() == SWEEP_WEEKS
+    for f in ("territory_bands.png", "metric_bands.png", "key_places.png",
+              "control_probability_baseline_2017.png"):
+        assert (sweep["dir"] / "ensemble" / f).stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_compare_collected_dir(sweep):
+    out = sweep["cwd"] / "cmp"
+    p = _ok(sim("compare", str(sweep["dir"]), "--out", str(out), "--no-background",
+                "--boot", "500", cwd=sweep["cwd"]))
+    tab = pd.read_csv(out / "differences.csv")
+    assert set(tab["B"]) == {"us_withdrawal"} and set(tab["A"]) == {"baseline_2017"}
+    assert (tab["n_pairs"] <= SWEEP_SEEDS - 1).all() and (tab["n_pairs"] > 0).any()
+    assert {"mean_diff", "ci95_low", "ci95_high"} <= set(tab.columns)
+    ok = tab.dropna(subset=["ci95_low"])
+    assert (ok["ci95_low"] <= ok["mean_diff"] + 1e-9).all() and (ok["mean_diff"] <= ok["ci95_high"] + 1e-9).all()
+    for f in ("diff_metrics_us_withdrawal_vs_baseline_2017.png",
+              "diff_territory_us_withdrawal_vs_baseline_2017.png",
+              "diff_maps_us_withdrawal_vs_baseline_2017.png", "bands.png"):
+        assert (out / f).stat().st_size > 1000
+    assert "Paired differences" in p.stdout
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_runs(sweep):
+    """Depends on the failing sweep above: the rerun (no fault) only redoes the 2 failed runs."""
+    before = {d.name: (d / "summary.json").stat().st_mtime_ns
+              for d in sweep["dir"].iterdir() if (d / "summary.json").exists()}
+    t0 = time.perf_counter()
+    p = _ok(sim(*sweep["args"], cwd=sweep["cwd"]))
+    print(f"\n[timing] rerun of the sweep (18 skipped, 2 run): {time.perf_counter() - t0:.1f} s")
+    prog = [json.loads(x) for x in (sweep["dir"] / ".sim_progress.jsonl").read_text().splitlines()]
+    assert sorted(x["status"] for x in prog).count("skipped") == 2 * SWEEP_SEEDS - 2
+    assert sorted(x["status"] for x in prog).count("ok") == 2
+    for name, mtime in before.items():  # untouched
+        assert (sweep["dir"] / name / "summary.json").stat().st_mtime_ns == mtime
+    assert "skipped 18" in p.stdout + p.stderr
+    runs = sorted(d for d in sweep["dir"].iterdir() if (d / ".hydra").is_dir())
+    assert all(json.loads((d / "status.json").read_text())["status"] == "ok" for d in runs)
+
+
+@pytest.mark.slow
+def test_killed_worker_fails_only_its_run(tmp_path):
+    """SIGKILL (e.g. the out-of-memory killer) of the worker doing one run: with the default
+    `local` launcher that run is recorded as failed and the others complete (exit code 3)."""
+    import signal
+
+    sdir = tmp_path / "kill"
+    e = {k: v for k, v in os.environ.items() if k not in ("SIM_FAULT_INJECT", "SIM_RERUN")}
+    with (tmp_path / "err.txt").open("w") as errf:
+        p = subprocess.Popen([sys.executable, "-m", "sim.cli", "run", "-m", "replicate=0,1,2",
+                              "geography=res_010", "scenario.weeks=30", "output.plots=false",
+                              "output.gif=false", "output.netcdf=false", "hydra.launcher.n_jobs=2",
+                              f"hydra.sweep.dir={sdir}"], cwd=tmp_path, env={**e, "MPLBACKEND": "Agg"},
+                             stdout=subprocess.DEVNULL, stderr=errf)
+        killed, t0 = None, time.monotonic()
+        try:
+            while killed is None and p.poll() is None and time.monotonic() - t0 < 180:
+                for st in sdir.glob("1_*/status.json"):
+                    try:
+                        info = json.loads(st.read_text())
+                    except (OSError, json.JSONDecodeError):
+                        continue
+                    if info.get("status") == "running" and info.get("pid") != p.pid:
+                        os.kill(int(info["pid"]), signal.SIGKILL)
+                        killed = info["pid"]
+                time.sleep(0.02)
+            p.wait(timeout=240)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    err = (tmp_path / "err.txt").read_text()
+    assert killed is not None, err[-2000:]
+    assert p.returncode == 3, err[-3000:]
+    for d in sorted(sdir.glob("[0-9]_*")):
+        st = json.loads((d / "status.json").read_text())
+        if d.name.startswith("1_"):
+            assert st["status"] == "failed" and "SIGKILL" in st["error"]
+            assert not (d / "summary.json").exists()
+        else:
+            assert st["status"] == "ok" and (d / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_compare_runs_paired_ensemble(tmp_path):
+    """``sim compare A B --seeds N``: runs the paired ensemble (same seeds) and compares it."""
+    out = tmp_path / "cmp"
+    p = _ok(sim("compare", "baseline_2017", "porous_borders", "--seeds", "2", "--weeks", "2",
+                "--geography", "res_010", "--out", str(out), "--no-background", "--boot", "200",
+                cwd=tmp_path))
+    runs = pd.read_parquet(out / "runs" / "runs.parquet")
+    assert (runs["status"] == "ok").sum() == 4
+    seeds = runs.groupby("scenario")[["seed", "replicate"]].apply(lambda g: sorted(map(tuple, g.values)))
+    assert seeds["baseline_2017"] == seeds["porous_borders"]  # common random numbers
+    tab = pd.read_csv(out / "differences.csv")
+    assert (tab["n_pairs"] == 2).any()
+    assert "porous_borders" in p.stdout
+
+
+@pytest.mark.slow
+def test_two_sweeps_in_the_same_second_do_not_collide(tmp_path):
+    args = ["run", "-m", "replicate=0", "geography=res_010", "scenario.weeks=1", "output.plots=false",
+            "output.gif=false", "output.netcdf=false", "hydra/launcher=basic"]
+    e = {**os.environ, "MPLBACKEND": "Agg", "SIM_SWEEP_TAG": "same"}
+    e.pop("SIM_FAULT_INJECT", None)
+    procs = [subprocess.Popen([sys.executable, "-m", "sim.cli", *args], cwd=tmp_path, env=e,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for pr in procs:
+        _, err = pr.communicate(timeout=240)
+        assert pr.returncode == 0, err[-3000:]
+    dirs = sorted((tmp_path / "multirun").iterdir())
+    assert len(dirs) == 2, dirs
+    for d in dirs:
+        assert "_same_" in d.name
+        assert len([r for r in d.iterdir() if (r / "summary.json").exists()]) == 1
+
+
+def test_sweep_dir_token_differs_between_processes(tmp_path):
+    """Two launches with a fixed sweep.dir pattern apart from the token get different dirs."""
+    code = ("from sim.cli import register_resolvers; from omegaconf import OmegaConf;"
+            "register_resolvers(); c = OmegaConf.create({'d': 'x_${sim.uid:}', 'e': '${d}'});"
+            "assert c.d == c.e == c.d; print(c.d)")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout.strip() for _ in range(3)}
+    assert len(outs) == 3
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sdir = tmp_path / "sm"
+    _ok(sim("run", "-m", "hydra/launcher=submitit_local", "replicate=0,1", "geography=res_010",
+            "scenario.weeks=2", "output.plots=false", "output.gif=false",
+            f"hydra.sweep.dir={sdir}", cwd=tmp_path))
+    runs = [d for d in sdir.iterdir() if (d / "summary.json").exists()]
+    assert len(runs) == 2
+
+
+@pytest.mark.slow
+def test_ray_launcher(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    sdir = tmp_path / "ray"
+    _ok(sim("run", "-m", "hydra/launcher=ray_local", "replicate=0,1", "geography=res_010",
+            "scenario.weeks=2", "output.plots=false", "output.gif=false",
+            f"hydra.sweep.dir={sdir}", cwd=tmp_path, timeout=400))
+    assert len([d for d in sdir.iterdir() if (d / "summary.json").exists()]) == 2
+
+
+def test_shipped_sensitivity_designs_load():
+    from sim import sensitivity as S
+
+    for f in sorted((config_dir() / "experiment").glob("sensitivity_*.yaml")):
+        d = S.load_design(f)
+        assert d["method"] in S.METHODS and len(d["parameters"]) >= 2 and d["outcomes"]
+        comp = compose([o for o in d["overrides"]] + [f"{k}={v['bounds'][0]}" for k, v in d["parameters"].items()])
+        from sim.runner import as_config
+
+        as_config(comp)  # every parameter is a valid config key, its range is allowed
+
+
+@pytest.mark.slow
+def test_sensitivity_smoke(tmp_path):
+    design = tmp_path / "design.yaml"
+    design.write_text("""
+method: morris
+samples: 2
+seed: 3
+overrides: [geography=res_010, scenario.weeks=2, output.plots=false, output.gif=false, output.netcdf=false]
+parameters:
+  scenario.isis_cohesion: [0.6, 1.4]
+  control.capture_ratio: [1.5, 3.0]
+outcomes: [final_share_territory_area_ISIS, cum_displaced, not_an_outcome]
+""")
+    out = tmp_path / "sens"
+    p = sim("sensitivity", str(design), "--out", str(out), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    idx = pd.read_csv(out / "indices.csv")
+    assert {"outcome", "parameter", "index", "value"} <= set(idx.columns)
+    assert set(idx.loc[idx["index"] == "mu_star", "parameter"]) == {"scenario.isis_cohesion",
+                                                                     "control.capture_ratio"}
+    assert (out / "sensitivity.png").stat().st_size > 1000
+    assert len(pd.read_csv(out / "samples.csv")) == 2 * (2 + 1)
+    assert "not_an_outcome" in p.stdout  # an unknown outcome is reported, not silently dropped
