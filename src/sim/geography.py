@@ -241,7 +241,7 @@ def _load_geojson(name: str) -> list[dict]:
 # --------------------------------------------------------------------------------------
 # places
 # --------------------------------------------------------------------------------------
-def load_places(grid: GridSpec, missing_population: float) -> Places:
+def load_places(grid: GridSpec) -> Places:
     with open(GEO / "places.csv", encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     lat = np.array([float(r["lat"]) for r in rows])
@@ -402,7 +402,7 @@ def build_real(cfg: GeographyConfig) -> Geography:
     sea = terrain == TERRAIN_CLASSES.index("sea")
     land = (country >= 0) & ~sea
     theatre = in_theatre_country & land & ~lake
-    places = load_places(grid, cfg.missing_place_population)
+    places = load_places(grid)
     geo = _finish(cfg, grid, country, country_names, admin1.astype(np.int16), admin1_names, terrain,
                   elevation, river, major, named_rivers, lake, theatre, land, places,
                   sources={"terrain": "terrain.npz (pvlib/Mapzen elevation, GSHHG, Koppen-Geiger)",

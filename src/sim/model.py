@@ -92,7 +92,7 @@ class ConflictModel(mesa.Model):
         self.level = np.zeros(shape, np.int8)
         self.presence = np.zeros((self.n_f, *shape), np.float32)
         self.initial_owner = self.owner.copy()
-        self.isis_initial_cells = int((self.owner == self.isis).sum()) if self.isis >= 0 else 0
+        self.initial_cells = np.bincount(self.owner[self.owner >= 0].ravel(), minlength=self.n_f)
         self.counters = defaultdict(float)  # cumulative totals
         self.fighter_ledger = {n: defaultdict(float) for n in self.faction_names}
         self.foreign = (cfg.factions[ISIS].fighters * cfg.factions[ISIS].foreign_fighter_share
@@ -105,6 +105,7 @@ class ConflictModel(mesa.Model):
         self.engaged = self.hostility > 0
         self.prev_owner = self.owner.copy()
         self._combat_idx = np.zeros(0, np.int64)
+        self.below_weeks = np.zeros(self.geo.grid.n_cells, np.int16)
         self._phase_project()
         self._record()
 
@@ -659,7 +660,9 @@ class ConflictModel(mesa.Model):
 
     def _apply_losses(self) -> None:
         """Take each faction's cell losses from the garrisons and units whose presence put it
-        there (box filters are self-adjoint, so the split conserves fighters exactly)."""
+        there: each source loses in proportion to what it projected into the cell (the
+        projection kernels are symmetric, so applying them to loss rates conserves fighters
+        exactly)."""
         idx = self._combat_idx
         n = self.n_f
         L = self.losses.reshape(n, -1)[:, idx]
@@ -699,11 +702,13 @@ class ConflictModel(mesa.Model):
             self._foreign_killed(float(per_f[self.isis]))
 
     def _in_insurgent_mode(self) -> np.ndarray:
-        """A hybrid faction fights as a guerrilla once it holds < 25% of its initial ground."""
-        out = np.array([self.cfg.factions[f].doctrine == "insurgent" for f in self.faction_names])
-        if self.isis >= 0 and self.isis_initial_cells:
-            held = (self.owner == self.isis).sum() / self.isis_initial_cells
-            out[self.isis] |= held < 0.25
+        """Which factions fight as guerrillas: ``insurgent`` doctrine always, ``hybrid`` once it
+        holds less than a quarter of its initial ground."""
+        doctrine = [self.cfg.factions[f].doctrine for f in self.faction_names]
+        out = np.array([d == "insurgent" for d in doctrine])
+        cells = np.bincount(self.owner[self.owner >= 0].ravel(), minlength=self.n_f)
+        hybrid = np.array([d == "hybrid" for d in doctrine]) & (self.initial_cells > 0)
+        out |= hybrid & (cells < 0.25 * np.maximum(self.initial_cells, 1))
         return out
 
     # 6 --------------------------------------------------------------------------------
@@ -740,12 +745,18 @@ class ConflictModel(mesa.Model):
                      | (total - own_p > 0)))
             | (owner == UNGOVERNED) & (total > 0))
         idx = np.flatnonzero(active)
+        # weeks each held cell has been below its holder's hold level (vacancy_weeks)
+        below = np.zeros(owner.size, bool)
+        below[idx] = held[idx] & (own_p[idx] < hold_min[np.where(held[idx], owner[idx], 0)]
+                                  * self.hold_scale[idx])
+        self.below_weeks = np.where(below, self.below_weeks + 1, 0).astype(np.int16)
         if idx.size:
             sub = np.minimum(pflat[:, idx], self.frontage[idx])
             jitter = self.streams["jitter"].random(sub.shape, dtype=np.float32) * 1e-3
             new = update_control(owner[idx], sub, self.engaged, self.allowed.reshape(n, -1)[:, idx],
                                  cc.capture_ratio, hold_min[:, None] * self.hold_scale[idx][None],
-                                 jitter, self.defence[idx])
+                                 jitter, self.defence[idx],
+                                 may_vacate=self.below_weeks[idx] >= cc.vacancy_weeks)
             old = owner[idx].copy()
             self.owner.ravel()[idx] = new
             self._garrison_captured(idx, old, new)
@@ -790,10 +801,13 @@ class ConflictModel(mesa.Model):
 
     # 7 --------------------------------------------------------------------------------
     def _phase_redeploy(self) -> None:
-        """Fighters on cells their faction no longer holds retreat into its remaining ground
-        nearby (losing ``retreat_loss_fraction``) or, for ISIS, partly go to ground; then each
-        faction's garrisons spread over each connected piece of its territory, half-way
-        toward the weights of :meth:`_garrison_weights` (pockets keep their own fighters)."""
+        """Fighters on cells their faction no longer holds retreat into its ground within three
+        cells (losing ``retreat_loss_fraction``) or, for ISIS, partly go to ground; those with no
+        friendly ground in reach are lost (ISIS: half go to ground).  Then each faction's
+        garrisons shift half-way toward a local target: within a window of
+        ``garrison_move_km`` each cell gets its share of the nearby fighters in proportion to its
+        station weight (``station_w``: the base weights plus the opening deployment; front
+        cells count double), rescaled so every connected piece of ground keeps its fighters."""
         cfg = self.cfg
         R, C = self.geo.shape
         # work inside each faction's bounding box (before and after this step's changes)
@@ -824,16 +838,22 @@ class ConflictModel(mesa.Model):
                     self.hidden[sl] += hid.astype(np.float32)
                 dead = gar * cfg.combat.retreat_loss_fraction
                 gar = gar - dead
-                spread = box_mean(gar[None], 7)[0] * own
-                moved = spread.sum()
-                total = gar.sum()
-                if moved > 0:
-                    gi += spread * (total / moved)
-                else:
-                    dead = dead + gar  # a pocket wiped out: no friendly ground to retreat to
-                    if i == self.isis:
-                        self.hidden[sl] += (gar * 0.5).astype(np.float32)
-                        dead = dead - gar * 0.5
+                # only fighters with friendly ground within reach (3 cells) can retreat; each
+                # cell's survivors spread over the own cells around it
+                reach = box_mean(own[None].astype(np.float32), 7)[0] > 0
+                trapped = np.where(reach, 0.0, gar)
+                gar = gar - trapped
+                if gar.any():
+                    # spreading is the adjoint of the local mean, normalised by the own share of
+                    # each lost cell's window, so every cell's survivors land exactly
+                    share = box_mean(own[None].astype(np.float32), 7)[0]
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        density = np.where(share > 0, gar / share, 0.0)
+                    gi += (box_mean(density[None].astype(np.float32), 7)[0] * own).astype(np.float32)
+                dead = dead + trapped  # a pocket wiped out: no friendly ground to retreat to
+                if i == self.isis:
+                    self.hidden[sl] += (trapped * 0.5).astype(np.float32)
+                    dead = dead - trapped * 0.5
                 killed = float(dead.sum())
                 self.fighter_ledger[f]["killed"] += killed
                 self._flow[("new_fighter_losses", f)] += killed
@@ -891,6 +911,7 @@ class ConflictModel(mesa.Model):
                     gtot += back
                 else:
                     self.fighter_ledger[f]["killed"] += back
+                    self._flow[("new_fighter_losses", f)] += back
             sel = t.of_faction(i)
             deficit = np.clip(size - t.fighters[sel], 0, 0.1 * size)
             draw = float(deficit.sum())
@@ -934,9 +955,9 @@ class ConflictModel(mesa.Model):
         # resurfacing: hidden cells retake ground they dominate
         holder = np.take_along_axis(self.presence, np.where(self.owner >= 0, self.owner, 0)[None], 0)[0]
         holder = np.where(self.owner >= 0, holder, 0.0)
-        up = insurgency.resurface(self.hidden, holder, self.cfg.control.capture_ratio,
-                                  float(self.hold_min[self.isis])) & self.allowed[self.isis] \
-            & (self.owner != self.isis)
+        need = (self.hold_min[self.isis] * self.hold_scale).reshape(self.geo.shape)
+        up = insurgency.resurface(self.hidden, holder, self.cfg.control.capture_ratio, need) \
+            & self.allowed[self.isis] & (self.owner != self.isis)
         if up.any():
             self.owner[up] = self.isis
             self.garrison[self.isis][up] += self.hidden[up]
@@ -1043,7 +1064,8 @@ class ConflictModel(mesa.Model):
         griev = civ.grievance(hard, legit)
         self.mean_grievance = float(np.average(griev, weights=np.maximum(cm.home, 1e-9)))
         for i, f in enumerate(self.faction_names):
-            rate = self.cfg.factions[f].recruitment_rate
+            fc = self.cfg.factions[f]
+            rate = fc.recruitment_rate * fc.resources  # money and arms to pay and equip recruits
             if rate <= 0 or self.withdrawn[i]:
                 continue
             mine = own_c == i

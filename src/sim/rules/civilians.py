@@ -35,9 +35,11 @@ def hardship(base: float, damage: np.ndarray, displaced_share: np.ndarray, viole
 
 def flee_fraction(violence: np.ndarray, damage_increase: np.ndarray, persecution: np.ndarray,
                   a_violence: float, a_damage: float, a_persecution: float) -> np.ndarray:
-    """Share of the people at home who flee this step: ``1 - exp(-(a_v v + a_d dD + a_p p))``.
-    ``violence`` is a per-step intensity (0..~1), ``damage_increase`` the housing destroyed this
-    step, ``persecution`` 1 where the controller targets the group."""
+    """Share of the people at home who flee this step:
+    ``1 - exp(-(a_v v + 10 a_d dD + a_p p))``.  ``violence`` is the violence index (0..1),
+    ``damage_increase`` the share of housing destroyed this step (x10, so ``a_d`` is the hazard
+    per 10% of homes destroyed in a week), ``persecution`` 1 where the controller targets the
+    group."""
     return 1.0 - np.exp(-(a_violence * violence + a_damage * damage_increase * 10.0
                           + a_persecution * persecution))
 

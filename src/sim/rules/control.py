@@ -24,7 +24,8 @@ LEVEL_NONE, LEVEL_FULL, LEVEL_DOMINANT, LEVEL_CONTESTED = 0, 1, 2, 3
 
 def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
                    allowed: np.ndarray, capture_ratio: float, hold_min: np.ndarray,
-                   jitter: np.ndarray | None = None, defence: np.ndarray | None = None) -> np.ndarray:
+                   jitter: np.ndarray | None = None, defence: np.ndarray | None = None,
+                   may_vacate: np.ndarray | None = None) -> np.ndarray:
     """New owner of every cell.
 
     ``presence[f, r, c]``: force each faction projects on the cell; ``hostile[f, g]``: bool,
@@ -32,7 +33,8 @@ def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
     ``hold_min[f]`` or ``hold_min[f, cell]``: presence f needs to hold a cell (the model scales
     it with the cell's population: empty desert is held with a few fighters, a city is not);
     ``defence[cell]`` (>= 1): the defender's terrain advantage (urban areas), multiplying the
-    ratio an attacker needs.
+    ratio an attacker needs; ``may_vacate[cell]``: the holder has been below its hold level
+    long enough for the cell to fall vacant (``vacancy_weeks``; default: at once).
 
     1. *Vacancy*: a held cell whose owner's presence falls below its ``hold_min`` becomes
        ungoverned.
@@ -61,6 +63,8 @@ def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
     cols = np.arange(owner.size)
     own_p = p[own_idx, cols]
     vacant = held & (own_p < hm[own_idx, cols])
+    if may_vacate is not None:
+        vacant &= may_vacate.reshape(-1)
     new = np.where(vacant, UNGOVERNED, owner)
 
     # capture of held cells

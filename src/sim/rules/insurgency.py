@@ -45,7 +45,7 @@ def resurface(hidden: np.ndarray, holder_presence: np.ndarray, ratio: float, hol
 
 
 def foreign_exit(foreign: float, rate: float, territory_loss: float) -> float:
-    """Foreign fighters leaving the region this step: ``foreign * rate * (1 + 4 * loss)``,
-    where ``territory_loss`` is the share of its territory the group lost this step
-    (defeat accelerates departures)."""
+    """Foreign fighters leaving the region this step: ``foreign * min(1, rate * (1 + 4 loss))``,
+    where ``loss`` is the share of its territory the group lost this step (defeat accelerates
+    departures)."""
     return foreign * min(1.0, rate * (1.0 + 4.0 * max(territory_loss, 0.0)))
