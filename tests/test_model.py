@@ -123,3 +123,14 @@ def test_cli_run_writes_outputs_and_plots(tmp_path):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seed"] == 20170701 and summary["config"]["scenario"]["weeks"] == 6
+
+
+def test_units_stay_on_the_map_over_a_long_run():
+    """Detour headings near the edge must not carry units off the grid (seen at replicate 2)."""
+    m = build_model(compose([*TINY, "scenario.weeks=120", "replicate=2"]))
+    R, C = m.geo.shape
+    for _ in range(120):
+        m.step()
+        t = m.units
+        assert (t.row >= 0).all() and (t.row <= R - 1).all()
+        assert (t.col >= 0).all() and (t.col <= C - 1).all()

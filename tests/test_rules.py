@@ -5,10 +5,26 @@ import pytest
 
 from sim.rules import civilians as civ
 from sim.rules import combat, insurgency
-from sim.rules.control import (LEVEL_CONTESTED, LEVEL_DOMINANT, LEVEL_FULL, LEVEL_NONE, OUTSIDE,
-                               UNGOVERNED, control_levels, initial_control_voronoi, update_control)
-from sim.rules.spatial import (argmax0, box_mean, box_sum3, dilate8, stamp_windows, window_means,
-                               window_size)
+from sim.rules.control import (
+    LEVEL_CONTESTED,
+    LEVEL_DOMINANT,
+    LEVEL_FULL,
+    LEVEL_NONE,
+    OUTSIDE,
+    UNGOVERNED,
+    control_levels,
+    initial_control_voronoi,
+    update_control,
+)
+from sim.rules.spatial import (
+    argmax0,
+    box_mean,
+    box_sum3,
+    dilate8,
+    stamp_windows,
+    window_means,
+    window_size,
+)
 
 
 # ------------------------------------------------------------------ spatial

@@ -296,18 +296,24 @@ def plot_control_probability(cp: dict[str, Any], path, factions: Sequence[str] |
                 ax.imshow(np.where(cp["outside"], np.nan, 0.0), extent=ext, cmap="Greys",
                           vmin=0, vmax=4, interpolation="nearest", aspect=aspect)
             ax.imshow(img, extent=ext, interpolation="nearest", aspect=aspect, zorder=5)
-            ax.set_xlim(ext[0], ext[1])
-            ax.set_ylim(ext[2], ext[3])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(allf[j], fontsize=8)
-            if c == 0:
-                ax.set_ylabel(str(dt), fontsize=8)
+            _panel(ax, ext, allf[j] if r == 0 else None, str(dt) if c == 0 else None)
     fig.suptitle(f"Probability of control (share of {cp['n']} runs; darker = more likely)",
                  fontsize=10)
     fig.tight_layout()
     return _save(fig, path, dpi)
+
+
+def _panel(ax, ext, title: str | None, ylabel: str | None) -> None:
+    """Frame one small-multiple map: extent, no ticks, faction title on the top row and date
+    label in the first column."""
+    ax.set_xlim(ext[0], ext[1])
+    ax.set_ylim(ext[2], ext[3])
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=8)
 
 
 def plot_control_probability_diff(cpa: dict[str, Any], cpb: dict[str, Any], path, label: str,
@@ -331,14 +337,7 @@ def plot_control_probability_diff(cpa: dict[str, Any], cpb: dict[str, Any], path
             d = np.ma.masked_where(~np.isfinite(d) | (np.abs(np.nan_to_num(d)) < 1e-9), d)
             im = ax.imshow(d, extent=ext, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest",
                            aspect=aspect, zorder=5, alpha=0.9)
-            ax.set_xlim(ext[0], ext[1])
-            ax.set_ylim(ext[2], ext[3])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(allf[j], fontsize=8)
-            if c == 0:
-                ax.set_ylabel(str(dt), fontsize=8)
+            _panel(ax, ext, allf[j] if r == 0 else None, str(dt) if c == 0 else None)
     fig.suptitle(f"Difference in probability of control: {label}", fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.93, 1))
     if im is not None:

@@ -29,7 +29,7 @@ from matplotlib.path import Path as MplPath
 from scipy import ndimage
 
 from .config import GeographyConfig
-from .grid import GridSpec, KM_PER_DEG
+from .grid import GridSpec
 
 DATA = Path(str(resources.files("sim") / "data"))
 GEO = DATA / "geo"

@@ -23,8 +23,13 @@ from .geography import DATA, DATA_BBOX, Geography
 from .grid import haversine_km
 from .rules import civilians as civ
 from .rules import combat, insurgency
-from .rules.control import (OUTSIDE, UNGOVERNED, control_levels, initial_control_voronoi,
-                            update_control)
+from .rules.control import (
+    OUTSIDE,
+    UNGOVERNED,
+    control_levels,
+    initial_control_voronoi,
+    update_control,
+)
 from .rules.spatial import box_mean, box_sum3, dilate8, stamp_windows, window_means, window_size
 
 ISIS = "ISIS"
@@ -526,8 +531,10 @@ class ConflictModel(mesa.Model):
         j = np.maximum(n_ok - 1, 0)
         u_idx = np.arange(live.size)[:, None]
         h_idx = np.arange(angles.size)[None, :]
-        end_r = np.where(n_ok > 0, pr[u_idx, h_idx, j], r0[:, None])
-        end_c = np.where(n_ok > 0, pc[u_idx, h_idx, j], c0[:, None])
+        # a heading may run off the map: positions stay on the grid (the sampled cells were
+        # clipped the same way)
+        end_r = np.clip(np.where(n_ok > 0, pr[u_idx, h_idx, j], r0[:, None]), 0, g.shape[0] - 1)
+        end_c = np.clip(np.where(n_ok > 0, pc[u_idx, h_idx, j], c0[:, None]), 0, g.shape[1] - 1)
         left = np.hypot(tr[:, None] - end_r, tc[:, None] - end_c)
         left = left + 1e-6 * np.arange(angles.size)[None, :]  # ties: prefer the straighter
         best = np.argmin(left, axis=1)
@@ -990,7 +997,6 @@ class ConflictModel(mesa.Model):
     def _phase_civilians(self) -> None:
         cm = self.communities
         dc, gc = self.cfg.displacement, self.cfg.grievance
-        g = self.geo
         n_reg = len(self.region_names)
         flat = self.regmap.ravel()
         inside = flat >= 0

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import split_extra
+
 METRICS_TERRITORY = "share_territory_area"
 
 
@@ -147,10 +149,7 @@ def _print_table(df: pd.DataFrame) -> None:
 def main(argv: list[str]) -> int:
     from .. import ensemble as E
 
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
+    argv, extra = split_extra(argv)
     args = _parser().parse_args(argv)
     t0 = time.perf_counter()
 

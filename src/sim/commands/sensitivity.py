@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import split_extra
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sim sensitivity",
@@ -51,10 +53,7 @@ def _design_path(arg: str) -> Path:
 def main(argv: list[str]) -> int:
     from .. import sensitivity as S
 
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
+    argv, extra = split_extra(argv)
     args = _parser().parse_args(argv)
     try:
         path = _design_path(args.design)
