@@ -69,6 +69,22 @@ def _dates(res: Results) -> np.ndarray:
     return np.array(res.dates, dtype="datetime64[D]")
 
 
+def nearest_theatre_cell(geo, r: int, c: int, max_cells: int = 2) -> tuple[int, int]:
+    """The checkpoint's cell, or the nearest theatre cell within ``max_cells`` when the point
+    falls in a cell the grid counts as lake, river reservoir or abroad (a riverside town on a
+    coarse grid)."""
+    if geo.theatre[r, c]:
+        return r, c
+    R, C = geo.shape
+    best, dbest = (r, c), np.inf
+    for dr in range(-max_cells, max_cells + 1):
+        for dc in range(-max_cells, max_cells + 1):
+            rr, cc = r + dr, c + dc
+            if 0 <= rr < R and 0 <= cc < C and geo.theatre[rr, cc] and dr * dr + dc * dc < dbest:
+                best, dbest = (rr, cc), dr * dr + dc * dc
+    return best
+
+
 def checkpoint_match(res: Results, cp: Checkpoint, window_weeks: int = 4) -> tuple[bool, bool, str | None]:
     """(held within the window, first capture within the window, first capture date)."""
     g = res.geo
@@ -76,6 +92,7 @@ def checkpoint_match(res: Results, cp: Checkpoint, window_weeks: int = 4) -> tup
     r, c = int(r), int(c)
     if not (0 <= r < g.shape[0] and 0 <= c < g.shape[1]) or cp.to_controller not in res.factions:
         return False, False, None
+    r, c = nearest_theatre_cell(g, r, c)
     code = res.factions.index(cp.to_controller)
     seq = res.control[:, r, c]
     dates = _dates(res)
