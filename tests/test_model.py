@@ -134,3 +134,17 @@ def test_units_stay_on_the_map_over_a_long_run():
         t = m.units
         assert (t.row >= 0).all() and (t.row <= R - 1).all()
         assert (t.col >= 0).all() and (t.col <= C - 1).all()
+
+
+@pytest.mark.slow
+def test_default_baseline_at_005_full_horizon():
+    """The default run (baseline_2017, 0.05 degrees, 104 weeks) through run_scenario."""
+    r = run_scenario(compose(["output.plots=false"]))
+    assert r.control.shape == (105, 182, 288)
+    assert str(r.dates[-1]) == "2019-06-29"
+    isis = r.metric("share_territory_area", "ISIS")
+    assert isis.iloc[0] > 0.1 and isis.iloc[-1] < 0.01  # the caliphate is gone by mid-2019
+    attacks = r.metric("new_insurgent_attacks", "ALL")
+    assert attacks.iloc[-26:].sum() > 0  # ... but its insurgency goes on
+    assert r.summary["people_conserved_error"] == pytest.approx(0.0, abs=1e-3)
+    assert r.summary["fighters_conserved_error"] < 1.0
