@@ -209,6 +209,7 @@ class ControlConfig:
     seed_garrison_share: float = rng_(0, 1, default=0.2)
     offensive_hostility: float = rng_(0, 1, default=0.5)
     road_factor: float = rng_(0, 100, default=4.0)
+    evacuation_rate: float = rng_(0, 1, default=0.0)
 
 
 @dataclass

@@ -882,6 +882,8 @@ class ConflictModel(mesa.Model):
             labels, n = ndimage.label(own, structure=struct)
             lab = labels.ravel()
             comp_g = np.bincount(lab, weights=gi.ravel(), minlength=n + 1)
+            if n > 1 and cfg.control.evacuation_rate > 0:
+                comp_g = self._evacuate_pockets(i, sl, own, labels, n, comp_g, target)
             comp_t = np.bincount(lab, weights=target.ravel(), minlength=n + 1)
             with np.errstate(divide="ignore", invalid="ignore"):
                 scale = np.where(comp_t > 0, comp_g / comp_t, 0.0)
@@ -890,6 +892,40 @@ class ConflictModel(mesa.Model):
             gi *= 0.5
             gi += 0.5 * (target * scale[labels]).astype(np.float32)
         self._reinforce_units()
+
+    def _evacuate_pockets(self, i: int, sl, own, labels, n: int, comp_g: np.ndarray,
+                          target: np.ndarray) -> np.ndarray:
+        """Besieged pockets negotiate their way out (the Syrian "reconciliation" and evacuation
+        deals of 2016-18: Aleppo, Homs, Eastern Ghouta, Daraa; ISIS out of Raqqa and Yarmouk).
+        A pocket is a piece of the faction's ground other than its largest (by area), whose every
+        neighbour is held by a faction at war with it (no ungoverned or friendly ground to
+        reach).  Each week ``evacuation_rate`` of its garrison moves to the largest piece, in
+        proportion to that piece's station weights.  Returns the pieces' new totals."""
+        rate = self.cfg.control.evacuation_rate
+        osl = self.owner[sl]
+        held = osl >= 0
+        war = self.hostility[i] >= self.cfg.control.offensive_hostility
+        at_war = held & war[np.where(held, osl, 0)]
+        open_ground = (osl == UNGOVERNED) | (held & ~war[np.where(held, osl, 0)] & ~own)
+        lab = labels.ravel()
+        touches_open = np.bincount(lab, weights=(own & dilate8(open_ground)).ravel(), minlength=n + 1) > 0
+        touches_war = np.bincount(lab, weights=(own & dilate8(at_war)).ravel(), minlength=n + 1) > 0
+        main = int(np.argmax(np.bincount(lab, minlength=n + 1)[1:])) + 1  # the largest by area
+        besieged = touches_war & ~touches_open
+        besieged[0] = False
+        besieged[main] = False
+        if not besieged.any():
+            return comp_g
+        gi = self.garrison[i][sl]
+        leave = np.where(besieged, rate, 0.0)[labels]
+        out = gi * leave
+        moved = float(out.sum())
+        gi -= out.astype(np.float32)
+        dest = np.where(labels == main, target, 0.0)
+        if dest.sum() > 0:
+            gi += (dest * (moved / dest.sum())).astype(np.float32)
+        self._flow[("new_fighters_evacuated", self.faction_names[i])] += moved
+        return np.bincount(lab, weights=gi.ravel(), minlength=n + 1)
 
     def _enemy_near(self, i: int) -> np.ndarray:
         held = self.owner >= 0
@@ -1154,6 +1190,7 @@ class ConflictModel(mesa.Model):
             rec((s, "n_fighters", f, self._fighters(i)))
             rec((s, "new_fighter_losses", f, self._flow[("new_fighter_losses", f)]))
             rec((s, "new_recruits", f, self._flow[("new_recruits", f)]))
+            rec((s, "new_fighters_evacuated", f, self._flow[("new_fighters_evacuated", f)]))
         theatre = owner != OUTSIDE
         ung = owner == UNGOVERNED
         rec((s, "share_territory_area", "UNGOVERNED", float(self.area[ung].sum() / area_tot)))
