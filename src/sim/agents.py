@@ -168,14 +168,6 @@ class UnitTable:
         m[r[sel], c[sel]] = True
         return m
 
-    def raster(self, n_factions: int, shape) -> np.ndarray:
-        """Fighters of live units summed per faction and cell ``[F, R, C]``."""
-        out = np.zeros((n_factions, *shape), np.float32)
-        r, c = self.cells()
-        a = self.alive
-        np.add.at(out, (self.faction[a], r[a], c[a]), self.fighters[a])
-        return out
-
 
 class CommunityTable:
     """Column arrays of all civilian communities.  ``home + idp + abroad + dead == pop0``."""

@@ -353,7 +353,7 @@ class ConflictModel(mesa.Model):
                 us += [fc.unit_size] * n_units
         # where each faction keeps its garrisons from now on: the base weights plus, with equal
         # total mass, the shape of its opening deployment (strongholds stay strongholds)
-        base = self._garrison_weights(0)
+        base = self._garrison_weights()
         self.station_w = np.empty_like(self.garrison)
         for i in range(n):
             own = self.owner == i
@@ -371,7 +371,7 @@ class ConflictModel(mesa.Model):
         to fit) spread by weight inside each area; the rest by weight over all own ground."""
         g = self.geo
         fc = self.cfg.factions[self.faction_names[i]]
-        base = self._garrison_weights(0)
+        base = self._garrison_weights()
         out = np.zeros(g.shape, np.float64)
         areas = []
         for a in (fc.garrison_areas if self.cfg.geography.kind == "real" else []):
@@ -394,7 +394,7 @@ class ConflictModel(mesa.Model):
         out += w * (rest / w.sum())
         return out.astype(np.float32)
 
-    def _garrison_weights(self, i: int) -> np.ndarray:
+    def _garrison_weights(self) -> np.ndarray:
         """Where a faction stations its holding forces: a base weight everywhere, more in
         populated cells (sqrt of people) and in key places."""
         if not hasattr(self, "_gw"):
@@ -926,12 +926,6 @@ class ConflictModel(mesa.Model):
             gi += (dest * (moved / dest.sum())).astype(np.float32)
         self._flow[("new_fighters_evacuated", self.faction_names[i])] += moved
         return np.bincount(lab, weights=gi.ravel(), minlength=n + 1)
-
-    def _enemy_near(self, i: int) -> np.ndarray:
-        held = self.owner >= 0
-        h = np.zeros(self.owner.shape, bool)
-        h[held] = self.hostility[i][self.owner[held]] > 0
-        return h
 
     def _reinforce_units(self) -> None:
         """Units below strength draw replacements from their faction's garrisons (up to 10% of
