@@ -53,7 +53,7 @@ class FactionHQ(mesa.Agent):
         held = m.owner >= 0
         # offensives only against factions it is at war with; low-level hostility means
         # skirmishes where fronts touch, not campaigns
-        hostile_owner[held] = m.engage_prob[f][m.owner[held]] >= m.cfg.control.offensive_hostility
+        hostile_owner[held] = m.hostility[f][m.owner[held]] >= m.cfg.control.offensive_hostility
         target = reach & m.allowed[f] & ~own & (hostile_owner | (m.owner == -1))
         idx = np.flatnonzero(target)
         if idx.size == 0:
@@ -71,7 +71,7 @@ class FactionHQ(mesa.Agent):
         vacuum = owner == -1
         # enemies are worth attacking in proportion to how hostile they are (a faction at
         # low-level war with a neighbour keeps its units for its main enemy)
-        hostility = np.where(vacuum, 1.0, m.engage_prob[f][np.maximum(owner, 0)])
+        hostility = np.where(vacuum, 1.0, m.hostility[f][np.maximum(owner, 0)])
         score = value.ravel()[idx] * np.minimum(ratio, 3.0) * np.where(vacuum, 1.5, hostility)
         score = np.where((ratio >= 1.0) | vacuum, score, score * 0.05)
         order = np.argsort(score)[::-1][: max(4 * units.size, 8)]

@@ -96,7 +96,6 @@ class ConflictModel(mesa.Model):
         self.fighting = np.zeros(shape, bool)
         self.level = np.zeros(shape, np.int8)
         self.presence = np.zeros((self.n_f, *shape), np.float32)
-        self.initial_owner = self.owner.copy()
         self.initial_cells = np.bincount(self.owner[self.owner >= 0].ravel(), minlength=self.n_f)
         self.counters = defaultdict(float)  # cumulative totals
         self.fighter_ledger = {n: defaultdict(float) for n in self.faction_names}
@@ -149,7 +148,6 @@ class ConflictModel(mesa.Model):
                 i, j = self.fidx[a], self.fidx[b]
                 self.hostility[i, j] = self.hostility[j, i] = v
         self.hostility0 = self.hostility.copy()
-        self.engage_prob = self.hostility  # alias used by the HQs
         self.withdrawn = np.zeros(n, bool)
         # former co-belligerents: both fought ISIS, and were not at war with each other at t0
         self.former_allies = np.zeros((n, n), bool)
@@ -163,7 +161,6 @@ class ConflictModel(mesa.Model):
         for i, fc in enumerate(fcs):
             for ident, v in fc.legitimacy.items():
                 self.legitimacy[i, IDENTITIES.index(ident)] = v
-        self.insurgent_capable = np.array([fc.doctrine in ("insurgent", "hybrid") for fc in fcs])
         # value of ground per faction [F, R, C]
         g = self.geo
         popv = np.log1p(g.population) / max(np.log1p(g.population.max()), 1e-9)
@@ -621,7 +618,7 @@ class ConflictModel(mesa.Model):
         # frontage: only so many fighters per km2 can fight in a cell (Lanchester's square law
         # would otherwise reward piling up without limit)
         force = np.minimum(p.reshape(self.n_f, -1)[:, idx], self.frontage[idx]).astype(np.float64)
-        insurgent = self.insurgent_capable & self._in_insurgent_mode()
+        insurgent = self._in_insurgent_mode()
         exp_air = combat.expected_losses(force, eng, self.firepower, self.air, insurgent,
                                          cfg.guerrilla_area_factor)
         exp_ground = combat.expected_losses(force, eng, self.firepower, np.ones_like(self.air),
