@@ -905,8 +905,9 @@ class ConflictModel(mesa.Model):
         at_war = held & war[np.where(held, osl, 0)]
         open_ground = (osl == UNGOVERNED) | (held & ~war[np.where(held, osl, 0)] & ~own)
         lab = labels.ravel()
-        touches_open = np.bincount(lab, weights=(own & dilate8(open_ground)).ravel(), minlength=n + 1) > 0
-        touches_war = np.bincount(lab, weights=(own & dilate8(at_war)).ravel(), minlength=n + 1) > 0
+        near_open, near_war = dilate8(np.stack([open_ground, at_war])) & own
+        touches_open = np.bincount(lab, weights=near_open.ravel(), minlength=n + 1) > 0
+        touches_war = np.bincount(lab, weights=near_war.ravel(), minlength=n + 1) > 0
         main = int(np.argmax(np.bincount(lab, minlength=n + 1)[1:])) + 1  # the largest by area
         besieged = touches_war & ~touches_open
         besieged[0] = False
