@@ -682,11 +682,20 @@ class ConflictModel(mesa.Model):
         rate_u = np.zeros((n, self.geo.grid.n_cells), np.float32)
         rate_u[:, idx] = ru
         shape = (n, *self.geo.shape)
-        g_loss = np.zeros(shape, np.float32)
+        g_lost = np.zeros(n)
         hit = np.flatnonzero(rg.any(axis=1))  # only factions that lost garrison fighters
         if hit.size:
-            g_loss[hit] = self.garrison[hit] * garrison_presence(rate_g.reshape(shape)[hit])
-        self.garrison -= g_loss
+            # loss rates are zero outside the combat cells: work in their bounding box plus the
+            # one-cell reach of a garrison's presence
+            R, C = self.geo.shape
+            rows, cols = np.divmod(idx, C)
+            sl = (slice(max(rows.min() - 1, 0), min(rows.max() + 2, R)),
+                  slice(max(cols.min() - 1, 0), min(cols.max() + 2, C)))
+            for f in hit:
+                g = self.garrison[f][sl]  # a view: edits write through
+                loss = g * garrison_presence(rate_g.reshape(shape)[f][sl])
+                g -= loss
+                g_lost[f] = float(loss.sum(dtype=np.float64))
         t = self.units
         u_loss = np.zeros(len(t))
         live = np.flatnonzero(t.alive)
@@ -697,7 +706,7 @@ class ConflictModel(mesa.Model):
                                                            self.unit_window[f], f,
                                                            self.cfg.combat.unit_centre_share)
             t.fighters -= u_loss
-        per_f = g_loss.reshape(self.n_f, -1).sum(axis=1) + np.bincount(
+        per_f = g_lost + np.bincount(
             t.faction, weights=u_loss, minlength=self.n_f)[: self.n_f]
         for i, f in enumerate(self.faction_names):
             self.fighter_ledger[f]["killed"] += float(per_f[i])
