@@ -1,0 +1,99 @@
+"""Assault: capture of held cells judged over a sector, so that towns can be taken.
+
+A held cell ``x`` with owner ``o`` is taken by the strongest challenger ``c`` at war with
+``o`` when, over the *sector* of ``x`` (the cell and its 8 neighbours),
+
+    S_c(x) >= ratio * defence(x) * sum_{g not hostile to o} S_g(x)
+    and P_c(x) >= hold_min_c(x)
+
+with ``S_g(x) = sum_{y in 3x3(x)} P_g(y)`` the sector presence (fighters, after the caller's
+frontage cap) and ``P_c(x)`` the challenger's presence on the cell itself (it must stand on the
+cell, so a front does not jump over a cell it does not occupy).  The sum on the right covers
+the owner and every faction not hostile to it (partners defend together).  ``defence(x) >= 1``
+is the urban defence factor (``1 + urban_defence * urban index``, times any holdout factor of
+:mod:`sim.rules.holdouts`); it counts *here only*, once, and not again as a loss shield or in
+the capture threshold of :func:`sim.rules.control.update_control`.
+
+Units: presence in fighters; ``ratio`` and ``defence`` dimensionless.
+
+Source: J. J. Mearsheimer (1989), "Assessing the conventional balance: the 3:1 rule and its
+critics", *International Security* 13(4): 54-89 -- an attacker needs about 3:1 superiority
+*at the point of attack* (a sector, not the whole front) to win against a prepared defence;
+higher in cities.  Concentration over a sector is what lets a concentrated offensive take a
+city (Mosul 2016-17, Raqqa 2017, Eastern Ghouta 2018) and a thin one not.
+
+Codes as in :mod:`sim.rules.control`: ``owner >= 0`` faction index, ``UNGOVERNED = -1``,
+``OUTSIDE = -2``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .spatial import argmax0, box_sum3
+
+
+def sector_presence(presence: np.ndarray) -> np.ndarray:
+    """``S[f, r, c]``: presence of each faction summed over the 3 x 3 sector around each cell
+    (zero outside the grid), float64."""
+    return box_sum3(presence.astype(np.float64))
+
+
+def sector_odds(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
+                allowed: np.ndarray, hold_min: np.ndarray,
+                jitter: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sector contest of every held cell: ``(challenger, attack, defend)``, each ``[R, C]``.
+
+    ``owner[r, c]`` int; ``presence[f, r, c]`` fighters; ``hostile[f, g]`` bool: f may attack
+    g's ground (at war); ``allowed[f, r, c]`` bool: f may hold the cell; ``hold_min`` ``[F]``
+    or ``[F, R, C]``: presence f needs on the cell itself to take it; ``jitter`` (shape of
+    presence, tiny, from the caller's stream) breaks exact ties.
+
+    ``challenger`` is the faction hostile to the owner, allowed on the cell and present on it
+    with at least its ``hold_min``, that has the largest sector presence (-1 where none);
+    ``attack`` its sector presence; ``defend`` the sector presence of the owner and of every
+    faction not hostile to the owner (0 on cells that are not held).
+    """
+    n_f = presence.shape[0]
+    p = presence.astype(np.float64)
+    if jitter is not None:
+        p = p + jitter
+    sec = sector_presence(p)
+    held = owner >= 0
+    own_idx = np.where(held, owner, 0).astype(np.int64)
+    hostile = np.asarray(hostile, bool)
+    hostile_to_owner = hostile[:, own_idx]  # [g, R, C]: g hostile to the cell's owner
+    hm = np.asarray(hold_min, np.float64)
+    hm = np.broadcast_to(hm.reshape(n_f, 1, 1) if hm.ndim == 1 else hm, p.shape)
+    on_cell = allowed & (p >= hm) & (p > 0)
+    cand = hostile_to_owner & on_cell & held[None]
+    best, best_s = argmax0(np.where(cand, sec, -1.0))
+    challenger = np.where(best_s >= 0, best, -1).astype(np.int64)
+    attack = np.maximum(best_s, 0.0)
+    defend = np.where(held, np.where(hostile_to_owner, 0.0, sec).sum(axis=0), 0.0)
+    return challenger, attack, defend
+
+
+def sector_capture(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
+                   allowed: np.ndarray, hold_min: np.ndarray, defence: np.ndarray | None,
+                   ratio: float, jitter: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Which held cells fall to assault this step: ``(captured[R, C] bool, capturer[R, C])``.
+
+    A held cell falls to its :func:`sector_odds` challenger ``c`` when
+    ``attack >= ratio * defence * defend`` (see the module docstring); ``capturer`` is ``c``
+    there and -1 elsewhere.  ``defence`` ``[R, C]`` (>= 1; None = 1 everywhere) is the only
+    place the urban defence enters.  Cells with ``owner < 0`` never fall (the race for
+    ungoverned cells is :func:`sim.rules.control.update_control`'s step 3).
+    """
+    challenger, attack, defend = sector_odds(owner, presence, hostile, allowed, hold_min, jitter)
+    need = ratio * defend
+    if defence is not None:
+        need = need * defence
+    captured = (owner >= 0) & (challenger >= 0) & (attack >= need)
+    return captured, np.where(captured, challenger, -1)
+
+
+def apply_capture(owner: np.ndarray, captured: np.ndarray, capturer: np.ndarray) -> np.ndarray:
+    """``owner`` with the captured cells handed to their capturer (a new int8 array)."""
+    return np.where(captured, capturer, owner).astype(owner.dtype)
