@@ -95,3 +95,130 @@ def test_assault_needs_hold_min_on_cell_and_leaves_ungoverned_alone():
     p[A, 2, 3] = 500.0
     captured, _ = sector_capture(owner, p, hostile, allowed, hm, defence, 3.0)
     assert not captured[2, 3]
+
+
+# ------------------------------------------------------------------ sieges
+from sim.rules.sieges import SiegeClock, besieged_pieces, pressed, surrender  # noqa: E402
+
+REB, REG, ALLY = 0, 1, 2
+
+
+def _siege_world():
+    """7 x 7: rebels hold column 0 (main ground) and a 2 x 2 enclave at rows 2-3, columns 3-4;
+    the regime, at war with them, holds the rest.  A third faction is at peace with both.
+    Regime presence 5 on each of the 12 ring cells (60); rebel garrison 10 per enclave cell."""
+    owner = np.full((7, 7), REG, np.int8)
+    owner[:, 0] = REB
+    owner[2:4, 3:5] = REB
+    war = np.zeros((3, 3), bool)
+    war[REB, REG] = war[REG, REB] = True
+    garrison = np.zeros((3, 7, 7))
+    garrison[REB, 2:4, 3:5] = 10.0
+    garrison[REB, :, 0] = 2.0
+    presence = garrison.copy()
+    ring = np.zeros((7, 7), bool)
+    ring[1:5, 2:6] = True
+    ring[2:4, 3:5] = False
+    presence[REG][ring] = 5.0
+    return owner, war, garrison, presence
+
+
+def test_enclave_ringed_by_enemy_is_besieged():
+    owner, war, _, presence = _siege_world()
+    s = besieged_pieces(owner, war, REB, presence)
+    k = s.labels[2, 3]
+    assert s.n == 2 and s.labels[0, 0] != k
+    assert s.main[s.labels[0, 0]] and not s.besieged[s.labels[0, 0]]
+    assert s.besieged[k] and s.besieger[k] == REG
+    assert (s.ring_force[k], s.piece_force[k], s.area[k]) == (60.0, 40.0, 4)
+    assert pressed(s, 1.5)[k] and not pressed(s, 1.6)[k]
+
+
+def test_enclave_surrenders_after_exactly_delay_weeks_of_superiority():
+    owner, war, garrison, presence = _siege_world()
+    clock = SiegeClock(3, owner.shape)
+    delay = 3
+    weak = presence.copy()
+    weak[REG] *= 0.5  # ring 30 < 1.5 x 40: not pressed
+    history = []
+    for week, p in enumerate([presence, presence, weak, presence, presence, presence]):
+        s = besieged_pieces(owner, war, REB, p)
+        count = clock.update(s, 1.5)
+        k = s.labels[2, 3]
+        history.append((int(count[k]), bool(clock.due(s, count, delay)[k])))
+    # superiority broken in week 3 resets the count; the deal comes 3 weeks later, not before
+    assert history == [(1, False), (2, False), (0, False), (1, False), (2, False), (3, True)]
+    assert (clock.weeks[REB][owner != REB] == 0).all() and clock.weeks[REB, 0, 0] == 0
+
+
+def test_clock_survives_relabelling_when_the_piece_shrinks():
+    owner, war, _, presence = _siege_world()
+    clock = SiegeClock(3, owner.shape)
+    clock.update(besieged_pieces(owner, war, REB, presence), 1.5)
+    owner[2, 3] = REG  # the enclave loses a cell; the main piece is now label 1 either way
+    s = besieged_pieces(owner, war, REB, presence)
+    assert clock.update(s, 1.5)[s.labels[3, 4]] == 2
+
+
+def test_enclave_touching_open_country_is_not_besieged():
+    owner, war, _, presence = _siege_world()
+    owner[1, 5] = UNGOVERNED  # diagonal neighbour of (2, 4)
+    s = besieged_pieces(owner, war, REB, presence)
+    assert not s.besieged.any()
+    owner[1, 5] = REG
+    exits = np.zeros_like(owner, bool)
+    exits[4, 5] = True  # a crossing kept open by a patron
+    assert not besieged_pieces(owner, war, REB, presence, exits=exits).besieged.any()
+
+
+def test_enclave_linked_to_main_ground_through_an_ally_is_not_besieged():
+    owner, war, _, presence = _siege_world()
+    owner[3, 1:3] = ALLY  # corridor (3,1)-(3,2) between column 0 and the enclave
+    s = besieged_pieces(owner, war, REB, presence)
+    assert s.n == 1 and s.labels[2, 3] == s.labels[0, 0] and not s.besieged.any()
+    # the same corridor held by a faction at war with the rebels does not help
+    war[REB, ALLY] = war[ALLY, REB] = True
+    s = besieged_pieces(owner, war, REB, presence)
+    assert s.besieged[s.labels[2, 3]]
+    # an ally's ground that leads nowhere (no link to main, no open country) is besieged too
+    owner[3, 1:3] = REG
+    owner[4, 3] = ALLY
+    war[REB, ALLY] = war[ALLY, REB] = False
+    s = besieged_pieces(owner, war, REB, presence)
+    k = s.labels[2, 3]
+    assert s.labels[4, 3] == k and s.besieged[k] and s.area[k] == 5
+
+
+def test_largest_piece_is_besieged_when_the_core_is_elsewhere():
+    owner, war, _, presence = _siege_world()
+    core = np.zeros_like(owner, bool)
+    core[2:4, 3:5] = True
+    s = besieged_pieces(owner, war, REB, presence, core=core)
+    assert s.main[s.labels[2, 3]] and s.besieged[s.labels[0, 0]]
+
+
+def test_surrender_hands_over_cells_and_conserves_fighters_and_people():
+    owner, war, garrison, presence = _siege_world()
+    garrison[ALLY, 2, 3] = 4.0  # a partner's fighters share the fate of the piece
+    people = np.zeros((7, 7))
+    people[2:4, 3:5] = 100.0
+    people[0, 0] = 7.0
+    dest = np.zeros((7, 7))
+    dest[0, 0] = dest[6, 0] = 1.0
+    s = besieged_pieces(owner, war, REB, presence)
+    k = s.labels[2, 3]
+    deal = surrender(s, k, owner, garrison, people, dest, evac_share=0.75, civilian_share=0.25)
+    assert deal.besieger == REG and deal.cells.sum() == 4
+    assert (deal.owner[2:4, 3:5] == REG).all() and (deal.owner[~deal.cells] == owner[~deal.cells]).all()
+    np.testing.assert_array_equal(deal.evacuated, [30.0, 0.0, 3.0])
+    np.testing.assert_array_equal(deal.surrendered, [10.0, 0.0, 1.0])
+    assert deal.garrison[:, 2:4, 3:5].sum() == 0.0
+    assert (deal.garrison[REB, 0, 0], deal.garrison[REB, 6, 0]) == (17.0, 17.0)
+    assert (deal.garrison[ALLY, 0, 0], deal.garrison[ALLY, 6, 0]) == (1.5, 1.5)
+    # fighters: before = after + surrendered; people conserved, 100 relocated
+    assert garrison.sum() == deal.garrison.sum() + deal.surrendered.sum()
+    assert deal.relocated == 100.0 and deal.people.sum() == people.sum()
+    assert (deal.people[0, 0], deal.people[6, 0], deal.people[2, 3]) == (57.0, 50.0, 75.0)
+    assert garrison[REB, 2, 3] == 10.0 and owner[2, 3] == REB  # inputs untouched
+    with pytest.raises(ValueError):
+        surrender(s, s.labels[0, 0], owner, garrison, people, dest, 0.75, 0.25)
