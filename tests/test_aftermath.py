@@ -222,3 +222,65 @@ def test_surrender_hands_over_cells_and_conserves_fighters_and_people():
     assert garrison[REB, 2, 3] == 10.0 and owner[2, 3] == REB  # inputs untouched
     with pytest.raises(ValueError):
         surrender(s, s.labels[0, 0], owner, garrison, people, dest, 0.75, 0.25)
+
+
+# ------------------------------------------------------------------ withdrawal
+from sim.rules.withdrawal import hopeless, withdraw  # noqa: E402
+
+KRG, ISF = 0, 1
+
+
+def _kirkuk_world():
+    """5 x 7: the KRG holds columns 0-4 with 2 fighters a cell, its core is columns 0-1; the
+    ISF (at war with it) holds columns 5-6 with 30 fighters on each cell of column 5.  Sector
+    odds on column 4: 90:12 inside, 60:8 on the edge rows, i.e. 7.5:1; column 3 sees no enemy."""
+    owner = np.full((5, 7), KRG, np.int8)
+    owner[:, 5:] = ISF
+    garrison = np.zeros((2, 5, 7))
+    garrison[KRG, :, :5] = 2.0
+    presence = garrison.copy()
+    presence[ISF, :, 5] = 30.0
+    war = np.array([[False, True], [True, False]])
+    core = np.zeros((2, 5, 7), bool)
+    core[KRG, :, :2] = True
+    core[ISF, :, 5:] = True
+    return owner, presence, garrison, war, core
+
+
+def test_hopeless_non_core_ground_is_given_up_and_garrison_falls_back_to_core():
+    owner, presence, garrison, war, core = _kirkuk_world()
+    gone = hopeless(owner, presence, war, KRG, core[KRG], 5.0)
+    assert gone[:, 4].all() and gone.sum() == 5
+    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, 5.0)
+    assert (new_owner[:, 4] == UNGOVERNED).all() and (new_owner[:, :4] == KRG).all()
+    assert (new_owner[:, 5:] == ISF).all()
+    np.testing.assert_array_equal(moved, [10.0, 0.0])
+    assert (new_g[KRG, :, 4] == 0).all()
+    assert (new_g[KRG, :, 1] == 4.0).all() and (new_g[KRG, :, [0, 2, 3]] == 2.0).all()
+    assert new_g.sum() == garrison.sum()  # exactly conserved
+    assert garrison[KRG, 0, 4] == 2.0  # input untouched
+
+
+def test_no_withdrawal_below_the_ratio_from_core_or_when_forbidden():
+    owner, presence, garrison, war, core = _kirkuk_world()
+    assert not withdraw(owner, presence, garrison, war, core, 8.0)[2].any()  # 7.5 < 8
+    core[KRG, :, 4] = True  # the heartland is held whatever the odds
+    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, 5.0)
+    assert (new_owner == owner).all() and (new_g == garrison).all() and moved.sum() == 0
+    core[KRG, :, 4] = False
+    new_owner, _, moved = withdraw(owner, presence, garrison, war, core, 5.0,
+                                   may_withdraw=np.array([False, True]))
+    assert (new_owner == owner).all() and moved.sum() == 0
+    skirmish = np.zeros((2, 2), bool)  # not at war: nothing to flee from
+    assert withdraw(owner, presence, garrison, skirmish, core, 5.0)[2].sum() == 0
+
+
+def test_without_core_ground_the_garrison_falls_back_to_the_nearest_kept_cell():
+    owner, presence, garrison, war, core = _kirkuk_world()
+    core[KRG] = False
+    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, 5.0)
+    assert moved[KRG] == 10.0 and (new_g[KRG, :, 3] == 4.0).all() and new_g.sum() == garrison.sum()
+    # a faction that would keep nothing stays and fights
+    owner[:, :4] = ISF
+    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, 5.0)
+    assert moved[KRG] == 0 and (new_owner[:, 4] == KRG).all()
