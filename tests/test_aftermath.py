@@ -284,3 +284,103 @@ def test_without_core_ground_the_garrison_falls_back_to_the_nearest_kept_cell():
     owner[:, :4] = ISF
     new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, 5.0)
     assert moved[KRG] == 0 and (new_owner[:, 4] == KRG).all()
+
+
+# ------------------------------------------------------------------ reach
+from sim.rules.reach import (  # noqa: E402
+    allocate_units,
+    passable,
+    passable_parts,
+    reachable_matrix,
+    reachable_targets,
+    share_units_stuck,
+)
+
+F, S, N, E = 0, 1, 2, 3  # a faction, one it skirmishes with, a neutral, an enemy at war
+
+
+def _wall_world(wall_faction: int, gap: bool):
+    """7 x 7: F holds columns 0-1; a wall of ``wall_faction`` in column 3 (rows 0-5, plus row 6
+    unless ``gap``); everything else ungoverned.  Hostility F-S 0.3, F-N 0, F-E 0.8."""
+    owner = np.full((7, 7), UNGOVERNED, np.int8)
+    owner[:, :2] = F
+    owner[:6, 3] = wall_faction
+    if not gap:
+        owner[6, 3] = wall_faction
+    h = np.zeros((4, 4))
+    h[F, S] = h[S, F] = 0.3
+    h[F, E] = h[E, F] = 0.8
+    allowed = np.ones((4, 7, 7), bool)
+    return owner, h, allowed
+
+
+UNIT, TARGET = np.array([[3.0, 0.0]]), np.array([[0.0, 6.0]])
+
+
+def test_unit_routes_around_a_skirmish_hostile_wall_through_ungoverned_ground():
+    owner, h, allowed = _wall_world(S, gap=True)
+    m = passable(owner, h, allowed, F, 0.5)
+    assert not m[:6, 3].any() and m[6, 3]
+    assert reachable_targets(m, UNIT, TARGET).tolist() == [True]
+
+
+def test_skirmish_hostile_ground_blocks_but_neutral_ground_is_transit():
+    owner, h, allowed = _wall_world(S, gap=False)
+    m = passable(owner, h, allowed, F, 0.5)
+    assert reachable_targets(m, UNIT, TARGET).tolist() == [False]  # reported unreachable
+    owner, h, allowed = _wall_world(N, gap=False)
+    m = passable(owner, h, allowed, F, 0.5)
+    assert m[:, 3].all() and reachable_targets(m, UNIT, TARGET).tolist() == [True]
+    allowed[F, :, 3] = False  # a deconfliction line closes it whoever holds it
+    assert reachable_targets(passable(owner, h, allowed, F, 0.5), UNIT, TARGET).tolist() == [False]
+
+
+def test_enemy_front_is_entered_but_not_crossed():
+    owner, h, allowed = _wall_world(E, gap=False)
+    open_ground, front = passable_parts(owner, h, allowed, F, 0.5)
+    assert front[:, 3].all() and front.sum() == 7 and not open_ground[:, 3].any()
+    m = open_ground | front
+    targets = np.array([[0.0, 6.0], [0.0, 3.0], [0.0, 4.0]])
+    units = np.repeat(UNIT, 3, axis=0)
+    assert reachable_targets(m, units, targets, front).tolist() == [False, True, False]
+    # a unit fighting in the front cell touches the ground on both sides of it
+    inside, back, beyond = np.array([[2.0, 3.0]]), np.array([[0.0, 0.0]]), np.array([[0.0, 6.0]])
+    assert reachable_targets(m, inside, back, front).tolist() == [True]
+    assert reachable_targets(m, inside, beyond, front).tolist() == [True]
+    # a unit on impassable ground away from any passable cell reaches nothing
+    owner[2:5, 2:5] = S
+    m = passable(owner, h, allowed, F, 0.5)
+    assert reachable_targets(m, np.array([[3.0, 3.0]]), back).tolist() == [False]
+
+
+def test_freed_units_go_to_the_fronts_that_need_them():
+    units = np.zeros((4, 2))  # four freed units of 60 at the front that has gone quiet
+    strength = np.full(4, 60.0)
+    fronts = np.array([[0.0, 0.0], [0.0, 30.0], [0.0, 60.0]])
+    need = np.array([0.0, 100.0, 50.0])  # scores 100/2.5 = 40 and 50/4 = 12.5
+    reach = np.ones((4, 3), bool)
+    assert allocate_units(units, strength, fronts, need, reach).tolist() == [1, 1, 2, -1]
+    reach[0, 1] = False  # unit 0 cannot reach front 1: it takes the next front
+    assert allocate_units(units, strength, fronts, need, reach).tolist() == [2, 1, 1, -1]
+    assert allocate_units(units, strength, fronts, np.zeros(3), reach).tolist() == [-1] * 4
+
+
+def test_allocation_with_reachability_from_the_map():
+    owner, h, allowed = _wall_world(S, gap=False)  # fronts beyond the S wall are out of reach
+    owner[3, 2] = E  # an enemy cell on this side
+    open_ground, front = passable_parts(owner, h, allowed, F, 0.5)
+    units = np.array([[0.0, 0.0], [6.0, 1.0]])
+    fronts = np.array([[0.0, 6.0], [3.0, 2.0]])
+    reach = reachable_matrix(open_ground | front, units, fronts, front)
+    assert reach.tolist() == [[False, True], [False, True]]
+    choice = allocate_units(units, np.array([50.0, 50.0]), fronts, np.array([500.0, 80.0]), reach)
+    assert choice.tolist() == [1, 1]
+
+
+def test_share_units_stuck():
+    has = np.array([True, True, True, True, False])
+    at = np.array([False, False, False, True, False])
+    reach = np.array([True, False, True, True, True])
+    moved = np.array([True, True, False, False, False])
+    assert share_units_stuck(has, at, reach, moved) == pytest.approx(2 / 3)
+    assert share_units_stuck(has & False, at, reach, moved) == 0.0
