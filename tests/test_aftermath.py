@@ -384,3 +384,56 @@ def test_share_units_stuck():
     moved = np.array([True, True, False, False, False])
     assert share_units_stuck(has, at, reach, moved) == pytest.approx(2 / 3)
     assert share_units_stuck(has & False, at, reach, moved) == 0.0
+
+
+# ------------------------------------------------------------------ alignment
+from sim.rules.alignment import common_enemy_lost, responsive_hostility  # noqa: E402
+
+BGD, KR, IS = 0, 1, 2
+
+
+def _alignment_inputs():
+    h0 = np.array([[0.0, 0.0, 0.8], [0.0, 0.0, 0.8], [0.8, 0.8, 0.0]])
+    latent = np.zeros((3, 3))
+    latent[BGD, KR] = 0.9  # given one way only: made symmetric
+    return h0, latent
+
+
+def test_common_enemy_lost_share():
+    h0, _ = _alignment_inputs()
+    lost = common_enemy_lost(h0, np.array([100.0, 50.0, 10.0]), np.array([100.0, 50.0, 40.0]))
+    assert lost[BGD, KR] == lost[KR, BGD] == 0.75
+    assert lost[BGD, IS] == 0.0 and (np.diag(lost) == 0).all()  # no common enemy
+
+
+def test_hostility_rises_from_h0_to_latent_as_the_common_enemy_shrinks():
+    h0, latent = _alignment_inputs()
+    full = responsive_hostility(h0, latent, 0.0, onset=0.5, shape=1.0)
+    np.testing.assert_array_equal(full, h0)  # enemy ground intact: h0
+    half = responsive_hostility(h0, latent, 0.75, onset=0.5, shape=1.0)
+    assert half[BGD, KR] == half[KR, BGD] == 0.9 * 0.5
+    gone = responsive_hostility(h0, latent, 1.0, onset=0.5, shape=1.0)
+    assert gone[BGD, KR] == 0.9 and gone[BGD, IS] == 0.8  # reaches latent; never below h0
+    assert (np.diag(gone) == 0).all() and (gone == gone.T).all()
+    early = responsive_hostility(h0, latent, 0.75, onset=0.5, shape=0.5)
+    assert early[BGD, KR] == pytest.approx(0.9 * np.sqrt(0.5))
+
+
+def test_hostility_is_monotone_and_bounded_below_by_h0():
+    rng = np.random.default_rng(13)
+    for _ in range(20):
+        h0 = rng.random((4, 4)) * (rng.random((4, 4)) < 0.5)
+        latent = rng.random((4, 4))
+        onset, shape = rng.random() * 0.9, 0.2 + 3 * rng.random()
+        prev = None
+        for lost in np.linspace(0.0, 1.0, 21):
+            h = responsive_hostility(h0, latent, lost, onset, shape)
+            sym0 = np.maximum(h0, h0.T)
+            np.fill_diagonal(sym0, 0.0)
+            assert (h >= sym0).all() and (h == h.T).all() and (np.diag(h) == 0).all()
+            assert (h <= 1).all()
+            if prev is not None:
+                assert (h >= prev).all()
+            prev = h
+    with pytest.raises(ValueError):
+        responsive_hostility(h0, latent, 0.5, onset=1.0, shape=1.0)
