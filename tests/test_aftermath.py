@@ -437,3 +437,28 @@ def test_hostility_is_monotone_and_bounded_below_by_h0():
             prev = h
     with pytest.raises(ValueError):
         responsive_hostility(h0, latent, 0.5, onset=1.0, shape=1.0)
+
+
+# ------------------------------------------------------------------ holdouts
+from sim.rules.holdouts import go_underground, holdout_defence  # noqa: E402
+
+
+def test_holdout_defence_rises_as_the_last_ground_shrinks():
+    owner = np.array([[IS, IS, KR], [IS, OUTSIDE, UNGOVERNED]], np.int8)
+    valley = np.array([[True, False, True], [True, True, True]])
+    k = holdout_defence(owner, IS, valley, share_remaining=0.05, max_factor=3.0, onset=0.1)
+    np.testing.assert_array_equal(k, [[2.0, 1.0, 1.0], [2.0, 1.0, 1.0]])
+    assert (holdout_defence(owner, IS, valley, 0.2, 3.0, 0.1) == 1.0).all()  # above onset
+    assert holdout_defence(owner, IS, valley, 0.0, 3.0, 0.1)[0, 0] == 3.0
+    assert holdout_defence(owner, IS, valley, 0.1, 3.0, 0.1)[0, 0] == 1.0
+
+
+def test_go_underground_conserves_fighters():
+    g = np.array([[8.0, 4.0], [0.0, 10.0]])
+    hidden, killed = go_underground(g, 0.75)
+    np.testing.assert_array_equal(hidden, [[6.0, 3.0], [0.0, 7.5]])
+    np.testing.assert_array_equal(hidden + killed, g)
+    hidden, killed = go_underground(g.astype(np.float32), np.array([[1.0, 0.0], [0.5, 1.5]]))
+    assert hidden.dtype == np.float32
+    np.testing.assert_array_equal(hidden, [[8.0, 0.0], [0.0, 10.0]])  # share clipped to [0, 1]
+    np.testing.assert_array_equal(hidden + killed, g)
