@@ -462,3 +462,41 @@ def test_go_underground_conserves_fighters():
     assert hidden.dtype == np.float32
     np.testing.assert_array_equal(hidden, [[8.0, 0.0], [0.0, 10.0]])  # share clipped to [0, 1]
     np.testing.assert_array_equal(hidden + killed, g)
+
+
+# ------------------------------------------------------------------ docs and draft config
+def test_draft_parameters_match_the_odd_section():
+    """Every scalar of configs/aftermath_params_draft.yaml has a row with the same default in
+    docs/ODD.md's "Aftermath mechanisms (issue 13)" section, and every kernel it names exists."""
+    import importlib
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    draft = yaml.safe_load((root / "configs" / "aftermath_params_draft.yaml").read_text())
+    odd = (root / "docs" / "ODD.md").read_text(encoding="utf-8")
+    start = odd.index("### Aftermath mechanisms (issue 13)")
+    sec = odd[start:odd.index("\n## ", start)]
+    rows = {}
+    for line in sec.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 2:
+            rows[cells[0].strip("`")] = cells[1]
+    for group, params in draft.items():
+        for key, value in params.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if key == "stuck_share_max":
+                    continue  # a test bound, not a model parameter
+                name = f"{group}.{key}"
+                assert name in rows, f"docs/ODD.md aftermath section: no row for `{name}`"
+                assert float(rows[name]) == float(value), f"`{name}`: docs {rows[name]} vs draft {value}"
+    for f, pairs in draft["alignment"]["latent"].items():
+        for g, v in pairs.items():
+            assert f"{f}–{g} {v}" in rows["alignment.latent"], (f, g, v)
+    for mod in re.findall(r"`rules/(\w+)\.py`", sec):
+        importlib.import_module(f"sim.rules.{mod}")
+    for fn in ("sector_capture", "surrender", "passable", "reachable_targets", "allocate_units",
+               "share_units_stuck", "withdraw", "holdout_defence", "go_underground"):
+        assert f"`{fn}`" in sec
