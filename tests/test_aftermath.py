@@ -6,8 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sim.rules.alignment import common_enemy_lost, responsive_hostility
 from sim.rules.assault import apply_capture, sector_capture, sector_odds
 from sim.rules.control import OUTSIDE, UNGOVERNED
+from sim.rules.holdouts import go_underground, holdout_defence
+from sim.rules.reach import (
+    allocate_units,
+    passable,
+    passable_parts,
+    reachable_matrix,
+    reachable_targets,
+    share_units_stuck,
+)
+from sim.rules.sieges import SiegeClock, besieged_pieces, pressed, surrender
+from sim.rules.withdrawal import hopeless, withdraw
 
 D, A, P = 0, 1, 2  # defender, attacker, the defender's partner (not hostile to it)
 
@@ -98,8 +110,6 @@ def test_assault_needs_hold_min_on_cell_and_leaves_ungoverned_alone():
 
 
 # ------------------------------------------------------------------ sieges
-from sim.rules.sieges import SiegeClock, besieged_pieces, pressed, surrender  # noqa: E402
-
 REB, REG, ALLY = 0, 1, 2
 
 
@@ -135,7 +145,7 @@ def test_enclave_ringed_by_enemy_is_besieged():
 
 
 def test_enclave_surrenders_after_exactly_delay_weeks_of_superiority():
-    owner, war, garrison, presence = _siege_world()
+    owner, war, _, presence = _siege_world()
     clock = SiegeClock(3, owner.shape)
     delay = 3
     weak = presence.copy()
@@ -225,8 +235,6 @@ def test_surrender_hands_over_cells_and_conserves_fighters_and_people():
 
 
 # ------------------------------------------------------------------ withdrawal
-from sim.rules.withdrawal import hopeless, withdraw  # noqa: E402
-
 KRG, ISF = 0, 1
 
 
@@ -287,15 +295,6 @@ def test_without_core_ground_the_garrison_falls_back_to_the_nearest_kept_cell():
 
 
 # ------------------------------------------------------------------ reach
-from sim.rules.reach import (  # noqa: E402
-    allocate_units,
-    passable,
-    passable_parts,
-    reachable_matrix,
-    reachable_targets,
-    share_units_stuck,
-)
-
 F, S, N, E = 0, 1, 2, 3  # a faction, one it skirmishes with, a neutral, an enemy at war
 
 
@@ -387,8 +386,6 @@ def test_share_units_stuck():
 
 
 # ------------------------------------------------------------------ alignment
-from sim.rules.alignment import common_enemy_lost, responsive_hostility  # noqa: E402
-
 BGD, KR, IS = 0, 1, 2
 
 
@@ -440,8 +437,6 @@ def test_hostility_is_monotone_and_bounded_below_by_h0():
 
 
 # ------------------------------------------------------------------ holdouts
-from sim.rules.holdouts import go_underground, holdout_defence  # noqa: E402
-
 
 def test_holdout_defence_rises_as_the_last_ground_shrinks():
     owner = np.array([[IS, IS, KR], [IS, OUTSIDE, UNGOVERNED]], np.int8)
