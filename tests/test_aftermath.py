@@ -109,6 +109,34 @@ def test_assault_needs_hold_min_on_cell_and_leaves_ungoverned_alone():
     assert not captured[2, 3]
 
 
+@pytest.mark.parametrize("density", [0.02, 0.6])  # few contested cells (gather) or many (box)
+def test_sector_odds_match_a_brute_force_reference(density):
+    from sim.rules.spatial import box_sum3
+
+    rng = np.random.default_rng(7)
+    n_f, R, C = 4, 30, 40
+    owner = rng.integers(-2, n_f, (R, C)).astype(np.int8)
+    p = (rng.random((n_f, R, C)) * 10 * (rng.random((n_f, R, C)) < density)).astype(np.float32)
+    hostile = np.array([[0, 1, 1, 0], [1, 0, 0, 1], [1, 0, 0, 0], [0, 1, 0, 0]], bool)
+    allowed = rng.random((n_f, R, C)) < 0.9
+    hm = np.array([1.0, 2.0, 0.5, 3.0], np.float32)
+    ch, att, dfn = sector_odds(owner, p, hostile, allowed, hm)
+    sec = box_sum3(p.astype(np.float64))
+    for r in range(R):
+        for c in range(C):
+            o = owner[r, c]
+            cand = [g for g in range(n_f) if o >= 0 and hostile[g, o] and allowed[g, r, c]
+                    and p[g, r, c] >= hm[g] and p[g, r, c] > 0]
+            if not cand:
+                assert (ch[r, c], att[r, c], dfn[r, c]) == (-1, 0.0, 0.0)
+                continue
+            best = max(cand, key=lambda g: (sec[g, r, c], -g))
+            assert ch[r, c] == best
+            assert att[r, c] == pytest.approx(sec[best, r, c], rel=1e-6)
+            want = sum(sec[g, r, c] for g in range(n_f) if not hostile[g, o])
+            assert dfn[r, c] == pytest.approx(want, rel=1e-6, abs=1e-9)
+
+
 # ------------------------------------------------------------------ sieges
 REB, REG, ALLY = 0, 1, 2
 

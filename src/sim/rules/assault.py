@@ -42,35 +42,53 @@ def sector_presence(presence: np.ndarray) -> np.ndarray:
 def sector_odds(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
                 allowed: np.ndarray, hold_min: np.ndarray,
                 jitter: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The sector contest of every held cell: ``(challenger, attack, defend)``, each ``[R, C]``.
+    """The sector contest of every contested cell: ``(challenger, attack, defend)``, ``[R, C]``.
 
     ``owner[r, c]`` int; ``presence[f, r, c]`` fighters; ``hostile[f, g]`` bool: f may attack
     g's ground (at war); ``allowed[f, r, c]`` bool: f may hold the cell; ``hold_min`` ``[F]``
     or ``[F, R, C]``: presence f needs on the cell itself to take it; ``jitter`` (shape of
     presence, tiny, from the caller's stream) breaks exact ties.
 
-    ``challenger`` is the faction hostile to the owner, allowed on the cell and present on it
-    with at least its ``hold_min``, that has the largest sector presence (-1 where none);
-    ``attack`` its sector presence; ``defend`` the sector presence of the owner and of every
-    faction not hostile to the owner (0 on cells that are not held).
+    A cell is contested when it is held and some faction hostile to its owner, allowed on it,
+    stands on it with at least its ``hold_min``.  There ``challenger`` is the one of those with
+    the largest sector presence, ``attack`` its sector presence, and ``defend`` the sector
+    presence of the owner and of every faction not hostile to the owner.  Elsewhere
+    ``challenger = -1`` and ``attack = defend = 0``.  Sector sums are gathered for the
+    contested cells only when they are few (the fronts), else taken from one box sum of the
+    whole stack (in the presence dtype).
     """
     n_f = presence.shape[0]
-    p = presence.astype(np.float64)
-    if jitter is not None:
-        p = p + jitter
-    sec = sector_presence(p)
+    R, C = owner.shape
+    p = presence if jitter is None else presence + jitter
     held = owner >= 0
     own_idx = np.where(held, owner, 0).astype(np.int64)
     hostile = np.asarray(hostile, bool)
-    hostile_to_owner = hostile[:, own_idx]  # [g, R, C]: g hostile to the cell's owner
-    hm = np.asarray(hold_min, np.float64)
-    hm = np.broadcast_to(hm.reshape(n_f, 1, 1) if hm.ndim == 1 else hm, p.shape)
-    on_cell = allowed & (p >= hm) & (p > 0)
-    cand = hostile_to_owner & on_cell & held[None]
-    best, best_s = argmax0(np.where(cand, sec, -1.0))
-    challenger = np.where(best_s >= 0, best, -1).astype(np.int64)
-    attack = np.maximum(best_s, 0.0)
-    defend = np.where(held, np.where(hostile_to_owner, 0.0, sec).sum(axis=0), 0.0)
+    hm = np.asarray(hold_min, p.dtype)
+    hm = hm.reshape(n_f, 1, 1) if hm.ndim == 1 else hm
+    cand = allowed & (p >= hm) & (p > 0) & hostile[:, own_idx] & held[None]  # [g, R, C]
+    challenger = np.full((R, C), -1, np.int64)
+    attack = np.zeros((R, C))
+    defend = np.zeros((R, C))
+    idx = np.flatnonzero(cand.any(axis=0))
+    if idx.size == 0:
+        return challenger, attack, defend
+    r, c = np.divmod(idx, C)
+    if idx.size * 16 > R * C:  # many contested cells: one box sum over the whole stack
+        sec = box_sum3(p).reshape(n_f, -1)[:, idx].astype(np.float64)
+    else:  # few: gather the 9 neighbours of each
+        sec = np.zeros((n_f, idx.size))
+        for dr in (-1, 0, 1):
+            rr = r + dr
+            for dc in (-1, 0, 1):
+                cc = c + dc
+                ok = (rr >= 0) & (rr < R) & (cc >= 0) & (cc < C)
+                sec += np.where(ok, p[:, np.clip(rr, 0, R - 1), np.clip(cc, 0, C - 1)], 0.0)
+    cand_k = cand.reshape(n_f, -1)[:, idx]
+    best, best_s = argmax0(np.where(cand_k, sec, -1.0))
+    friendly = ~hostile[:, own_idx.ravel()[idx]]  # [g, k]: g not hostile to the owner
+    challenger.ravel()[idx] = best
+    attack.ravel()[idx] = best_s
+    defend.ravel()[idx] = np.where(friendly, sec, 0.0).sum(axis=0)
     return challenger, attack, defend
 
 
