@@ -66,7 +66,7 @@ class Sieges:
     besieged: np.ndarray     # [n+1] bool
     besieger: np.ndarray     # [n+1] int: faction at war with most presence on the ring (-1)
     ring_force: np.ndarray   # [n+1] float: the besieger's presence on the ring
-    piece_force: np.ndarray  # [n+1] float: presence of the faction and its partners on the piece
+    piece_force: np.ndarray  # [n+1] float: presence of the faction and partners (besieged pieces)
     area: np.ndarray         # [n+1] int: cells of the piece
     partners: np.ndarray     # [F] bool: the faction and every faction not at war with it
 
@@ -88,46 +88,49 @@ def besieged_pieces(owner: np.ndarray, war: np.ndarray, f: int, presence: np.nda
     bloc = held & friend_f[oi]
     own = owner == f
     labels, n = ndimage.label(bloc, structure=_STRUCT8)
-    lab = labels.ravel()
-    has_own = np.bincount(lab, weights=own.ravel(), minlength=n + 1) > 0
+    has_own = np.bincount(labels[own], minlength=n + 1) > 0
     has_own[0] = False
-    area = np.bincount(lab, minlength=n + 1)
+    area = np.bincount(labels.ravel(), minlength=n + 1)
     # main ground: pieces with own core cells, else the piece with f's largest own component
     main = np.zeros(n + 1, bool)
     if core is not None and (own & core).any():
         main[np.unique(labels[own & core])] = True
+    elif has_own.sum() == 1:
+        main = has_own.copy()
     elif own.any():
         own_lab, n_own = ndimage.label(own, structure=_STRUCT8)
         big = int(np.argmax(np.bincount(own_lab.ravel(), minlength=n_own + 1)[1:])) + 1
         main[labels[own_lab == big][0]] = True
     main[0] = False
-    open_ground = owner == UNGOVERNED
-    if exits is not None:
-        open_ground = open_ground | exits
-    touches_open = np.bincount(lab, weights=(dilate8(open_ground) & bloc).ravel(),
-                               minlength=n + 1) > 0
-    besieged = has_own & ~main & ~touches_open
+    besieged = has_own & ~main
+    if besieged.any():
+        open_ground = owner == UNGOVERNED
+        if exits is not None:
+            open_ground = open_ground | exits
+        touches_open = np.bincount(labels[dilate8(open_ground) & bloc], minlength=n + 1) > 0
+        besieged &= ~touches_open
     besieged[0] = False
     besieger = np.full(n + 1, -1, np.int64)
     ring_force = np.zeros(n + 1)
+    piece_force = np.zeros(n + 1)
     partners = friend_f
-    p = presence.astype(np.float64)
-    piece_force = np.bincount(lab, weights=p[partners].sum(axis=0).ravel(), minlength=n + 1)
-    piece_force[0] = 0.0
     enemies = np.flatnonzero(war[f])
-    if enemies.size:
+    if besieged.any():
         boxes = ndimage.find_objects(labels)
         R, C = owner.shape
-        for k in np.flatnonzero(besieged):
+        for k in np.flatnonzero(besieged):  # forces on besieged pieces only (few)
             b = boxes[k - 1]
             sl = (slice(max(b[0].start - 1, 0), min(b[0].stop + 1, R)),
                   slice(max(b[1].start - 1, 0), min(b[1].stop + 1, C)))
+            sub = presence[:, sl[0], sl[1]]
             piece = labels[sl] == k
-            ring = dilate8(piece) & ~piece
-            force = p[enemies][(slice(None),) + sl][:, ring].sum(axis=1)
-            j = int(np.argmax(force))
-            besieger[k] = enemies[j]
-            ring_force[k] = force[j]
+            piece_force[k] = float(sub[partners][:, piece].sum(dtype=np.float64))
+            if enemies.size:
+                ring = dilate8(piece) & ~piece
+                force = sub[enemies][:, ring].sum(axis=1, dtype=np.float64)
+                j = int(np.argmax(force))
+                besieger[k] = enemies[j]
+                ring_force[k] = force[j]
     return Sieges(f, labels, n, main, besieged, besieger, ring_force, piece_force, area,
                   partners)
 
