@@ -34,17 +34,23 @@ from .spatial import box_sum3
 
 
 def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
-             core: np.ndarray, withdraw_ratio: float) -> np.ndarray:
+             core: np.ndarray, withdraw_ratio: float,
+             sector: np.ndarray | None = None) -> np.ndarray:
     """``[R, C]`` bool: non-core cells of ``f`` where the hostile sector presence is at least
-    ``withdraw_ratio`` times ``f``'s own (and positive)."""
+    ``withdraw_ratio`` times ``f``'s own (and positive).  ``sector`` (optional): the
+    precomputed ``box_sum3(presence)`` in float64, shared across factions."""
     war = np.asarray(war, bool)
-    p = presence.astype(np.float64)
     enemies = np.flatnonzero(war[f])
-    if enemies.size == 0:
+    own = owner == f
+    if enemies.size == 0 or not own.any():
         return np.zeros(owner.shape, bool)
-    hostile_sec = box_sum3(p[enemies].sum(axis=0))
-    own_sec = box_sum3(p[f])
-    return (owner == f) & ~core & (hostile_sec > 0) & (hostile_sec >= withdraw_ratio * own_sec)
+    if sector is None:
+        sector = box_sum3(presence.astype(np.float64))
+    hostile_sec = sector[enemies[0]].copy()
+    for g in enemies[1:]:
+        hostile_sec += sector[g]
+    own_sec = sector[f]
+    return own & ~core & (hostile_sec > 0) & (hostile_sec >= withdraw_ratio * own_sec)
 
 
 def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war: np.ndarray,
@@ -67,8 +73,9 @@ def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war:
     moved = np.zeros(n_f)
     if may_withdraw is None:
         may_withdraw = np.ones(n_f, bool)
+    sector = box_sum3(presence.astype(np.float64))  # presence does not change here
     for f in np.flatnonzero(may_withdraw):
-        gone = hopeless(new_owner, presence, war, f, core[f], withdraw_ratio)
+        gone = hopeless(new_owner, presence, war, f, core[f], withdraw_ratio, sector)
         if not gone.any():
             continue
         keep = (new_owner == f) & ~gone
