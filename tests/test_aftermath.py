@@ -18,7 +18,7 @@ from sim.rules.reach import (
     reachable_targets,
     share_units_stuck,
 )
-from sim.rules.sieges import SiegeClock, besieged_pieces, pressed, surrender
+from sim.rules.sieges import SiegeClock, besieged_pieces, pressed, siege_week, surrender
 from sim.rules.withdrawal import hopeless, withdraw
 
 D, A, P = 0, 1, 2  # defender, attacker, the defender's partner (not hostile to it)
@@ -260,6 +260,23 @@ def test_surrender_hands_over_cells_and_conserves_fighters_and_people():
     assert garrison[REB, 2, 3] == 10.0 and owner[2, 3] == REB  # inputs untouched
     with pytest.raises(ValueError):
         surrender(s, s.labels[0, 0], owner, garrison, people, dest, 0.75, 0.25)
+
+
+def test_siege_week_runs_the_clock_and_the_deal():
+    owner, war, garrison, presence = _siege_world()
+    people = np.zeros((7, 7))
+    people[2:4, 3:5] = 100.0
+    weight = np.ones((7, 7))
+    clock = SiegeClock(3, owner.shape)
+    args = {"siege_ratio": 1.5, "delay_weeks": 2, "evac_share": 0.5, "civilian_share": 0.25}
+    o1, g1, _, deals = siege_week(owner, war, REB, presence, garrison, people, clock, weight, **args)
+    assert deals == [] and o1 is owner and g1 is garrison
+    o2, g2, p2, deals = siege_week(owner, war, REB, presence, garrison, people, clock, weight, **args)
+    assert len(deals) == 1 and (o2[2:4, 3:5] == REG).all() and (o2[:, 0] == REB).all()
+    assert deals[0].evacuated[REB] == 20.0 and deals[0].surrendered[REB] == 20.0
+    np.testing.assert_allclose(g2[REB, :, 0], 2.0 + 20.0 / 7)  # spread over the main column
+    assert g2.sum() == pytest.approx(garrison.sum() - 20.0) and p2.sum() == pytest.approx(400.0)
+    assert deals[0].relocated == 100.0 and (clock.weeks[REB] == 0).all()
 
 
 # ------------------------------------------------------------------ withdrawal

@@ -230,3 +230,33 @@ def surrender(s: Sieges, piece: int, owner: np.ndarray, garrison: np.ndarray,
         new_p += w * (moved / wsum)
     return Deal(s.faction, to, cells, new_owner, new_g, new_p.astype(people.dtype, copy=False),
                 evacuated, surrendered, moved)
+
+
+def siege_week(owner: np.ndarray, war: np.ndarray, f: int, presence: np.ndarray,
+               garrison: np.ndarray, people: np.ndarray, clock: SiegeClock,
+               station_weight: np.ndarray, siege_ratio: float, delay_weeks: int,
+               evac_share: float, civilian_share: float, core: np.ndarray | None = None,
+               exits: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Deal]]:
+    """One week of sieges for faction ``f``: find its besieged pieces, advance the clock, and
+    let every piece that is due surrender (one after the other; pieces are disjoint).
+
+    Evacuees go to ``f``'s own cells on its main ground in proportion to ``station_weight``
+    ``[R, C]`` (>= 0; e.g. the model's station weights); with no such cells nobody is
+    evacuated and all the piece's fighters surrender.  Returns ``(owner, garrison, people,
+    deals)`` (new arrays when a deal happened, the inputs otherwise); the caller logs each
+    :class:`Deal` as an event and adds ``deal.relocated`` to ``new_people_relocated``.
+    """
+    s = besieged_pieces(owner, war, f, presence, core, exits)
+    count = clock.update(s, siege_ratio)
+    due = np.flatnonzero(clock.due(s, count, delay_weeks))
+    deals: list[Deal] = []
+    if due.size == 0:
+        return owner, garrison, people, deals
+    dest = np.where(s.main[s.labels] & (owner == f), np.maximum(station_weight, 0.0), 0.0)
+    for k in due:
+        deal = surrender(s, int(k), owner, garrison, people, dest, evac_share, civilian_share)
+        owner, garrison, people = deal.owner, deal.garrison, deal.people
+        clock.clear(f, deal.cells)
+        deals.append(deal)
+    return owner, garrison, people, deals
