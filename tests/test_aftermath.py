@@ -540,3 +540,36 @@ def test_draft_parameters_match_the_odd_section():
     for fn in ("sector_capture", "surrender", "passable", "reachable_targets", "allocate_units",
                "share_units_stuck", "withdraw", "holdout_defence", "go_underground"):
         assert f"`{fn}`" in sec
+
+
+# ------------------------------------------------------------------ conservation on random worlds
+@pytest.mark.parametrize("seed", range(5))
+def test_withdrawal_and_surrender_conserve_fighters_and_people_on_random_worlds(seed):
+    rng = np.random.default_rng(seed)
+    n_f, R, C = 4, 24, 30
+    owner = np.kron(rng.integers(-1, n_f, (4, 5)), np.ones((6, 6), np.int64)).astype(np.int8)
+    presence = rng.random((n_f, R, C)) * 20 * (rng.random((n_f, R, C)) < 0.5)
+    garrison = np.where(owner[None] == np.arange(n_f)[:, None, None], rng.random((n_f, R, C)) * 8, 0)
+    war = rng.random((n_f, n_f)) < 0.6
+    war = war | war.T
+    np.fill_diagonal(war, False)
+    core = rng.random((n_f, R, C)) < 0.3
+    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, 2.0)
+    np.testing.assert_allclose(new_g.sum(axis=(1, 2)), garrison.sum(axis=(1, 2)), rtol=1e-12)
+    assert ((new_owner == owner) | (new_owner == UNGOVERNED)).all()
+    for f in range(n_f):  # the garrison of abandoned cells moved, onto ground f keeps
+        gone = (owner == f) & (new_owner == UNGOVERNED)
+        assert moved[f] == pytest.approx(garrison[f][gone].sum(), rel=1e-12)
+        assert (new_g[f][gone] == 0).all()
+        assert (new_g[f][(new_owner != f) & (garrison[f] == 0)] == 0).all()
+    people = rng.random((R, C)) * 1000
+    for f in range(n_f):
+        s = besieged_pieces(owner, war, f, presence)
+        for k in np.flatnonzero(s.besieged & (s.besieger >= 0)):
+            dest = (s.labels == np.flatnonzero(s.main)[0]).astype(float) if s.main.any() else owner * 0.0
+            deal = surrender(s, int(k), owner, garrison, people, dest, 0.3, 0.2)
+            before = garrison.sum(axis=(1, 2))
+            after = deal.garrison.sum(axis=(1, 2)) + deal.surrendered
+            np.testing.assert_allclose(after, before, rtol=1e-12)
+            assert deal.people.sum() == pytest.approx(people.sum(), rel=1e-12)
+            assert (deal.owner[deal.cells] == s.besieger[k]).all()
