@@ -4,8 +4,8 @@ allocation of freed units to the fronts that need them.
 **Passable ground** of faction ``f`` (:func:`passable`): cells ``f`` may enter
 (``allowed[f]``, inside the theatre) that are its own, UNGOVERNED, or held by a faction ``g``
 with ``hostility[f, g] == 0`` (transit through the ground of a faction it is not fighting,
-e.g. regime convoys through SDF-held Aleppo districts, Turkish columns through rebel-held
-Idlib); plus the *front*: cells of factions at war with it (``hostility >= war_threshold``)
+e.g. Iraqi army columns staging through Peshmerga lines for the Mosul offensive in October
+2016, Turkish convoys to the Idlib observation posts from October 2017); plus the *front*: cells of factions at war with it (``hostility >= war_threshold``)
 that touch that ground (a unit may enter the first enemy cell and fight there).  Ground of a
 faction ``f`` only skirmishes with (``0 < hostility < war_threshold``) is closed: it cannot
 be crossed, and no offensive is planned against it.
@@ -13,8 +13,7 @@ be crossed, and no offensive is planned against it.
 **Reachability** (:func:`reachable_targets`): a unit's target is reachable when it lies in
 the unit's 8-connected component of crossable ground (passable minus the front cells, which
 may be entered but never link two pieces), or touches it (a front cell).  Targets found
-unreachable are dropped by the caller and the unit goes
-back into the pool of freed units.
+unreachable are dropped by the caller and the unit goes back into the pool of freed units.
 
 **Global allocation** (:func:`allocate_units`), after GeoSim (Cederman 1997, *Emergent Actors
 in World Politics*, ch. 4: states allocate their resources over all their fronts at once): the
