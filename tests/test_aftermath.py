@@ -446,6 +446,8 @@ def test_common_enemy_lost_share():
     lost = common_enemy_lost(h0, np.array([100.0, 50.0, 10.0]), np.array([100.0, 50.0, 40.0]))
     assert lost[BGD, KR] == lost[KR, BGD] == 0.75
     assert lost[BGD, IS] == 0.0 and (np.diag(lost) == 0).all()  # no common enemy
+    h0[BGD, IS] = h0[IS, BGD] = 0.3  # a skirmish is no common threat
+    assert common_enemy_lost(h0, np.array([100.0, 50.0, 10.0]), np.array([100.0, 50.0, 40.0]))[BGD, KR] == 0.0
 
 
 def test_hostility_rises_from_h0_to_latent_as_the_common_enemy_shrinks():

@@ -8,7 +8,7 @@ For each pair of factions ``(f, g)`` with a latent rivalry ``latent[f, g]`` in [
     h[f,g](t) = max(h0[f,g], latent[f,g] * p(t))
 
 ``A_e`` is the ground (cells) of the pair's common enemies, summed over every faction both
-were hostile to at the start (``h0 > 0`` with each); a pair with no common enemy keeps
+were at war with at the start (``h0 >= offensive_hostility`` with each); a pair with no common enemy keeps
 ``lost = 0``.  ``onset`` in [0, 1): the share of the common enemy's ground that must be lost
 before the rivalry resurfaces; ``shape`` > 0: < 1 makes the rise early and steep, > 1 late.
 The law is symmetric in ``(f, g)``, has a zero diagonal, never goes below ``h0`` and is
@@ -28,11 +28,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def common_enemy_lost(h0: np.ndarray, area_now: np.ndarray, area0: np.ndarray) -> np.ndarray:
+def common_enemy_lost(h0: np.ndarray, area_now: np.ndarray, area0: np.ndarray,
+                      war_threshold: float = 0.5) -> np.ndarray:
     """``[F, F]``: share of their common enemies' ground each pair has seen lost,
-    ``1 - sum_e A_e(t) / sum_e A_e(0)`` over ``e`` with ``h0[f, e] > 0`` and ``h0[g, e] > 0``
-    (0 for pairs without a common enemy, and on the diagonal)."""
-    hostile = np.asarray(h0) > 0
+    ``1 - sum_e A_e(t) / sum_e A_e(0)`` over the common enemies ``e``: factions both were at
+    war with at the start (``h0 >= war_threshold``, i.e. ``control.offensive_hostility``;
+    skirmish-level rivals are not a common threat).  0 for pairs without a common enemy, and
+    on the diagonal."""
+    hostile = np.asarray(h0) >= war_threshold
     common = hostile[:, None, :] & hostile[None, :, :]  # [f, g, e]
     a_now = (common * np.asarray(area_now, float)[None, None, :]).sum(axis=2)
     a0 = (common * np.asarray(area0, float)[None, None, :]).sum(axis=2)
