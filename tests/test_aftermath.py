@@ -575,3 +575,28 @@ def test_withdrawal_and_surrender_conserve_fighters_and_people_on_random_worlds(
             np.testing.assert_allclose(after, before, rtol=1e-12)
             assert deal.people.sum() == pytest.approx(people.sum(), rel=1e-12)
             assert (deal.owner[deal.cells] == s.besieger[k]).all()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_assault_is_monotone_in_attacker_and_defender_force(seed):
+    """More attackers never save a cell; more defenders never lose one."""
+    rng = np.random.default_rng(100 + seed)
+    n_f, R, C = 3, 12, 12
+    owner = rng.integers(-1, n_f, (R, C)).astype(np.int8)
+    p = rng.random((n_f, R, C)) * 10 * (rng.random((n_f, R, C)) < 0.5)
+    p[1] *= 4.0  # a strong attacker, so that some cells fall at the base force
+    hostile = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], bool)
+    allowed = np.ones((n_f, R, C), bool)
+    hm = np.ones(n_f)
+    defence = 1.0 + rng.random((R, C))
+    base, _ = sector_capture(owner, p, hostile, allowed, hm, defence, 1.5)
+    more_att = p.copy()
+    more_att[1] *= 1.5  # faction 1 is at war with both others
+    held_by_02 = (owner == 0) | (owner == 2)  # their only enemy is faction 1
+    cap, who = sector_capture(owner, more_att, hostile, allowed, hm, defence, 1.5)
+    assert (cap | ~base)[held_by_02].all() and (who[base & held_by_02] == 1).all()
+    assert cap[held_by_02].sum() > base[held_by_02].sum() > 0
+    more_def = p.copy()
+    more_def[[0, 2]] *= 1.5
+    cap, _ = sector_capture(owner, more_def, hostile, allowed, hm, defence, 1.5)
+    assert (~cap | base)[held_by_02].all()
