@@ -1,7 +1,7 @@
 """ISIS holdouts: dug-in riverine pockets and fighters who go underground.
 
 **Holdout defence.**  Cells held by a faction whose ground has shrunk to a small share of its
-start, and that lie in a river valley or town (``mask``), get an extra defence factor
+start, and that lie in a river valley or town (``river_valley_mask``), get an extra defence factor
 
     k(x) = 1 + (max_factor - 1) * clip((onset - s) / onset, 0, 1)    on own cells in mask
     k(x) = 1                                                           elsewhere
@@ -28,18 +28,18 @@ from __future__ import annotations
 import numpy as np
 
 
-def holdout_defence(owner: np.ndarray, faction: int, mask: np.ndarray, share_remaining: float,
-                    max_factor: float, onset: float) -> np.ndarray:
+def holdout_defence(owner: np.ndarray, faction: int, river_valley_mask: np.ndarray,
+                    share_remaining: float, max_factor: float, onset: float) -> np.ndarray:
     """``[R, C]`` float64 defence multiplier (>= 1) from the law in the module docstring.
 
-    ``owner[r, c]`` int; ``faction`` the holdout faction (ISIS); ``mask[r, c]`` bool: river
-    valley or urban cells; ``share_remaining`` its ground now / at the start (clipped to
+    ``owner[r, c]`` int; ``faction`` the holdout faction (ISIS); ``river_valley_mask[r, c]``
+    bool: river-valley or urban cells; ``share_remaining`` its ground now / at the start (clipped to
     [0, 1]); ``max_factor`` >= 1; ``onset`` in (0, 1]."""
     if not 0.0 < onset <= 1.0 or max_factor < 1.0:
         raise ValueError("need 0 < onset <= 1 and max_factor >= 1")
     s = min(max(float(share_remaining), 0.0), 1.0)
     k = 1.0 + (max_factor - 1.0) * min(max((onset - s) / onset, 0.0), 1.0)
-    return np.where((owner == faction) & mask, k, 1.0)
+    return np.where((owner == faction) & river_valley_mask, k, 1.0)
 
 
 def go_underground(fighters_lost_ground: np.ndarray, share: float | np.ndarray
