@@ -1,0 +1,117 @@
+"""Assault: capture of held cells judged over a sector, so that towns can be taken.
+
+A held cell ``x`` with owner ``o`` is taken by the strongest challenger ``c`` at war with
+``o`` when, over the *sector* of ``x`` (the cell and its 8 neighbours),
+
+    S_c(x) >= ratio * defence(x) * sum_{g not hostile to o} S_g(x)
+    and P_c(x) >= hold_min_c(x)
+
+with ``S_g(x) = sum_{y in 3x3(x)} P_g(y)`` the sector presence (fighters, after the caller's
+frontage cap) and ``P_c(x)`` the challenger's presence on the cell itself (it must stand on the
+cell, so a front does not jump over a cell it does not occupy).  The sum on the right covers
+the owner and every faction not hostile to it (partners defend together).  ``defence(x) >= 1``
+is the urban defence factor (``1 + urban_defence * urban index``, times any holdout factor of
+:mod:`sim.rules.holdouts`); it counts *here only*, once, and not again as a loss shield or in
+the capture threshold of :func:`sim.rules.control.update_control`.
+
+Units: presence in fighters; ``ratio`` and ``defence`` dimensionless.
+
+Source: J. J. Mearsheimer (1989), "Assessing the conventional balance: the 3:1 rule and its
+critics", *International Security* 13(4): 54-89 -- an attacker needs about 3:1 superiority
+*at the point of attack* (a sector, not the whole front) to win against a prepared defence;
+higher in cities.  Concentration over a sector is what lets a concentrated offensive take a
+city (Mosul 2016-17, Raqqa 2017, Eastern Ghouta 2018) and a thin one not.
+
+Codes as in :mod:`sim.rules.control`: ``owner >= 0`` faction index, ``UNGOVERNED = -1``,
+``OUTSIDE = -2``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .spatial import argmax0, box_sum3
+
+
+def sector_presence(presence: np.ndarray) -> np.ndarray:
+    """``S[f, r, c]``: presence of each faction summed over the 3 x 3 sector around each cell
+    (zero outside the grid), float64."""
+    return box_sum3(presence.astype(np.float64))
+
+
+def sector_odds(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
+                allowed: np.ndarray, hold_min: np.ndarray,
+                jitter: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sector contest of every contested cell: ``(challenger, attack, defend)``, ``[R, C]``.
+
+    ``owner[r, c]`` int; ``presence[f, r, c]`` fighters; ``hostile[f, g]`` bool: f may attack
+    g's ground (at war); ``allowed[f, r, c]`` bool: f may hold the cell; ``hold_min`` ``[F]``
+    or ``[F, R, C]``: presence f needs on the cell itself to take it; ``jitter`` (shape of
+    presence, tiny, from the caller's stream) breaks exact ties.
+
+    A cell is contested when it is held and some faction hostile to its owner, allowed on it,
+    stands on it with at least its ``hold_min``.  There ``challenger`` is the one of those with
+    the largest sector presence, ``attack`` its sector presence, and ``defend`` the sector
+    presence of the owner and of every faction not hostile to the owner.  Elsewhere
+    ``challenger = -1`` and ``attack = defend = 0``.  Sector sums are gathered for the
+    contested cells only when they are few (the fronts), else taken from one box sum of the
+    whole stack (in the presence dtype).
+    """
+    n_f = presence.shape[0]
+    R, C = owner.shape
+    p = presence if jitter is None else presence + jitter
+    held = owner >= 0
+    own_idx = np.where(held, owner, 0).astype(np.int64)
+    hostile = np.asarray(hostile, bool)
+    hm = np.asarray(hold_min, p.dtype)
+    hm = hm.reshape(n_f, 1, 1) if hm.ndim == 1 else hm
+    cand = allowed & (p >= hm) & (p > 0) & hostile[:, own_idx] & held[None]  # [g, R, C]
+    challenger = np.full((R, C), -1, np.int64)
+    attack = np.zeros((R, C))
+    defend = np.zeros((R, C))
+    idx = np.flatnonzero(cand.any(axis=0))
+    if idx.size == 0:
+        return challenger, attack, defend
+    r, c = np.divmod(idx, C)
+    if idx.size * 16 > R * C:  # many contested cells: one box sum over the whole stack
+        sec = box_sum3(p).reshape(n_f, -1)[:, idx].astype(np.float64)
+    else:  # few: gather the 9 neighbours of each
+        sec = np.zeros((n_f, idx.size))
+        for dr in (-1, 0, 1):
+            rr = r + dr
+            for dc in (-1, 0, 1):
+                cc = c + dc
+                ok = (rr >= 0) & (rr < R) & (cc >= 0) & (cc < C)
+                sec += np.where(ok, p[:, np.clip(rr, 0, R - 1), np.clip(cc, 0, C - 1)], 0.0)
+    cand_k = cand.reshape(n_f, -1)[:, idx]
+    best, best_s = argmax0(np.where(cand_k, sec, -1.0))
+    friendly = ~hostile[:, own_idx.ravel()[idx]]  # [g, k]: g not hostile to the owner
+    challenger.ravel()[idx] = best
+    attack.ravel()[idx] = best_s
+    defend.ravel()[idx] = np.where(friendly, sec, 0.0).sum(axis=0)
+    return challenger, attack, defend
+
+
+def sector_capture(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
+                   allowed: np.ndarray, hold_min: np.ndarray, defence: np.ndarray | None,
+                   ratio: float, jitter: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Which held cells fall to assault this step: ``(captured[R, C] bool, capturer[R, C])``.
+
+    A held cell falls to its :func:`sector_odds` challenger ``c`` when
+    ``attack >= ratio * defence * defend`` (see the module docstring); ``capturer`` is ``c``
+    there and -1 elsewhere.  ``defence`` ``[R, C]`` (>= 1; None = 1 everywhere) is the only
+    place the urban defence enters.  Cells with ``owner < 0`` never fall (the race for
+    ungoverned cells is :func:`sim.rules.control.update_control`'s step 3).
+    """
+    challenger, attack, defend = sector_odds(owner, presence, hostile, allowed, hold_min, jitter)
+    need = ratio * defend
+    if defence is not None:
+        need = need * defence
+    captured = (owner >= 0) & (challenger >= 0) & (attack >= need)
+    return captured, np.where(captured, challenger, -1)
+
+
+def apply_capture(owner: np.ndarray, captured: np.ndarray, capturer: np.ndarray) -> np.ndarray:
+    """``owner`` with the captured cells handed to their capturer (a new int8 array)."""
+    return np.where(captured, capturer, owner).astype(owner.dtype)

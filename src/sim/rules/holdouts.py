@@ -1,0 +1,53 @@
+"""ISIS holdouts: dug-in riverine pockets and fighters who go underground.
+
+**Holdout defence.**  Cells held by a faction whose ground has shrunk to a small share of its
+start, and that lie in a river valley or town (``river_valley_mask``), get an extra defence factor
+
+    k(x) = 1 + (max_factor - 1) * clip((onset - s) / onset, 0, 1)    on own cells in mask
+    k(x) = 1                                                           elsewhere
+
+with ``s = A(t) / A(0)`` the faction's ground remaining (share of its start).  ``k`` rises
+linearly from 1 at ``s = onset`` to ``max_factor`` when the ground is gone; it multiplies the
+urban defence factor in :func:`sim.rules.assault.sector_capture` (the one place defence
+counts).  It stands for fortification (tunnels, berms, IED belts), dug-in last-ditch
+defenders, and human shields among the families in the last pockets.
+
+**Going underground.**  When a cell is captured, a share ``share`` of the faction's garrison
+on it survives as hidden insurgents instead of dying; the rest are killed or captured.
+``hidden + killed == lost garrison`` exactly.
+
+Sources: ``aggregate_facts``: ISIS had lost ~97% of the ground it once held by 6 Dec 2017
+(Pentagon) yet kept its last village (Baghuz) until 23 Mar 2019; the middle Euphrates
+pockets (Hajin, Sep-Dec 2018; Baghuz, Feb-Mar 2019) held for months against a much larger SDF
+force with coalition air support.  US Lead IG (2018-19): 14,000-17,000 IS members in Iraq and
+Syria after the territorial defeat, most of them covert.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def holdout_defence(owner: np.ndarray, faction: int, river_valley_mask: np.ndarray,
+                    share_remaining: float, max_factor: float, onset: float) -> np.ndarray:
+    """``[R, C]`` float64 defence multiplier (>= 1) from the law in the module docstring.
+
+    ``owner[r, c]`` int; ``faction`` the holdout faction (ISIS); ``river_valley_mask[r, c]``
+    bool: river-valley or urban cells; ``share_remaining`` its ground now / at the start (clipped to
+    [0, 1]); ``max_factor`` >= 1; ``onset`` in (0, 1]."""
+    if not 0.0 < onset <= 1.0 or max_factor < 1.0:
+        raise ValueError("need 0 < onset <= 1 and max_factor >= 1")
+    s = min(max(float(share_remaining), 0.0), 1.0)
+    k = 1.0 + (max_factor - 1.0) * min(max((onset - s) / onset, 0.0), 1.0)
+    return np.where((owner == faction) & river_valley_mask, k, 1.0)
+
+
+def go_underground(fighters_lost_ground: np.ndarray, share: float | np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Split the garrison of captured cells into ``(hidden, killed)``: ``hidden = share x
+    fighters`` survive as insurgents, ``killed = fighters - hidden`` (so the two add up
+    exactly).  ``share`` in [0, 1], scalar or per cell."""
+    g = np.asarray(fighters_lost_ground)
+    sh = np.clip(np.asarray(share, dtype=np.result_type(g.dtype, np.float32)), 0.0, 1.0)
+    hidden = (g * sh).astype(g.dtype, copy=False)
+    return hidden, g - hidden

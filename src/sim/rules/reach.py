@@ -1,0 +1,168 @@
+"""Unit logistics: where units may go, whether their targets can be reached, and the global
+allocation of freed units to the fronts that need them.
+
+**Passable ground** of faction ``f`` (:func:`passable`): cells ``f`` may enter
+(``allowed[f]``, inside the theatre) that are its own, UNGOVERNED, or held by a faction ``g``
+with ``hostility[f, g] == 0`` (transit through the ground of a faction it is not fighting,
+e.g. Iraqi army columns staging through Peshmerga lines for the Mosul offensive in October
+2016, Turkish convoys to the Idlib observation posts from October 2017); plus the *front*: cells of factions at war with it (``hostility >= war_threshold``)
+that touch that ground (a unit may enter the first enemy cell and fight there).  Ground of a
+faction ``f`` only skirmishes with (``0 < hostility < war_threshold``) is closed: it cannot
+be crossed, and no offensive is planned against it.
+
+**Reachability** (:func:`reachable_targets`): a unit's target is reachable when it lies in
+the unit's 8-connected component of crossable ground (passable minus the front cells, which
+may be entered but never link two pieces), or touches it (a front cell).  Targets found
+unreachable are dropped by the caller and the unit goes back into the pool of freed units.
+
+**Global allocation** (:func:`allocate_units`), after GeoSim (Cederman 1997, *Emergent Actors
+in World Politics*, ch. 4: states allocate their resources over all their fronts at once): the
+freed units of a faction are assigned, one at a time, to the reachable front with the highest
+score
+
+    score(u, k) = need_k / (1 + d(u, k) / dist_scale)
+
+where ``need_k`` is the front's remaining need (fighters; reduced by each unit's strength as
+it is assigned) and ``d`` the straight distance in cells.  The unit with the best score over
+all pairs goes first.  Units left when every need is met stay in reserve (-1).
+
+**Diagnostic** (:func:`share_units_stuck`): the share of units with a target they have not
+reached that either cannot reach it or did not move this step (issue 13 asks that it stay
+under 5%).
+
+Units: positions in cells (row, column, floats allowed); strengths and needs in fighters;
+``dist_scale`` in cells.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .spatial import dilate8
+
+_STRUCT8 = np.ones((3, 3), bool)
+
+
+def passable_parts(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray, f: int,
+                   war_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(open_ground, front)``, each ``[R, C]`` bool: the ground faction ``f``'s units may
+    cross (own, UNGOVERNED, held by factions with hostility 0 to it, where ``f`` is allowed)
+    and the enemy cells at war with ``f`` that touch it (enterable, not crossable)."""
+    held = owner >= 0
+    h = np.where(held, hostility[f][np.where(held, owner, 0)], 0.0)
+    ok = allowed[f] & (owner >= -1)
+    open_ground = ok & ((owner == -1) | (owner == f) | (held & (h <= 0)))
+    front = ok & held & (h >= war_threshold) & dilate8(open_ground)
+    return open_ground, front
+
+
+def passable(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray, f: int,
+             war_threshold: float) -> np.ndarray:
+    """``[R, C]`` bool: cells faction ``f``'s units may cross or enter (module docstring):
+    the union of :func:`passable_parts`.
+
+    ``owner[r, c]`` int (UNGOVERNED -1, OUTSIDE -2); ``hostility[f, g]`` in [0, 1];
+    ``allowed[f, r, c]`` bool (country, deconfliction line); ``war_threshold`` the hostility
+    at which factions are at war (``control.offensive_hostility``).
+    """
+    open_ground, front = passable_parts(owner, hostility, allowed, f, war_threshold)
+    return open_ground | front
+
+
+def _cells(rc: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    rc = np.asarray(rc, float).reshape(-1, 2)
+    r = np.clip(np.rint(rc[:, 0]).astype(np.int64), 0, shape[0] - 1)
+    c = np.clip(np.rint(rc[:, 1]).astype(np.int64), 0, shape[1] - 1)
+    return r, c
+
+
+def reachable_targets(passable_mask: np.ndarray, unit_rc: np.ndarray, target_rc: np.ndarray,
+                      front: np.ndarray | None = None) -> np.ndarray:
+    """``[U]`` bool: each unit's target is in, or touches, the unit's 8-connected component of
+    passable ground.  ``unit_rc``, ``target_rc`` ``[U, 2]`` (row, column), rounded to cells.
+
+    ``front`` (from :func:`passable_parts`): enemy cells that may be entered but not crossed;
+    they are left out of the components (a front cell never links two pieces of open ground)
+    and count as reachable by touching.  A unit standing on a front or impassable cell (it is
+    fighting in it) belongs to every component next to it.
+    """
+    shape = passable_mask.shape
+    crossable = passable_mask if front is None else passable_mask & ~front
+    labels, _ = ndimage.label(crossable, structure=_STRUCT8)
+    ur, uc = _cells(unit_rc, shape)
+    tr, tc = _cells(target_rc, shape)
+    own = labels[ur, uc]
+    lab_u = np.where((own > 0)[:, None], own[:, None], _around(labels, ur, uc))  # [U, 9]
+    lab_t = _around(labels, tr, tc)  # [U, 9]
+    match = (lab_u[:, :, None] == lab_t[:, None, :]) & (lab_u[:, :, None] > 0)
+    return match.any(axis=(1, 2))
+
+
+def _around(labels: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``[N, 9]``: labels of the 3 x 3 neighbourhood of each cell (0 off the grid)."""
+    R, C = labels.shape
+    dr, dc = np.meshgrid([-1, 0, 1], [-1, 0, 1], indexing="ij")
+    nr = r[:, None] + dr.ravel()[None]
+    nc = c[:, None] + dc.ravel()[None]
+    inside = (nr >= 0) & (nr < R) & (nc >= 0) & (nc < C)
+    return np.where(inside, labels[np.clip(nr, 0, R - 1), np.clip(nc, 0, C - 1)], 0)
+
+
+def reachable_matrix(passable_mask: np.ndarray, unit_rc: np.ndarray, front_rc: np.ndarray,
+                     front: np.ndarray | None = None) -> np.ndarray:
+    """``[U, K]`` bool: :func:`reachable_targets` for every unit and every front cell."""
+    u = np.asarray(unit_rc, float).reshape(-1, 2)
+    k = np.asarray(front_rc, float).reshape(-1, 2)
+    if u.size == 0 or k.size == 0:
+        return np.zeros((len(u), len(k)), bool)
+    uu = np.repeat(u, len(k), axis=0)
+    kk = np.tile(k, (len(u), 1))
+    return reachable_targets(passable_mask, uu, kk, front).reshape(len(u), len(k))
+
+
+def allocate_units(unit_rc: np.ndarray, unit_strength: np.ndarray, front_rc: np.ndarray,
+                   front_need: np.ndarray, reachable: np.ndarray,
+                   dist_scale: float = 20.0) -> np.ndarray:
+    """GeoSim-style global allocation: the front (index into ``front_rc``) chosen for each
+    unit, -1 for units kept in reserve (no reachable front with need left).
+
+    ``unit_rc`` ``[U, 2]``, ``unit_strength`` ``[U]`` fighters; ``front_rc`` ``[K, 2]``,
+    ``front_need`` ``[K]`` fighters still wanted there; ``reachable`` ``[U, K]`` bool.
+    Greedy over units (at most U rounds, each vectorised over all unit-front pairs): the pair
+    with the highest ``need / (1 + d / dist_scale)`` is assigned and the front's need falls by
+    the unit's strength.  Deterministic (ties go to the lower unit, then front index).
+    """
+    u = np.asarray(unit_rc, float).reshape(-1, 2)
+    k = np.asarray(front_rc, float).reshape(-1, 2)
+    choice = np.full(len(u), -1, np.int64)
+    if len(u) == 0 or len(k) == 0:
+        return choice
+    d = np.hypot(u[:, None, 0] - k[None, :, 0], u[:, None, 1] - k[None, :, 1])
+    damp = 1.0 / (1.0 + d / dist_scale)
+    need = np.asarray(front_need, float).copy()
+    free = np.ones(len(u), bool)
+    reach = np.asarray(reachable, bool)
+    strength = np.asarray(unit_strength, float)
+    for _ in range(len(u)):
+        score = np.where(reach & free[:, None] & (need[None, :] > 0), need[None, :] * damp, -np.inf)
+        j = int(np.argmax(score))
+        i, kk = divmod(j, len(k))
+        if not np.isfinite(score[i, kk]):
+            break
+        choice[i] = kk
+        free[i] = False
+        need[kk] -= strength[i]
+    return choice
+
+
+def share_units_stuck(has_target: np.ndarray, at_target: np.ndarray, reachable: np.ndarray,
+                      moved: np.ndarray) -> float:
+    """Share of units with a target not yet reached that cannot reach it or did not move:
+    ``#(T & ~A & (~R | ~M)) / #(T & ~A)`` (0 when no unit is under way).  All ``[U]`` bool."""
+    under_way = np.asarray(has_target, bool) & ~np.asarray(at_target, bool)
+    n = int(under_way.sum())
+    if n == 0:
+        return 0.0
+    stuck = under_way & (~np.asarray(reachable, bool) | ~np.asarray(moved, bool))
+    return float(stuck.sum()) / n

@@ -1,0 +1,95 @@
+"""Withdrawal without battle: a defender gives up hopeless ground outside its core.
+
+For each faction ``f`` that may withdraw, a cell ``x`` it holds is *abandoned* when it is not
+core ground of ``f`` and the sector odds against it are hopeless:
+
+    H_f(x) >= withdraw_ratio * O_f(x)    and    H_f(x) > 0
+
+with ``H_f(x) = sum_{y in 3x3(x)} sum_{g at war with f} P_g(y)`` the hostile sector presence
+and ``O_f(x) = sum_{y in 3x3(x)} P_f(y)`` the faction's own sector presence (fighters).
+Abandoned cells become UNGOVERNED (the attacker takes them in the ordinary race of
+:func:`sim.rules.control.update_control`), and the garrison of ``f`` on them falls back,
+whole and without loss, to the nearest cell (Euclidean, with the grid's row/column spacing)
+of the ground ``f`` keeps: its core ground if it keeps any, else all the ground it keeps.  If
+``f`` would keep no ground at all it does not withdraw (there is nowhere to fall back to).
+Fighters are conserved exactly: ``sum(new garrison) == sum(old garrison)`` per faction (up to
+float rounding of the dtype).
+
+Units: presence and garrisons in fighters; ``withdraw_ratio`` dimensionless (hostile : own).
+
+Source: the Peshmerga's withdrawal from Kirkuk and the disputed territories on 16-17 October
+2017 without a battle, back to roughly the 2003 line (the KRG's three governorates Duhok,
+Erbil, Sulaymaniyah; ~20% of KRG-held territory changed hands, aggregate_facts); Kirkuk was
+given up facing a much larger ISF/PMF force.  The same logic (give up exposed ground, hold the
+heartland) in the SDF's handing of Manbij-area positions to the regime in late 2018/2019.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .control import UNGOVERNED
+from .spatial import box_sum3
+
+
+def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
+             core: np.ndarray, withdraw_ratio: float,
+             sector: np.ndarray | None = None) -> np.ndarray:
+    """``[R, C]`` bool: non-core cells of ``f`` where the hostile sector presence is at least
+    ``withdraw_ratio`` times ``f``'s own (and positive).  ``sector`` (optional): the
+    precomputed ``box_sum3(presence)`` in float64, shared across factions."""
+    war = np.asarray(war, bool)
+    enemies = np.flatnonzero(war[f])
+    own = owner == f
+    if enemies.size == 0 or not own.any():
+        return np.zeros(owner.shape, bool)
+    if sector is None:
+        sector = box_sum3(presence.astype(np.float64))
+    hostile_sec = sector[enemies[0]].copy()
+    for g in enemies[1:]:
+        hostile_sec += sector[g]
+    own_sec = sector[f]
+    return own & ~core & (hostile_sec > 0) & (hostile_sec >= withdraw_ratio * own_sec)
+
+
+def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war: np.ndarray,
+             core: np.ndarray, withdraw_ratio: float, may_withdraw: np.ndarray | None = None,
+             sampling: tuple[float, float] = (1.0, 1.0)
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Apply withdrawal for every faction: ``(new_owner, new_garrison, moved[F])``.
+
+    ``owner[r, c]`` int; ``presence[g, r, c]`` and ``garrison[g, r, c]`` fighters;
+    ``war[f, g]`` bool at war; ``core[f, r, c]`` bool core ground per faction;
+    ``may_withdraw[f]`` bool (default all: a faction config may forbid it, e.g. ISIS fights to
+    the end); ``sampling`` the (row, column) spacing in km for the nearest-cell search.
+    Abandoned cells become UNGOVERNED in ``new_owner``; ``moved[f]`` counts the fighters that
+    fell back.  Factions are handled in index order on the same owner map (one loop over
+    factions; the fall-back search is one ``distance_transform_edt`` per faction).
+    """
+    n_f = garrison.shape[0]
+    new_owner = owner.copy()
+    new_g = garrison.copy()
+    moved = np.zeros(n_f)
+    if may_withdraw is None:
+        may_withdraw = np.ones(n_f, bool)
+    sector = box_sum3(presence.astype(np.float64))  # presence does not change here
+    for f in np.flatnonzero(may_withdraw):
+        gone = hopeless(new_owner, presence, war, f, core[f], withdraw_ratio, sector)
+        if not gone.any():
+            continue
+        keep = (new_owner == f) & ~gone
+        dest = keep & core[f]
+        if not dest.any():
+            dest = keep
+        if not dest.any():
+            continue  # nowhere to fall back to: it fights where it stands
+        _, (ir, ic) = ndimage.distance_transform_edt(~dest, sampling=sampling, return_indices=True)
+        gr = new_g[f]
+        src = gone & (gr > 0)
+        amount = gr[src]
+        moved[f] = float(amount.astype(np.float64).sum())
+        gr[gone] = 0
+        np.add.at(gr, (ir[src], ic[src]), amount)
+        new_owner[gone] = UNGOVERNED
+    return new_owner, new_g, moved

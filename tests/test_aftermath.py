@@ -1,0 +1,602 @@
+"""Aftermath mechanisms of issue 13 (src/sim/rules/{assault,sieges,withdrawal,reach,alignment,
+holdouts}.py) on tiny hand-built grids, with exact expected numbers (no Mesa, no I/O)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.rules.alignment import common_enemy_lost, responsive_hostility
+from sim.rules.assault import apply_capture, sector_capture, sector_odds
+from sim.rules.control import OUTSIDE, UNGOVERNED
+from sim.rules.holdouts import go_underground, holdout_defence
+from sim.rules.reach import (
+    allocate_units,
+    passable,
+    passable_parts,
+    reachable_matrix,
+    reachable_targets,
+    share_units_stuck,
+)
+from sim.rules.sieges import SiegeClock, besieged_pieces, pressed, siege_week, surrender
+from sim.rules.withdrawal import hopeless, withdraw
+
+D, A, P = 0, 1, 2  # defender, attacker, the defender's partner (not hostile to it)
+
+
+# ------------------------------------------------------------------ assault
+def _city_world():
+    """5 x 5: the attacker holds columns 0-1, the defender columns 2-4; a city at (2, 2)
+    (defence 1.5) held by 10 defenders."""
+    owner = np.full((5, 5), D, np.int8)
+    owner[:, :2] = A
+    presence = np.zeros((3, 5, 5))
+    presence[D, 2, 2] = 10.0
+    hostile = np.zeros((3, 3), bool)
+    hostile[D, A] = hostile[A, D] = True
+    hostile[A, P] = hostile[P, A] = True
+    allowed = np.ones((3, 5, 5), bool)
+    defence = np.ones((5, 5))
+    defence[2, 2] = 1.5
+    hold_min = np.array([1.0, 1.0, 1.0])
+    return owner, presence, hostile, allowed, defence, hold_min
+
+
+def test_city_falls_to_a_concentrated_3_to_1_assault():
+    owner, p, hostile, allowed, defence, hm = _city_world()
+    p[A, 2, 2] = 15.0
+    p[A, 2, 1] = 30.0  # sector of the city: 45 = 3 x 1.5 x 10
+    ch, att, dfn = sector_odds(owner, p, hostile, allowed, hm)
+    assert (ch[2, 2], att[2, 2], dfn[2, 2]) == (A, 45.0, 10.0)
+    captured, capturer = sector_capture(owner, p, hostile, allowed, hm, defence, 3.0)
+    assert captured.sum() == 1 and captured[2, 2] and capturer[2, 2] == A
+    assert (capturer[~captured] == -1).all()
+    new = apply_capture(owner, captured, capturer)
+    assert new.dtype == np.int8 and new[2, 2] == A and (new[owner != new] == A).all()
+
+
+def test_city_holds_against_1_5_to_1():
+    owner, p, hostile, allowed, defence, hm = _city_world()
+    p[A, 2, 2] = 7.5
+    p[A, 2, 1] = 15.0  # sector 22.5 = 1.5 x 1.5 x 10
+    captured, _ = sector_capture(owner, p, hostile, allowed, hm, defence, 3.0)
+    assert not captured.any()
+    # the same force takes an open (defence 1) cell at 1.5:1 only if the ratio allows it
+    captured, _ = sector_capture(owner, p, hostile, allowed, hm, None, 2.25)
+    assert captured[2, 2] and captured.sum() == 1
+
+
+def test_thin_attacker_without_cell_presence_does_not_take_the_city():
+    owner, p, hostile, allowed, defence, hm = _city_world()
+    ring = np.ones((3, 3), bool)
+    ring[1, 1] = False
+    p[A, 1:4, 1:4][ring] = 45.0 / 8  # 45 over the sector, nothing on the city cell
+    ch, att, _ = sector_odds(owner, p, hostile, allowed, hm)
+    assert ch[2, 2] == -1 and att[2, 2] == 0.0
+    captured, _ = sector_capture(owner, p, hostile, allowed, hm, defence, 3.0)
+    assert not captured.any()  # ring cells: at most 5 x 5.625 = 28.125 < 3 x 10 in any sector
+
+
+def test_non_hostile_partner_counts_for_the_defender():
+    owner, p, hostile, allowed, defence, hm = _city_world()
+    p[A, 2, 2] = 15.0
+    p[A, 2, 1] = 30.0
+    p[P, 2, 3] = 10.0  # partner next to the city: defence sector 20, need 90
+    _, _, dfn = sector_odds(owner, p, hostile, allowed, hm)
+    assert dfn[2, 2] == 20.0
+    captured, _ = sector_capture(owner, p, hostile, allowed, hm, defence, 3.0)
+    assert not captured.any()
+    # a faction at war with the owner does not defend it
+    hostile[P, D] = hostile[D, P] = True
+    captured, capturer = sector_capture(owner, p, hostile, allowed, hm, defence, 3.0)
+    assert captured[2, 2] and capturer[2, 2] == A
+
+
+def test_assault_needs_hold_min_on_cell_and_leaves_ungoverned_alone():
+    owner, p, hostile, allowed, defence, hm = _city_world()
+    p[A, 2, 2] = 0.5  # below hold_min 1
+    p[A, 2, 1] = 100.0
+    captured, _ = sector_capture(owner, p, hostile, allowed, hm, defence, 3.0)
+    assert not captured.any()
+    owner[2, 2] = UNGOVERNED
+    owner[0, 4] = OUTSIDE
+    p[A, 2, 2] = 50.0
+    captured, _ = sector_capture(owner, p, hostile, allowed, hm, defence, 3.0)
+    assert not captured[2, 2] and not captured[0, 4]
+    allowed[A, 2, 3] = False  # not allowed: no capture there however strong
+    p[A, 2, 3] = 500.0
+    captured, _ = sector_capture(owner, p, hostile, allowed, hm, defence, 3.0)
+    assert not captured[2, 3]
+
+
+@pytest.mark.parametrize("density", [0.02, 0.6])  # few contested cells (gather) or many (box)
+def test_sector_odds_match_a_brute_force_reference(density):
+    from sim.rules.spatial import box_sum3
+
+    rng = np.random.default_rng(7)
+    n_f, R, C = 4, 30, 40
+    owner = rng.integers(-2, n_f, (R, C)).astype(np.int8)
+    p = (rng.random((n_f, R, C)) * 10 * (rng.random((n_f, R, C)) < density)).astype(np.float32)
+    hostile = np.array([[0, 1, 1, 0], [1, 0, 0, 1], [1, 0, 0, 0], [0, 1, 0, 0]], bool)
+    allowed = rng.random((n_f, R, C)) < 0.9
+    hm = np.array([1.0, 2.0, 0.5, 3.0], np.float32)
+    ch, att, dfn = sector_odds(owner, p, hostile, allowed, hm)
+    sec = box_sum3(p.astype(np.float64))
+    for r in range(R):
+        for c in range(C):
+            o = owner[r, c]
+            cand = [g for g in range(n_f) if o >= 0 and hostile[g, o] and allowed[g, r, c]
+                    and p[g, r, c] >= hm[g] and p[g, r, c] > 0]
+            if not cand:
+                assert (ch[r, c], att[r, c], dfn[r, c]) == (-1, 0.0, 0.0)
+                continue
+            best = max(cand, key=lambda g: (sec[g, r, c], -g))
+            assert ch[r, c] == best
+            assert att[r, c] == pytest.approx(sec[best, r, c], rel=1e-6)
+            want = sum(sec[g, r, c] for g in range(n_f) if not hostile[g, o])
+            assert dfn[r, c] == pytest.approx(want, rel=1e-6, abs=1e-9)
+
+
+# ------------------------------------------------------------------ sieges
+REB, REG, ALLY = 0, 1, 2
+
+
+def _siege_world():
+    """7 x 7: rebels hold column 0 (main ground) and a 2 x 2 enclave at rows 2-3, columns 3-4;
+    the regime, at war with them, holds the rest.  A third faction is at peace with both.
+    Regime presence 5 on each of the 12 ring cells (60); rebel garrison 10 per enclave cell."""
+    owner = np.full((7, 7), REG, np.int8)
+    owner[:, 0] = REB
+    owner[2:4, 3:5] = REB
+    war = np.zeros((3, 3), bool)
+    war[REB, REG] = war[REG, REB] = True
+    garrison = np.zeros((3, 7, 7))
+    garrison[REB, 2:4, 3:5] = 10.0
+    garrison[REB, :, 0] = 2.0
+    presence = garrison.copy()
+    ring = np.zeros((7, 7), bool)
+    ring[1:5, 2:6] = True
+    ring[2:4, 3:5] = False
+    presence[REG][ring] = 5.0
+    return owner, war, garrison, presence
+
+
+def test_enclave_ringed_by_enemy_is_besieged():
+    owner, war, _, presence = _siege_world()
+    s = besieged_pieces(owner, war, REB, presence)
+    k = s.labels[2, 3]
+    assert s.n == 2 and s.labels[0, 0] != k
+    assert s.main[s.labels[0, 0]] and not s.besieged[s.labels[0, 0]]
+    assert s.besieged[k] and s.besieger[k] == REG
+    assert (s.ring_force[k], s.piece_force[k], s.area[k]) == (60.0, 40.0, 4)
+    assert pressed(s, 1.5)[k] and not pressed(s, 1.6)[k]
+
+
+def test_enclave_surrenders_after_exactly_delay_weeks_of_superiority():
+    owner, war, _, presence = _siege_world()
+    clock = SiegeClock(3, owner.shape)
+    delay = 3
+    weak = presence.copy()
+    weak[REG] *= 0.5  # ring 30 < 1.5 x 40: not pressed
+    history = []
+    for week, p in enumerate([presence, presence, weak, presence, presence, presence]):
+        s = besieged_pieces(owner, war, REB, p)
+        count = clock.update(s, 1.5)
+        k = s.labels[2, 3]
+        history.append((int(count[k]), bool(clock.due(s, count, delay)[k])))
+    # superiority broken in week 3 resets the count; the deal comes 3 weeks later, not before
+    assert history == [(1, False), (2, False), (0, False), (1, False), (2, False), (3, True)]
+    assert (clock.weeks[REB][owner != REB] == 0).all() and clock.weeks[REB, 0, 0] == 0
+
+
+def test_clock_survives_relabelling_when_the_piece_shrinks():
+    owner, war, _, presence = _siege_world()
+    clock = SiegeClock(3, owner.shape)
+    clock.update(besieged_pieces(owner, war, REB, presence), 1.5)
+    owner[2, 3] = REG  # the enclave loses a cell; the main piece is now label 1 either way
+    s = besieged_pieces(owner, war, REB, presence)
+    assert clock.update(s, 1.5)[s.labels[3, 4]] == 2
+
+
+def test_enclave_touching_open_country_is_not_besieged():
+    owner, war, _, presence = _siege_world()
+    owner[1, 5] = UNGOVERNED  # diagonal neighbour of (2, 4)
+    s = besieged_pieces(owner, war, REB, presence)
+    assert not s.besieged.any()
+    owner[1, 5] = REG
+    exits = np.zeros_like(owner, bool)
+    exits[4, 5] = True  # a crossing kept open by a patron
+    assert not besieged_pieces(owner, war, REB, presence, exits=exits).besieged.any()
+
+
+def test_enclave_linked_to_main_ground_through_an_ally_is_not_besieged():
+    owner, war, _, presence = _siege_world()
+    owner[3, 1:3] = ALLY  # corridor (3,1)-(3,2) between column 0 and the enclave
+    s = besieged_pieces(owner, war, REB, presence)
+    assert s.n == 1 and s.labels[2, 3] == s.labels[0, 0] and not s.besieged.any()
+    # the same corridor held by a faction at war with the rebels does not help
+    war[REB, ALLY] = war[ALLY, REB] = True
+    s = besieged_pieces(owner, war, REB, presence)
+    assert s.besieged[s.labels[2, 3]]
+    # an ally's ground that leads nowhere (no link to main, no open country) is besieged too
+    owner[3, 1:3] = REG
+    owner[4, 3] = ALLY
+    war[REB, ALLY] = war[ALLY, REB] = False
+    s = besieged_pieces(owner, war, REB, presence)
+    k = s.labels[2, 3]
+    assert s.labels[4, 3] == k and s.besieged[k] and s.area[k] == 5
+
+
+def test_largest_piece_is_besieged_when_the_core_is_elsewhere():
+    owner, war, _, presence = _siege_world()
+    core = np.zeros_like(owner, bool)
+    core[2:4, 3:5] = True
+    s = besieged_pieces(owner, war, REB, presence, core=core)
+    assert s.main[s.labels[2, 3]] and s.besieged[s.labels[0, 0]]
+
+
+def test_surrender_hands_over_cells_and_conserves_fighters_and_people():
+    owner, war, garrison, presence = _siege_world()
+    garrison[ALLY, 2, 3] = 4.0  # a partner's fighters share the fate of the piece
+    people = np.zeros((7, 7))
+    people[2:4, 3:5] = 100.0
+    people[0, 0] = 7.0
+    dest = np.zeros((7, 7))
+    dest[0, 0] = dest[6, 0] = 1.0
+    s = besieged_pieces(owner, war, REB, presence)
+    k = s.labels[2, 3]
+    deal = surrender(s, k, owner, garrison, people, dest, evac_share=0.75, civilian_share=0.25)
+    assert deal.besieger == REG and deal.cells.sum() == 4
+    assert (deal.owner[2:4, 3:5] == REG).all() and (deal.owner[~deal.cells] == owner[~deal.cells]).all()
+    np.testing.assert_array_equal(deal.evacuated, [30.0, 0.0, 3.0])
+    np.testing.assert_array_equal(deal.surrendered, [10.0, 0.0, 1.0])
+    assert deal.garrison[:, 2:4, 3:5].sum() == 0.0
+    assert (deal.garrison[REB, 0, 0], deal.garrison[REB, 6, 0]) == (17.0, 17.0)
+    assert (deal.garrison[ALLY, 0, 0], deal.garrison[ALLY, 6, 0]) == (1.5, 1.5)
+    # fighters: before = after + surrendered; people conserved, 100 relocated
+    assert garrison.sum() == deal.garrison.sum() + deal.surrendered.sum()
+    assert deal.relocated == 100.0 and deal.people.sum() == people.sum()
+    assert (deal.people[0, 0], deal.people[6, 0], deal.people[2, 3]) == (57.0, 50.0, 75.0)
+    assert garrison[REB, 2, 3] == 10.0 and owner[2, 3] == REB  # inputs untouched
+    with pytest.raises(ValueError):
+        surrender(s, s.labels[0, 0], owner, garrison, people, dest, 0.75, 0.25)
+
+
+def test_siege_week_runs_the_clock_and_the_deal():
+    owner, war, garrison, presence = _siege_world()
+    people = np.zeros((7, 7))
+    people[2:4, 3:5] = 100.0
+    weight = np.ones((7, 7))
+    clock = SiegeClock(3, owner.shape)
+    args = {"siege_ratio": 1.5, "delay_weeks": 2, "evac_share": 0.5, "civilian_share": 0.25}
+    o1, g1, _, deals = siege_week(owner, war, REB, presence, garrison, people, clock, weight, **args)
+    assert deals == [] and o1 is owner and g1 is garrison
+    o2, g2, p2, deals = siege_week(owner, war, REB, presence, garrison, people, clock, weight, **args)
+    assert len(deals) == 1 and (o2[2:4, 3:5] == REG).all() and (o2[:, 0] == REB).all()
+    assert deals[0].evacuated[REB] == 20.0 and deals[0].surrendered[REB] == 20.0
+    np.testing.assert_allclose(g2[REB, :, 0], 2.0 + 20.0 / 7)  # spread over the main column
+    assert g2.sum() == pytest.approx(garrison.sum() - 20.0) and p2.sum() == pytest.approx(400.0)
+    assert deals[0].relocated == 100.0 and (clock.weeks[REB] == 0).all()
+
+
+# ------------------------------------------------------------------ withdrawal
+KRG, ISF = 0, 1
+
+
+def _kirkuk_world():
+    """5 x 7: the KRG holds columns 0-4 with 2 fighters a cell, its core is columns 0-1; the
+    ISF (at war with it) holds columns 5-6 with 30 fighters on each cell of column 5.  Sector
+    odds on column 4: 90:12 inside, 60:8 on the edge rows, i.e. 7.5:1; column 3 sees no enemy."""
+    owner = np.full((5, 7), KRG, np.int8)
+    owner[:, 5:] = ISF
+    garrison = np.zeros((2, 5, 7))
+    garrison[KRG, :, :5] = 2.0
+    presence = garrison.copy()
+    presence[ISF, :, 5] = 30.0
+    war = np.array([[False, True], [True, False]])
+    core = np.zeros((2, 5, 7), bool)
+    core[KRG, :, :2] = True
+    core[ISF, :, 5:] = True
+    return owner, presence, garrison, war, core
+
+
+def test_hopeless_non_core_ground_is_given_up_and_garrison_falls_back_to_core():
+    owner, presence, garrison, war, core = _kirkuk_world()
+    gone = hopeless(owner, presence, war, KRG, core[KRG], 5.0)
+    assert gone[:, 4].all() and gone.sum() == 5
+    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, 5.0)
+    assert (new_owner[:, 4] == UNGOVERNED).all() and (new_owner[:, :4] == KRG).all()
+    assert (new_owner[:, 5:] == ISF).all()
+    np.testing.assert_array_equal(moved, [10.0, 0.0])
+    assert (new_g[KRG, :, 4] == 0).all()
+    assert (new_g[KRG, :, 1] == 4.0).all() and (new_g[KRG, :, [0, 2, 3]] == 2.0).all()
+    assert new_g.sum() == garrison.sum()  # exactly conserved
+    assert garrison[KRG, 0, 4] == 2.0  # input untouched
+
+
+def test_no_withdrawal_below_the_ratio_from_core_or_when_forbidden():
+    owner, presence, garrison, war, core = _kirkuk_world()
+    assert not withdraw(owner, presence, garrison, war, core, 8.0)[2].any()  # 7.5 < 8
+    core[KRG, :, 4] = True  # the heartland is held whatever the odds
+    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, 5.0)
+    assert (new_owner == owner).all() and (new_g == garrison).all() and moved.sum() == 0
+    core[KRG, :, 4] = False
+    new_owner, _, moved = withdraw(owner, presence, garrison, war, core, 5.0,
+                                   may_withdraw=np.array([False, True]))
+    assert (new_owner == owner).all() and moved.sum() == 0
+    skirmish = np.zeros((2, 2), bool)  # not at war: nothing to flee from
+    assert withdraw(owner, presence, garrison, skirmish, core, 5.0)[2].sum() == 0
+
+
+def test_without_core_ground_the_garrison_falls_back_to_the_nearest_kept_cell():
+    owner, presence, garrison, war, core = _kirkuk_world()
+    core[KRG] = False
+    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, 5.0)
+    assert moved[KRG] == 10.0 and (new_g[KRG, :, 3] == 4.0).all() and new_g.sum() == garrison.sum()
+    # a faction that would keep nothing stays and fights
+    owner[:, :4] = ISF
+    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, 5.0)
+    assert moved[KRG] == 0 and (new_owner[:, 4] == KRG).all()
+
+
+# ------------------------------------------------------------------ reach
+F, S, N, E = 0, 1, 2, 3  # a faction, one it skirmishes with, a neutral, an enemy at war
+
+
+def _wall_world(wall_faction: int, gap: bool):
+    """7 x 7: F holds columns 0-1; a wall of ``wall_faction`` in column 3 (rows 0-5, plus row 6
+    unless ``gap``); everything else ungoverned.  Hostility F-S 0.3, F-N 0, F-E 0.8."""
+    owner = np.full((7, 7), UNGOVERNED, np.int8)
+    owner[:, :2] = F
+    owner[:6, 3] = wall_faction
+    if not gap:
+        owner[6, 3] = wall_faction
+    h = np.zeros((4, 4))
+    h[F, S] = h[S, F] = 0.3
+    h[F, E] = h[E, F] = 0.8
+    allowed = np.ones((4, 7, 7), bool)
+    return owner, h, allowed
+
+
+UNIT, TARGET = np.array([[3.0, 0.0]]), np.array([[0.0, 6.0]])
+
+
+def test_unit_routes_around_a_skirmish_hostile_wall_through_ungoverned_ground():
+    owner, h, allowed = _wall_world(S, gap=True)
+    m = passable(owner, h, allowed, F, 0.5)
+    assert not m[:6, 3].any() and m[6, 3]
+    assert reachable_targets(m, UNIT, TARGET).tolist() == [True]
+
+
+def test_skirmish_hostile_ground_blocks_but_neutral_ground_is_transit():
+    owner, h, allowed = _wall_world(S, gap=False)
+    m = passable(owner, h, allowed, F, 0.5)
+    assert reachable_targets(m, UNIT, TARGET).tolist() == [False]  # reported unreachable
+    owner, h, allowed = _wall_world(N, gap=False)
+    m = passable(owner, h, allowed, F, 0.5)
+    assert m[:, 3].all() and reachable_targets(m, UNIT, TARGET).tolist() == [True]
+    allowed[F, :, 3] = False  # a deconfliction line closes it whoever holds it
+    assert reachable_targets(passable(owner, h, allowed, F, 0.5), UNIT, TARGET).tolist() == [False]
+
+
+def test_enemy_front_is_entered_but_not_crossed():
+    owner, h, allowed = _wall_world(E, gap=False)
+    open_ground, front = passable_parts(owner, h, allowed, F, 0.5)
+    assert front[:, 3].all() and front.sum() == 7 and not open_ground[:, 3].any()
+    m = open_ground | front
+    targets = np.array([[0.0, 6.0], [0.0, 3.0], [0.0, 4.0]])
+    units = np.repeat(UNIT, 3, axis=0)
+    assert reachable_targets(m, units, targets, front).tolist() == [False, True, False]
+    # a unit fighting in the front cell touches the ground on both sides of it
+    inside, back, beyond = np.array([[2.0, 3.0]]), np.array([[0.0, 0.0]]), np.array([[0.0, 6.0]])
+    assert reachable_targets(m, inside, back, front).tolist() == [True]
+    assert reachable_targets(m, inside, beyond, front).tolist() == [True]
+    # a unit on impassable ground away from any passable cell reaches nothing
+    owner[2:5, 2:5] = S
+    m = passable(owner, h, allowed, F, 0.5)
+    assert reachable_targets(m, np.array([[3.0, 3.0]]), back).tolist() == [False]
+
+
+def test_freed_units_go_to_the_fronts_that_need_them():
+    units = np.zeros((4, 2))  # four freed units of 60 at the front that has gone quiet
+    strength = np.full(4, 60.0)
+    fronts = np.array([[0.0, 0.0], [0.0, 30.0], [0.0, 60.0]])
+    need = np.array([0.0, 100.0, 50.0])  # scores 100/2.5 = 40 and 50/4 = 12.5
+    reach = np.ones((4, 3), bool)
+    assert allocate_units(units, strength, fronts, need, reach).tolist() == [1, 1, 2, -1]
+    reach[0, 1] = False  # unit 0 cannot reach front 1: it takes the next front
+    assert allocate_units(units, strength, fronts, need, reach).tolist() == [2, 1, 1, -1]
+    assert allocate_units(units, strength, fronts, np.zeros(3), reach).tolist() == [-1] * 4
+
+
+def test_allocation_with_reachability_from_the_map():
+    owner, h, allowed = _wall_world(S, gap=False)  # fronts beyond the S wall are out of reach
+    owner[3, 2] = E  # an enemy cell on this side
+    open_ground, front = passable_parts(owner, h, allowed, F, 0.5)
+    units = np.array([[0.0, 0.0], [6.0, 1.0]])
+    fronts = np.array([[0.0, 6.0], [3.0, 2.0]])
+    reach = reachable_matrix(open_ground | front, units, fronts, front)
+    assert reach.tolist() == [[False, True], [False, True]]
+    choice = allocate_units(units, np.array([50.0, 50.0]), fronts, np.array([500.0, 80.0]), reach)
+    assert choice.tolist() == [1, 1]
+
+
+def test_share_units_stuck():
+    has = np.array([True, True, True, True, False])
+    at = np.array([False, False, False, True, False])
+    reach = np.array([True, False, True, True, True])
+    moved = np.array([True, True, False, False, False])
+    assert share_units_stuck(has, at, reach, moved) == pytest.approx(2 / 3)
+    assert share_units_stuck(has & False, at, reach, moved) == 0.0
+
+
+# ------------------------------------------------------------------ alignment
+BGD, KR, IS = 0, 1, 2
+
+
+def _alignment_inputs():
+    h0 = np.array([[0.0, 0.0, 0.8], [0.0, 0.0, 0.8], [0.8, 0.8, 0.0]])
+    latent = np.zeros((3, 3))
+    latent[BGD, KR] = 0.9  # given one way only: made symmetric
+    return h0, latent
+
+
+def test_common_enemy_lost_share():
+    h0, _ = _alignment_inputs()
+    lost = common_enemy_lost(h0, np.array([100.0, 50.0, 10.0]), np.array([100.0, 50.0, 40.0]))
+    assert lost[BGD, KR] == lost[KR, BGD] == 0.75
+    assert lost[BGD, IS] == 0.0 and (np.diag(lost) == 0).all()  # no common enemy
+    h0[BGD, IS] = h0[IS, BGD] = 0.3  # a skirmish is no common threat
+    assert common_enemy_lost(h0, np.array([100.0, 50.0, 10.0]), np.array([100.0, 50.0, 40.0]))[BGD, KR] == 0.0
+
+
+def test_hostility_rises_from_h0_to_latent_as_the_common_enemy_shrinks():
+    h0, latent = _alignment_inputs()
+    full = responsive_hostility(h0, latent, 0.0, onset=0.5, shape=1.0)
+    np.testing.assert_array_equal(full, h0)  # enemy ground intact: h0
+    half = responsive_hostility(h0, latent, 0.75, onset=0.5, shape=1.0)
+    assert half[BGD, KR] == half[KR, BGD] == 0.9 * 0.5
+    gone = responsive_hostility(h0, latent, 1.0, onset=0.5, shape=1.0)
+    assert gone[BGD, KR] == 0.9 and gone[BGD, IS] == 0.8  # reaches latent; never below h0
+    assert (np.diag(gone) == 0).all() and (gone == gone.T).all()
+    early = responsive_hostility(h0, latent, 0.75, onset=0.5, shape=0.5)
+    assert early[BGD, KR] == pytest.approx(0.9 * np.sqrt(0.5))
+
+
+def test_hostility_is_monotone_and_bounded_below_by_h0():
+    rng = np.random.default_rng(13)
+    for _ in range(20):
+        h0 = rng.random((4, 4)) * (rng.random((4, 4)) < 0.5)
+        latent = rng.random((4, 4))
+        onset, shape = rng.random() * 0.9, 0.2 + 3 * rng.random()
+        prev = None
+        for lost in np.linspace(0.0, 1.0, 21):
+            h = responsive_hostility(h0, latent, lost, onset, shape)
+            sym0 = np.maximum(h0, h0.T)
+            np.fill_diagonal(sym0, 0.0)
+            assert (h >= sym0).all() and (h == h.T).all() and (np.diag(h) == 0).all()
+            assert (h <= 1).all()
+            if prev is not None:
+                assert (h >= prev).all()
+            prev = h
+    with pytest.raises(ValueError):
+        responsive_hostility(h0, latent, 0.5, onset=1.0, shape=1.0)
+
+
+# ------------------------------------------------------------------ holdouts
+
+def test_holdout_defence_rises_as_the_last_ground_shrinks():
+    owner = np.array([[IS, IS, KR], [IS, OUTSIDE, UNGOVERNED]], np.int8)
+    valley = np.array([[True, False, True], [True, True, True]])
+    k = holdout_defence(owner, IS, valley, share_remaining=0.05, max_factor=3.0, onset=0.1)
+    np.testing.assert_array_equal(k, [[2.0, 1.0, 1.0], [2.0, 1.0, 1.0]])
+    assert (holdout_defence(owner, IS, valley, 0.2, 3.0, 0.1) == 1.0).all()  # above onset
+    assert holdout_defence(owner, IS, valley, 0.0, 3.0, 0.1)[0, 0] == 3.0
+    assert holdout_defence(owner, IS, valley, 0.1, 3.0, 0.1)[0, 0] == 1.0
+
+
+def test_go_underground_conserves_fighters():
+    g = np.array([[8.0, 4.0], [0.0, 10.0]])
+    hidden, killed = go_underground(g, 0.75)
+    np.testing.assert_array_equal(hidden, [[6.0, 3.0], [0.0, 7.5]])
+    np.testing.assert_array_equal(hidden + killed, g)
+    hidden, killed = go_underground(g.astype(np.float32), np.array([[1.0, 0.0], [0.5, 1.5]]))
+    assert hidden.dtype == np.float32
+    np.testing.assert_array_equal(hidden, [[8.0, 0.0], [0.0, 10.0]])  # share clipped to [0, 1]
+    np.testing.assert_array_equal(hidden + killed, g)
+
+
+# ------------------------------------------------------------------ docs and draft config
+def test_draft_parameters_match_the_odd_section():
+    """Every scalar of configs/aftermath_params_draft.yaml has a row with the same default in
+    docs/ODD.md's "Aftermath mechanisms (issue 13)" section, and every kernel it names exists."""
+    import importlib
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    draft = yaml.safe_load((root / "configs" / "aftermath_params_draft.yaml").read_text())
+    odd = (root / "docs" / "ODD.md").read_text(encoding="utf-8")
+    start = odd.index("### Aftermath mechanisms (issue 13)")
+    sec = odd[start:odd.index("\n## ", start)]
+    rows = {}
+    for line in sec.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 2:
+            rows[cells[0].strip("`")] = cells[1]
+    for group, params in draft.items():
+        for key, value in params.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if key == "stuck_share_max":
+                    continue  # a test bound, not a model parameter
+                name = f"{group}.{key}"
+                assert name in rows, f"docs/ODD.md aftermath section: no row for `{name}`"
+                assert float(rows[name]) == float(value), f"`{name}`: docs {rows[name]} vs draft {value}"
+    for f, pairs in draft["alignment"]["latent"].items():
+        for g, v in pairs.items():
+            assert f"{f}–{g} {v}" in rows["alignment.latent"], (f, g, v)
+    for mod in re.findall(r"`rules/(\w+)\.py`", sec):
+        importlib.import_module(f"sim.rules.{mod}")
+    for fn in ("sector_capture", "surrender", "passable", "reachable_targets", "allocate_units",
+               "share_units_stuck", "withdraw", "holdout_defence", "go_underground"):
+        assert f"`{fn}`" in sec
+
+
+# ------------------------------------------------------------------ conservation on random worlds
+@pytest.mark.parametrize("seed", range(5))
+def test_withdrawal_and_surrender_conserve_fighters_and_people_on_random_worlds(seed):
+    rng = np.random.default_rng(seed)
+    n_f, R, C = 4, 24, 30
+    owner = np.kron(rng.integers(-1, n_f, (4, 5)), np.ones((6, 6), np.int64)).astype(np.int8)
+    presence = rng.random((n_f, R, C)) * 20 * (rng.random((n_f, R, C)) < 0.5)
+    garrison = np.where(owner[None] == np.arange(n_f)[:, None, None], rng.random((n_f, R, C)) * 8, 0)
+    war = rng.random((n_f, n_f)) < 0.6
+    war = war | war.T
+    np.fill_diagonal(war, False)
+    core = rng.random((n_f, R, C)) < 0.3
+    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, 2.0)
+    np.testing.assert_allclose(new_g.sum(axis=(1, 2)), garrison.sum(axis=(1, 2)), rtol=1e-12)
+    assert ((new_owner == owner) | (new_owner == UNGOVERNED)).all()
+    for f in range(n_f):  # the garrison of abandoned cells moved, onto ground f keeps
+        gone = (owner == f) & (new_owner == UNGOVERNED)
+        assert moved[f] == pytest.approx(garrison[f][gone].sum(), rel=1e-12)
+        assert (new_g[f][gone] == 0).all()
+        assert (new_g[f][(new_owner != f) & (garrison[f] == 0)] == 0).all()
+    people = rng.random((R, C)) * 1000
+    for f in range(n_f):
+        s = besieged_pieces(owner, war, f, presence)
+        for k in np.flatnonzero(s.besieged & (s.besieger >= 0)):
+            dest = (s.labels == np.flatnonzero(s.main)[0]).astype(float) if s.main.any() else owner * 0.0
+            deal = surrender(s, int(k), owner, garrison, people, dest, 0.3, 0.2)
+            before = garrison.sum(axis=(1, 2))
+            after = deal.garrison.sum(axis=(1, 2)) + deal.surrendered
+            np.testing.assert_allclose(after, before, rtol=1e-12)
+            assert deal.people.sum() == pytest.approx(people.sum(), rel=1e-12)
+            assert (deal.owner[deal.cells] == s.besieger[k]).all()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_assault_is_monotone_in_attacker_and_defender_force(seed):
+    """More attackers never save a cell; more defenders never lose one."""
+    rng = np.random.default_rng(100 + seed)
+    n_f, R, C = 3, 12, 12
+    owner = rng.integers(-1, n_f, (R, C)).astype(np.int8)
+    p = rng.random((n_f, R, C)) * 10 * (rng.random((n_f, R, C)) < 0.5)
+    p[1] *= 4.0  # a strong attacker, so that some cells fall at the base force
+    hostile = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], bool)
+    allowed = np.ones((n_f, R, C), bool)
+    hm = np.ones(n_f)
+    defence = 1.0 + rng.random((R, C))
+    base, _ = sector_capture(owner, p, hostile, allowed, hm, defence, 1.5)
+    more_att = p.copy()
+    more_att[1] *= 1.5  # faction 1 is at war with both others
+    held_by_02 = (owner == 0) | (owner == 2)  # their only enemy is faction 1
+    cap, who = sector_capture(owner, more_att, hostile, allowed, hm, defence, 1.5)
+    assert (cap | ~base)[held_by_02].all() and (who[base & held_by_02] == 1).all()
+    assert cap[held_by_02].sum() > base[held_by_02].sum() > 0
+    more_def = p.copy()
+    more_def[[0, 2]] *= 1.5
+    cap, _ = sector_capture(owner, more_def, hostile, allowed, hm, defence, 1.5)
+    assert (~cap | base)[held_by_02].all()
