@@ -148,27 +148,3 @@ def test_default_baseline_at_005_full_horizon():
     assert attacks.iloc[-26:].sum() > 0  # ... but its insurgency goes on
     assert r.summary["people_conserved_error"] == pytest.approx(0.0, abs=1e-3)
     assert r.summary["fighters_conserved_error"] < 1.0
-
-
-def test_besieged_pocket_is_evacuated_to_main_ground():
-    """A one-cell pocket surrounded by an enemy at war sends evacuation_rate of its garrison to
-    the faction's largest piece of ground; nothing is lost."""
-    from scipy import ndimage
-
-    m = build_model(compose([*TINY, "scenario.weeks=1", "control.evacuation_rate=0.25"]))
-    a, b = 0, 1  # ISIS and SYRIAN_GOV: at war in the baseline hostility
-    m.owner[:] = b
-    m.owner[:, :10] = a  # main ground of faction a
-    m.owner[12, 20] = a  # a one-cell pocket inside b's ground
-    m.garrison[a] = np.where(m.owner == a, 10.0, 0.0).astype(np.float32)
-    before = float(m.garrison[a].sum())
-    own = m.owner == a
-    labels, n = ndimage.label(own, structure=np.ones((3, 3), bool))
-    sl = (slice(0, m.geo.shape[0]), slice(0, m.geo.shape[1]))
-    target = np.where(own, 1.0, 0.0)
-    comp = np.bincount(labels.ravel(), weights=m.garrison[a].ravel(), minlength=n + 1)
-    new = m._evacuate_pockets(a, sl, own, labels, n, comp, target)
-    assert m.garrison[a][12, 20] == pytest.approx(7.5)
-    assert float(m.garrison[a].sum()) == pytest.approx(before, rel=1e-6)
-    assert new[labels[12, 20]] == pytest.approx(7.5)
-    assert m._flow[("new_fighters_evacuated", m.faction_names[a])] == pytest.approx(2.5)

@@ -131,3 +131,21 @@ def initial_control_voronoi(seeds_row: np.ndarray, seeds_col: np.ndarray, seeds_
         m = theatre & (country == c)
         owner[m] = code_map[ir[m], ic[m]]
     return owner
+
+
+def control_candidates(owner: np.ndarray, presence: np.ndarray, hold_min: np.ndarray,
+                       hold_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat cells where control can change (the holder is below its hold level, someone else
+    is present, or nobody holds it and someone is there), and which held cells are below
+    their holder's hold level (counted toward ``vacancy_weeks``)."""
+    held = owner >= 0
+    oi = np.where(held, owner, 0)
+    own_p = presence[oi, np.arange(owner.size)]
+    total = presence.sum(axis=0)
+    weak = own_p < hold_min[oi] * hold_scale
+    active = (owner != OUTSIDE) & ((held & (weak | (total - own_p > 0)))
+                                   | (owner == UNGOVERNED) & (total > 0))
+    idx = np.flatnonzero(active)
+    below = np.zeros(owner.size, bool)
+    below[idx] = held[idx] & weak[idx]
+    return idx, below

@@ -49,3 +49,29 @@ def foreign_exit(foreign: float, rate: float, territory_loss: float) -> float:
     where ``loss`` is the share of its territory the group lost this step (defeat accelerates
     departures)."""
     return foreign * min(1.0, rate * (1.0 + 4.0 * max(territory_loss, 0.0)))
+
+
+def insurgent_mode(doctrines: list[str], cells: np.ndarray, initial_cells: np.ndarray) -> np.ndarray:
+    """Which factions fight as guerrillas: ``insurgent`` doctrine always, ``hybrid`` once it
+    holds less than a quarter of its initial ground (``cells`` now, ``initial_cells`` at 0)."""
+    out = np.array([d == "insurgent" for d in doctrines])
+    hybrid = np.array([d == "hybrid" for d in doctrines]) & (initial_cells > 0)
+    return out | (hybrid & (cells < 0.25 * np.maximum(initial_cells, 1)))
+
+
+def attack_losses(fighter_deaths: np.ndarray, owner: np.ndarray, garrison: np.ndarray,
+                  skip: int) -> np.ndarray:
+    """Holders' fighters killed by insurgent attacks: each faction (but ``skip``, the
+    insurgents) loses up to its garrison in the cells it holds.  Edits ``garrison`` in place;
+    returns the losses per faction."""
+    out = np.zeros(garrison.shape[0])
+    for i in range(garrison.shape[0]):
+        m = owner == i
+        if i == skip or not m.any():
+            continue
+        take = np.minimum(fighter_deaths * m, garrison[i])
+        k = float(take.sum())
+        if k:
+            garrison[i] -= take
+            out[i] = k
+    return out
