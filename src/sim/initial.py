@@ -101,6 +101,15 @@ def ground_value(geo: Geography, weights: list[dict]) -> np.ndarray:
                      for w in weights]).astype(np.float32)
 
 
+def foreign_fighters(cfg: Config, isis: str) -> float:
+    """ISIS's foreign fighters at the start: its fighters (times its strength multiplier)
+    times its ``foreign_fighter_share``; 0 without ISIS."""
+    fc = cfg.factions.get(isis)
+    if fc is None:
+        return 0.0
+    return fc.fighters * fc.foreign_fighter_share * cfg.scenario.strength_multiplier.get(isis, 1.0)
+
+
 # ------------------------------------------------------------------ civilians
 def settlement_regions(geo: Geography) -> dict:
     """Regions = Voronoi areas of the settlements (one per cell, the most populous):

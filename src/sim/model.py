@@ -48,8 +48,7 @@ class ConflictModel(mesa.Model):
         # numbers of every mechanism they have in common (common random numbers)
         self.streams = {n: np.random.default_rng(s) for n, s in zip(STREAMS, children[1:])}
         self.cfg, self.geo = cfg, geo
-        self.faction_names = list(cfg.factions)
-        self.n_f = len(self.faction_names)
+        self.faction_names, self.n_f = list(cfg.factions), len(cfg.factions)
         self.fidx = {n: i for i, n in enumerate(self.faction_names)}
         self.isis = self.fidx.get(ISIS, -1)
         self.start = self.date = events.date_of(cfg.scenario.start_date)
@@ -60,7 +59,7 @@ class ConflictModel(mesa.Model):
         for name, value in initial.faction_parameters(cfg, geo, self.faction_names, self.isis).items():
             setattr(self, name, value)
         self.withdrawn = np.zeros(self.n_f, bool)
-        self._line_sides: dict = {}
+        self._line_sides = events.LineSides(geo)  # the lines' geometry, computed once
         self.build_allowed()
         self.owner = build_initial_control(geo, self.faction_names, self.allowed)
         self._init_civilians()
@@ -73,19 +72,15 @@ class ConflictModel(mesa.Model):
         self.fighting = np.zeros(shape, bool)
         self.level = np.zeros(shape, np.int8)
         self.losses = np.zeros((self.n_f, *shape), np.float32)
-        self.battles = np.zeros((self.n_f, self.n_f))
-        self.mean_grievance = 0.0
+        self.battles, self.mean_grievance = np.zeros((self.n_f, self.n_f)), 0.0
         self.initial_cells = np.bincount(self.owner[self.owner >= 0].ravel(), minlength=self.n_f)
-        fc = cfg.factions.get(ISIS)
-        foreign = (fc.fighters * fc.foreign_fighter_share * cfg.scenario.strength_multiplier.get(ISIS, 1.0)
-                   ) if self.isis >= 0 else 0.0
-        self.ledger = FighterLedger(self.faction_names, self.isis, foreign, self.fighters)
+        self.ledger = FighterLedger(self.faction_names, self.isis, initial.foreign_fighters(cfg, ISIS),
+                                    self.fighters)
         self.flow = self.ledger.flow
         self.records: list[tuple[int, str, str, float]] = []
         self._fired: set = set()
-        self.air = np.ones((self.n_f, self.n_f))
-        self.engaged = self.hostility > 0
-        self.prev_owner = self.owner.copy()
+        self.air, self.engaged = np.ones((self.n_f, self.n_f)), self.hostility > 0  # set each week
+        self.prev_owner = self.owner.copy()  # control before this week's changes
         self._combat_idx = np.zeros(0, np.int64)
         self.below_weeks = np.zeros(self.geo.grid.n_cells, np.int16)
         self._phase_project()
@@ -94,14 +89,9 @@ class ConflictModel(mesa.Model):
     # ------------------------------------------------------------------ initialisation
     def build_allowed(self) -> None:
         """Where each faction may hold ground now (:func:`sim.rules.events.allowed_ground`)."""
-        def side(d):
-            key = (d.line, d.country, d.line_cells, d.north_share)
-            if key not in self._line_sides:  # the geometry does not change during a run
-                self._line_sides[key] = events.line_side(self.geo, d)
-            return self._line_sides[key]
         countries = [self.cfg.factions[f].countries for f in self.faction_names]
         self.allowed = events.allowed_ground(countries, self.withdrawn, self.cfg.scenario.deconfliction,
-                                             self.fidx, self.date, self.geo, side)
+                                             self.fidx, self.date, self.geo, self._line_sides)
 
     def _init_civilians(self) -> None:
         """Communities = settlement area (Voronoi of places) x identity group, one
@@ -177,16 +167,9 @@ class ConflictModel(mesa.Model):
         self.engaged = events.draw_engagement(self.hostility, self.streams["engage"])
 
     def _withdraw(self, i: int) -> None:
-        """A faction's ground forces leave the theatre; its ground becomes ungoverned."""
-        t = self.units
-        mine = t.faction == i
-        gone = float(self.garrison[i].sum()) + float(t.fighters[mine].sum())
-        self.garrison[i] = 0
-        t.fighters[mine] = 0
-        self._remove_units(np.flatnonzero(mine & t.alive))
-        t.alive[mine] = False
-        self.ledger.withdrawn(i, gone)
-        self.owner[self.owner == i] = UNGOVERNED
+        """A faction's ground forces leave the theatre (:func:`sim.rules.events.withdraw`)."""
+        self._remove_units(np.flatnonzero((self.units.faction == i) & self.units.alive))
+        self.ledger.withdrawn(i, events.withdraw(self.garrison, self.units, self.owner, i))
         self.withdrawn[i] = True
 
     def _remove_units(self, rows: np.ndarray) -> None:
@@ -256,25 +239,15 @@ class ConflictModel(mesa.Model):
             force, eng, self.firepower, self.air, self.insurgent_mode(), near_unit, thr,
             self.owner.ravel()[idx], self.shield[idx], cfg, self.streams["combat"])
         self.battles = combat.dyad_battles(loss, force, eng)
-        cell_loss = loss.sum(axis=0)
         self.losses.reshape(n, -1)[:, idx] = loss
-        self.fighting.ravel()[idx] = cell_loss > 0.5
-        self.violence.ravel()[idx] = cell_loss
-        d = self.damage.ravel()
-        d[idx] = combat.housing_damage(d[idx], cell_loss, air_share, cfg.ground_housing_damage,
-                                       cfg.air_housing_damage)
-        present = self.people_present().ravel()[idx]
-        self.new_civ_deaths_cell.ravel()[idx] = combat.civilian_deaths(present, cell_loss, air_share,
-                                                                       cfg.civilian_harm)
-        self._apply_losses()
-
-    def _apply_losses(self) -> None:
-        """Take the cell losses from the garrisons and units that were there
-        (:func:`~sim.rules.combat.apply_losses`) and book them in the ledger."""
-        per_f = combat.apply_losses(self.garrison, self.units, self.losses, self.p_garrison,
-                                    self.p_units, self._combat_idx, self.unit_window,
-                                    self.cfg.combat.unit_centre_share, garrison_presence)
-        for i in range(self.n_f):
+        fighting, lost, damage, deaths = combat.aftermath(loss, air_share, self.damage.ravel()[idx],
+                                                          self.people_present().ravel()[idx], cfg)
+        self.fighting.ravel()[idx], self.violence.ravel()[idx] = fighting, lost
+        self.damage.ravel()[idx], self.new_civ_deaths_cell.ravel()[idx] = damage, deaths
+        # losses come off the garrisons and units that were there, in proportion to presence
+        per_f = combat.apply_losses(self.garrison, self.units, self.losses, self.p_garrison, self.p_units,
+                                    idx, self.unit_window, cfg.unit_centre_share, garrison_presence)
+        for i in range(n):
             self.ledger.killed(i, float(per_f[i]))
 
     def insurgent_mode(self) -> np.ndarray:
@@ -292,11 +265,7 @@ class ConflictModel(mesa.Model):
         hold_min = self.hold_min.copy()  # an insurgency no longer tries to hold open ground
         hold_min[self.insurgent_mode()] *= self.cfg.insurgency.insurgent_hold_factor
         self.prev_owner = self.owner.copy()
-        post = self.presence
-        if self._combat_idx.size:
-            post = post.copy()
-            pf, ci = post.reshape(n, -1), self._combat_idx
-            pf[:, ci] = np.maximum(pf[:, ci] - self.losses.reshape(n, -1)[:, ci], 0.0)
+        post = combat.after_losses(self.presence, self.losses, self._combat_idx)
         owner, pflat = self.owner.ravel(), post.reshape(n, -1)
         idx, below = control_candidates(owner, pflat, hold_min, self.hold_scale)
         self.below_weeks = np.where(below, self.below_weeks + 1, 0).astype(np.int16)
@@ -309,12 +278,9 @@ class ConflictModel(mesa.Model):
                                  may_vacate=self.below_weeks[idx] >= cc.vacancy_weeks)
             old = owner[idx].copy()
             self.owner.ravel()[idx] = new
-            took = (new >= 0) & (new != old)
-            if cc.seed_garrison_share > 0 and took.any():
-                cap, f = idx[took], new[took].astype(np.int64)
-                redeploy.seed_garrisons(self.garrison, self.units, self.p_units, cap, f,
-                                        self.hold_min[f] * self.hold_scale[cap], cc.seed_garrison_share,
-                                        self.unit_window, self.cfg.combat.unit_centre_share)
+            redeploy.seed_garrisons(self.garrison, self.units, self.p_units, idx, old, new,
+                                    self.hold_min, self.hold_scale, cc.seed_garrison_share,
+                                    self.unit_window, self.cfg.combat.unit_centre_share)
         level_p = np.concatenate([post, self.hidden[None]], axis=0)
         self.level = control_levels(self.owner, level_p, self.fighting, cc.full_share, cc.dominant_share)
 
@@ -347,46 +313,29 @@ class ConflictModel(mesa.Model):
         self.ledger.killed(i, killed)
 
     def _spread(self, i: int, sl) -> None:
-        """Garrisons of faction ``i`` shift half-way toward their local targets, each connected
-        piece of ground keeping its fighters, after besieged pockets evacuate."""
-        own = self.owner[sl] == i
-        if not own.any():
+        """Pockets of faction ``i`` evacuate and its garrisons spread over its ground
+        (:func:`~sim.rules.redeploy.redeploy_garrisons`)."""
+        if not (self.owner[sl] == i).any():
             return
-        gi = self.garrison[i][sl]  # a view: edits write through
-        osl = self.owner[sl]
-        enemy = (osl >= 0) & (self.hostility[i] > 0)[np.where(osl >= 0, osl, 0)]
-        w = redeploy.station_weights(self.station_w[i][sl], own, enemy)
-        target = redeploy.garrison_targets(gi, own, w, self.move_window)
-        labels, n, comp_g = redeploy.pieces(own, gi)
-        rate = self.cfg.control.evacuation_rate
-        if n > 1 and rate > 0:
-            war = self.hostility[i] >= self.cfg.control.offensive_hostility
-            besieged = redeploy.besieged_pockets(own, labels, n, osl, war)
-            if besieged.any():
-                self.ledger.evacuated(i, redeploy.evacuate(gi, labels, besieged, rate, target))
-                comp_g = np.bincount(labels.ravel(), weights=gi.ravel(), minlength=n + 1)
-        redeploy.spread_garrisons(gi, target, labels, comp_g)
+        h, cc = self.hostility[i], self.cfg.control
+        moved = redeploy.redeploy_garrisons(self.garrison[i][sl], self.owner[sl], i, self.station_w[i][sl],
+                                            h, h >= cc.offensive_hostility, self.move_window, cc.evacuation_rate)
+        if moved is not None:
+            self.ledger.evacuated(i, moved)
 
     def _reinforce_units(self) -> None:
         """Units draw replacements from their garrisons or disband into them
-        (:func:`~sim.rules.redeploy.reinforce`)."""
+        (:func:`~sim.rules.redeploy.reinforce_faction`); disbanded units' agents go."""
         t = self.units
         for i, f in enumerate(self.faction_names):
             sel = t.of_faction(i)
-            if sel.size == 0:
-                continue
-            gtot = float(self.garrison[i].sum())
-            new, weak, back, lost, draw = redeploy.reinforce(t.fighters[sel], self.cfg.factions[f].unit_size, gtot)
-            t.fighters[sel] = new
-            t.alive[sel[weak]] = False
-            self._remove_units(sel[weak])
-            if back:
-                self.garrison[i] *= (gtot + back) / gtot
-                gtot += back
-            if lost:
-                self.ledger.killed(i, lost)
-            if draw:
-                self.garrison[i] *= (gtot - draw) / gtot
+            if sel.size:
+                t.fighters[sel], weak, lost = redeploy.reinforce_faction(
+                    self.garrison[i], t.fighters[sel], self.cfg.factions[f].unit_size)
+                t.alive[sel[weak]] = False
+                self._remove_units(sel[weak])
+                if lost:
+                    self.ledger.killed(i, lost)
 
     # 8 --------------------------------------------------------------------------------
     def _phase_insurgency(self) -> None:
@@ -403,39 +352,28 @@ class ConflictModel(mesa.Model):
         self.new_civ_deaths_cell = self.new_civ_deaths_cell + 0.5 * deaths
         self.violence = self.violence + deaths.astype(np.float32)
         fl = (0.5 * deaths).astype(np.float32)
-        if fl.any():
-            for i, k in enumerate(insurgency.attack_losses(fl, self.owner, self.garrison, isis)):
-                if k:
-                    self.ledger.killed(i, float(k))
+        for i, k in insurgency.attack_losses(fl, self.owner, self.garrison, isis):
+            self.ledger.killed(i, k)
         hostile_p = mix((self.hostility[isis] > 0)[None], self.presence)[0]
         caught = insurgency.detection_losses(self.hidden, hostile_p, ic.detection_rate)
         self.hidden -= caught.astype(np.float32)
         self.ledger.killed(isis, float(caught.sum()))
-        self._resurface()
-        self._foreign_exit()
-
-    def _resurface(self) -> None:
-        """Hidden cells that outnumber the holder retake the ground."""
-        isis = self.isis
-        held = self.owner >= 0
-        holder = np.where(held, np.take_along_axis(self.presence, np.where(held, self.owner, 0)[None], 0)[0], 0.0)
-        need = (self.hold_min[isis] * self.hold_scale).reshape(self.geo.shape)
-        up = insurgency.resurface(self.hidden, holder, self.cfg.control.capture_ratio, need) \
-            & self.allowed[isis] & (self.owner != isis)
-        if up.any():
+        up = insurgency.resurfacing(self.hidden, self.presence, self.owner, isis,
+                                    (self.hold_min[isis] * self.hold_scale).reshape(self.geo.shape),
+                                    self.cfg.control.capture_ratio, self.allowed[isis])
+        if up.any():  # hidden cells that outnumber the holder retake the ground
             self.owner[up] = isis
             self.garrison[isis][up] += self.hidden[up]
             self.hidden[up] = 0.0
             self.flow[("new_cells_resurfaced", "ALL")] += float(up.sum())
+        self._foreign_exit()
 
     def _foreign_exit(self) -> None:
         """Foreign fighters leave the region, faster as the caliphate's ground is lost."""
         isis = self.isis
         isis_total = self.fighters(isis)
-        prev = (self.prev_owner == isis).sum()
-        lost_share = max(0.0, 1.0 - (self.owner == isis).sum() / prev) if prev else 0.0
         out = insurgency.foreign_exit(self.ledger.foreign, self.cfg.scenario.foreign_fighter_exit_rate,
-                                      lost_share)
+                                      insurgency.territory_loss(self.prev_owner, self.owner, isis))
         if isis_total > 0 and out > 0:
             keep = 1.0 - out / isis_total
             self.garrison[isis] *= keep
@@ -445,48 +383,30 @@ class ConflictModel(mesa.Model):
 
     # 9 --------------------------------------------------------------------------------
     def _phase_civilians(self) -> None:
-        """Flight, return and deaths of civilians toward FLEE destinations, rebuilding, and
-        grievance (Epstein) and recruitment (:mod:`sim.rules.civilians`,
-        :mod:`sim.rules.recruitment`)."""
-        pop, cm, dc, gc = self.population, self.communities, self.cfg.displacement, self.cfg.grievance
-        home_cell, idp_cell = pop.people_split()
-        vio_cell = civ.violence_index(self.violence.ravel(), home_cell + idp_cell, dc.violence_scale,
-                                      dc.violence_threshold)
-        reg_vio, reg_dmg = pop.region_mean(vio_cell), pop.region_mean(self.damage.ravel())
-        reg_ddmg = np.maximum(reg_dmg - pop.reg_dmg_prev, 0.0)
-        pop.reg_dmg_prev = reg_dmg
+        """Flight, return and deaths of civilians toward FLEE destinations, rebuilding,
+        grievance (Epstein) (:mod:`sim.rules.civilians`); factions recruit from the communities
+        they rule, ISIS covertly from aggrieved Sunni Arabs (:mod:`sim.rules.recruitment`)."""
+        pop, cm, dc = self.population, self.communities, self.cfg.displacement
+        vio_cell, reg_vio, reg_dmg, reg_ddmg, deaths = pop.conditions(
+            self.violence.ravel(), self.damage.ravel(), self.new_civ_deaths_cell.ravel(), dc)
         own_c = self.owner.ravel()[pop.region_cell][cm.region]
         legit = np.where(own_c >= 0, self.legitimacy[np.maximum(own_c, 0), cm.identity], 0.1)
-        f_home = civ.death_split(self.new_civ_deaths_cell.ravel(), home_cell, idp_cell)
         flows = pop.displace(self.owner.ravel(), self.legitimacy, self.damage.ravel(), vio_cell,
-                             reg_vio[cm.region], reg_dmg[cm.region], reg_ddmg[cm.region], legit,
-                             pop.deaths(f_home, home_cell), dc)
+                             reg_vio[cm.region], reg_dmg[cm.region], reg_ddmg[cm.region], legit, deaths, dc)
         for name, v in flows.items():
             self.flow[(name, "ALL")] += v
         quiet = self.violence < 0.5  # rebuilding where it is quiet
         self.damage = np.where(quiet, self.damage * (1.0 - dc.rebuild_rate), self.damage)
-        displaced_share = 1.0 - cm.home / np.maximum(cm.pop0 - cm.dead, 1e-9)
-        hard = civ.hardship(gc.base_hardship, reg_dmg[cm.region], displaced_share, reg_vio[cm.region],
-                            gc.hardship_weight_damage, gc.hardship_weight_displacement,
-                            gc.hardship_weight_violence)
-        griev = civ.grievance(hard, legit)
-        self.mean_grievance = float(np.average(griev, weights=np.maximum(cm.home, 1e-9)))
-        self._recruit(own_c, griev)
-
-    def _recruit(self, own_c: np.ndarray, griev: np.ndarray) -> None:
-        """Factions recruit from the communities they rule; ISIS covertly from aggrieved Sunni
-        Arabs within reach of its network (:func:`sim.rules.recruitment.recruit_all`)."""
-        cm = self.communities
-        fcs = [self.cfg.factions[f] for f in self.faction_names]
-        # money and arms to pay and equip recruits; a withdrawn faction recruits no more
-        rates = np.array([fc.recruitment_rate * fc.resources for fc in fcs]) * ~self.withdrawn
+        griev, self.mean_grievance = pop.grievance(reg_dmg, reg_vio, legit, self.cfg.grievance)
+        # recruits: money and arms pay and equip them; a withdrawn faction recruits no more
+        rates = np.array([self.cfg.factions[f].recruitment_rate * self.cfg.factions[f].resources
+                          for f in self.faction_names]) * ~self.withdrawn
         reach = recruitment.network_reach(self.hidden, self.owner == self.isis, self.cell_km) \
             if self.isis >= 0 else None
-        new = recruitment.recruit_all(self.garrison, self.hidden, own_c, cm.home, cm.identity,
-                                      self.population.region_cell[cm.region], self.legitimacy, griev,
-                                      rates, self.isis, self.cfg.insurgency.recruitment_rate, reach,
-                                      IDENTITIES.index("sunni_arab"))
-        for i, k in new:
+        for i, k in recruitment.recruit_all(self.garrison, self.hidden, own_c, cm.home, cm.identity,
+                                            pop.region_cell[cm.region], self.legitimacy, griev, rates,
+                                            self.isis, self.cfg.insurgency.recruitment_rate, reach,
+                                            IDENTITIES.index("sunni_arab")):
             self.ledger.recruited(i, k)
 
     # 10 -------------------------------------------------------------------------------

@@ -200,3 +200,27 @@ class Population:
         cm.idp_loc = np.where(moving, new_loc, cm.idp_loc)
         return {"new_displaced": float(left.sum()), "new_refugees_abroad": float(to_ab.sum()),
                 "new_returnees": float(back.sum()), "new_civilian_deaths": float(died.sum())}
+
+    def conditions(self, violence: np.ndarray, damage: np.ndarray, deaths_cell: np.ndarray, dc):
+        """What civilians face this week, from flat cell fields of fighting deaths, housing
+        damage and civilian deaths: ``(violence index per cell, per region: mean violence,
+        mean damage, damage increase since last week; (home, idp) deaths per community)``."""
+        home_cell, idp_cell = self.people_split()
+        vio_cell = violence_index(violence, home_cell + idp_cell, dc.violence_scale, dc.violence_threshold)
+        reg_vio, reg_dmg = self.region_mean(vio_cell), self.region_mean(damage)
+        reg_ddmg = np.maximum(reg_dmg - self.reg_dmg_prev, 0.0)
+        self.reg_dmg_prev = reg_dmg
+        deaths = self.deaths(death_split(deaths_cell, home_cell, idp_cell), home_cell)
+        return vio_cell, reg_vio, reg_dmg, reg_ddmg, deaths
+
+    def grievance(self, reg_dmg: np.ndarray, reg_vio: np.ndarray, legit: np.ndarray, gc):
+        """Epstein grievance per community from its hardship (its region's damage and
+        violence, its displaced share) and the legitimacy of its ruler; and the mean
+        grievance weighted by people at home.  ``gc``: the ``grievance`` config."""
+        cm = self.table
+        displaced_share = 1.0 - cm.home / np.maximum(cm.pop0 - cm.dead, 1e-9)
+        hard = hardship(gc.base_hardship, reg_dmg[cm.region], displaced_share, reg_vio[cm.region],
+                        gc.hardship_weight_damage, gc.hardship_weight_displacement,
+                        gc.hardship_weight_violence)
+        griev = grievance(hard, legit)
+        return griev, float(np.average(griev, weights=np.maximum(cm.home, 1e-9)))

@@ -182,3 +182,27 @@ def apply_losses(garrison: np.ndarray, units, losses: np.ndarray, p_garrison: np
                                                            unit_window[f], f, centre)
         units.fighters -= u_loss
     return g_lost + np.bincount(units.faction, weights=u_loss, minlength=n)[:n]
+
+
+def after_losses(presence: np.ndarray, losses: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Presence ``[F, R, C]`` left after this step's losses in the combat cells ``idx``
+    (a copy; the input itself if there was no combat)."""
+    if idx.size == 0:
+        return presence
+    n = presence.shape[0]
+    post = presence.copy()
+    pf = post.reshape(n, -1)
+    pf[:, idx] = np.maximum(pf[:, idx] - losses.reshape(n, -1)[:, idx], 0.0)
+    return post
+
+
+def aftermath(loss: np.ndarray, air_share: np.ndarray, damage: np.ndarray, people: np.ndarray, cfg):
+    """What a week's fighting leaves in the ``k`` combat cells: ``(fighting, fighters lost,
+    new housing damage, civilian deaths)`` from the losses ``[F, k]``, the air share of fire,
+    the damage before and the people present (:func:`housing_damage`,
+    :func:`civilian_deaths`).  ``cfg``: the ``combat`` config."""
+    cell_loss = loss.sum(axis=0)
+    new_damage = housing_damage(damage, cell_loss, air_share, cfg.ground_housing_damage,
+                                cfg.air_housing_damage)
+    return (cell_loss > 0.5, cell_loss, new_damage,
+            civilian_deaths(people, cell_loss, air_share, cfg.civilian_harm))

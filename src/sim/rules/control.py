@@ -47,8 +47,7 @@ def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
     ``jitter`` (same shape as presence, tiny) breaks exact ties at random.  Works on any
     trailing shape (the model passes only the cells where control can change).
     """
-    n_f = presence.shape[0]
-    shape = owner.shape
+    n_f, shape = presence.shape[0], owner.shape
     owner = owner.reshape(-1)
     p = presence.reshape(n_f, -1)
     if jitter is not None:
@@ -59,10 +58,8 @@ def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
     can_hold = allowed & (p >= hm)
 
     held = owner >= 0
-    own_idx = np.where(held, owner, 0)
-    cols = np.arange(owner.size)
-    own_p = p[own_idx, cols]
-    vacant = held & (own_p < hm[own_idx, cols])
+    own_idx, cols = np.where(held, owner, 0), np.arange(owner.size)
+    vacant = held & (p[own_idx, cols] < hm[own_idx, cols])
     if may_vacate is not None:
         vacant &= may_vacate.reshape(-1)
     new = np.where(vacant, UNGOVERNED, owner)

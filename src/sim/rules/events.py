@@ -104,3 +104,34 @@ def line_side(geo, d) -> np.ndarray:
         else:
             side = np.where(on_line, 1 if d.line_cells == "north" else -1, side)
     return side
+
+
+def withdraw(garrison: np.ndarray, units, owner: np.ndarray, i: int) -> float:
+    """Faction ``i``'s ground forces leave the theatre: its garrisons and units go to 0 (units
+    marked dead) and its ground becomes ungoverned.  Edits the arrays in place; returns the
+    fighters withdrawn."""
+    from .control import UNGOVERNED
+
+    mine = units.faction == i
+    gone = float(garrison[i].sum()) + float(units.fighters[mine].sum())
+    garrison[i] = 0
+    units.fighters[mine] = 0
+    units.alive[mine] = False
+    owner[owner == i] = UNGOVERNED
+    return gone
+
+
+class LineSides:
+    """Cache of :func:`line_side` per deconfliction line (the geometry never changes during a
+    run); call it with a line's config."""
+
+    def __init__(self, geo):
+        self.geo = geo
+        self.cache: dict = {}
+
+    def __call__(self, d) -> np.ndarray:
+        """The side per cell of line ``d``, computed on first use."""
+        key = (d.line, d.country, d.line_cells, d.north_share)
+        if key not in self.cache:
+            self.cache[key] = line_side(self.geo, d)
+        return self.cache[key]

@@ -60,11 +60,13 @@ def insurgent_mode(doctrines: list[str], cells: np.ndarray, initial_cells: np.nd
 
 
 def attack_losses(fighter_deaths: np.ndarray, owner: np.ndarray, garrison: np.ndarray,
-                  skip: int) -> np.ndarray:
+                  skip: int) -> list[tuple[int, float]]:
     """Holders' fighters killed by insurgent attacks: each faction (but ``skip``, the
     insurgents) loses up to its garrison in the cells it holds.  Edits ``garrison`` in place;
-    returns the losses per faction."""
-    out = np.zeros(garrison.shape[0])
+    returns the ``(faction, losses)`` of the factions that lost fighters."""
+    out = []
+    if not fighter_deaths.any():
+        return out
     for i in range(garrison.shape[0]):
         m = owner == i
         if i == skip or not m.any():
@@ -73,5 +75,21 @@ def attack_losses(fighter_deaths: np.ndarray, owner: np.ndarray, garrison: np.nd
         k = float(take.sum())
         if k:
             garrison[i] -= take
-            out[i] = k
+            out.append((i, k))
     return out
+
+
+def resurfacing(hidden: np.ndarray, presence: np.ndarray, owner: np.ndarray, isis: int,
+                need: np.ndarray, ratio: float, allowed: np.ndarray) -> np.ndarray:
+    """Cells ISIS's hidden members retake (:func:`resurface`): held by another faction
+    whose presence ``presence[owner]`` they outnumber by ``ratio``, with at least ``need``
+    of them, where ISIS may hold ground."""
+    held = owner >= 0
+    holder = np.where(held, np.take_along_axis(presence, np.where(held, owner, 0)[None], 0)[0], 0.0)
+    return resurface(hidden, holder, ratio, need) & allowed & (owner != isis)
+
+
+def territory_loss(prev_owner: np.ndarray, owner: np.ndarray, f: int) -> float:
+    """Share of its ground faction ``f`` lost this step (0 if it held none)."""
+    prev = (prev_owner == f).sum()
+    return max(0.0, 1.0 - (owner == f).sum() / prev) if prev else 0.0

@@ -49,6 +49,7 @@ class FighterLedger:
             self.cum[k] += self.flow[k]
 
     def _book(self, i: int, entry: str, k: float) -> None:
+        """Add ``k`` to faction ``i``'s running total ``entry`` and to its flow, if any."""
         f = self.factions[i]
         self.totals[f][entry] += k
         if entry in FLOW_OF:

@@ -122,15 +122,21 @@ def seed_amounts(p_units: np.ndarray, need: np.ndarray, share: float) -> np.ndar
     return np.minimum(share * p_units, 3.0 * need)
 
 
-def seed_garrisons(garrison: np.ndarray, units, p_units: np.ndarray, cap_idx: np.ndarray,
-                   f: np.ndarray, need: np.ndarray, share: float, unit_window: np.ndarray,
-                   centre: float) -> None:
-    """Units of factions ``f`` that took the flat cells ``cap_idx`` leave a holding force there
-    (:func:`seed_amounts`, ``need`` = presence needed to hold each cell), taken from the units
+def seed_garrisons(garrison: np.ndarray, units, p_units: np.ndarray, idx: np.ndarray,
+                   old: np.ndarray, new: np.ndarray, hold_min: np.ndarray, hold_scale: np.ndarray,
+                   share: float, unit_window: np.ndarray, centre: float) -> None:
+    """Units that took a cell of ``idx`` (flat; owner ``old`` -> ``new``) leave a holding
+    force there (:func:`seed_amounts`; holding a cell needs ``hold_min[f] * hold_scale``),
+    taken from the units
     through the same kernel that projected them, so nothing is created or lost; float rounding
     between the two sums goes to the faction's garrison as a whole.  Edits ``garrison`` and
     ``units.fighters`` in place."""
+    took = (new >= 0) & (new != old)
+    if share <= 0 or not took.any():
+        return
     n = garrison.shape[0]
+    cap_idx, f = idx[took], new[took].astype(np.int64)
+    need = hold_min[f] * hold_scale[cap_idx]
     pu = p_units.reshape(n, -1)[f, cap_idx]
     amount = seed_amounts(pu, need, share)
     ok = amount > 0
@@ -151,3 +157,40 @@ def seed_garrisons(garrison: np.ndarray, units, p_units: np.ndarray, cap_idx: np
         tot = float(garrison[i].sum())
         if tot > 0:
             garrison[i] *= (tot + given[i] - placed[i]) / tot
+
+
+def redeploy_garrisons(garrison: np.ndarray, owner: np.ndarray, i: int, station_w: np.ndarray,
+                       hostility_i: np.ndarray, war: np.ndarray, window: int, rate: float) -> float:
+    """One week of redeployment of faction ``i``'s garrisons (float32, edited in place) on
+    the window ``owner``: besieged pockets evacuate ``rate`` of their garrison to the largest
+    piece (:func:`besieged_pockets`, :func:`evacuate`; ``war[g]``: i is at war with g), then
+    garrisons shift half-way toward their local targets (:func:`garrison_targets`, station
+    weights with front cells doubled), each piece keeping its fighters
+    (:func:`spread_garrisons`).  Returns the fighters evacuated (None if no pocket)."""
+    own = owner == i
+    held = owner >= 0
+    enemy = held & (hostility_i > 0)[np.where(held, owner, 0)]
+    target = garrison_targets(garrison, own, station_weights(station_w, own, enemy), window)
+    labels, n, comp_g = pieces(own, garrison)
+    moved = None
+    if n > 1 and rate > 0:
+        besieged = besieged_pockets(own, labels, n, owner, war)
+        if besieged.any():
+            moved = evacuate(garrison, labels, besieged, rate, target)
+            comp_g = np.bincount(labels.ravel(), weights=garrison.ravel(), minlength=n + 1)
+    spread_garrisons(garrison, target, labels, comp_g)
+    return moved
+
+
+def reinforce_faction(garrison: np.ndarray, fighters: np.ndarray, size: float):
+    """:func:`reinforce` for one faction, with its garrisons ``[R, C]`` (edited in place)
+    scaled by what disbanded units return and replacements draw.  Returns ``(new unit
+    fighters, disbanded mask, fighters lost)``."""
+    gtot = float(garrison.sum())
+    new, weak, back, lost, draw = reinforce(fighters, size, gtot)
+    if back:
+        garrison *= (gtot + back) / gtot
+        gtot += back
+    if draw:
+        garrison *= (gtot - draw) / gtot
+    return new, weak, lost

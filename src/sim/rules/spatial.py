@@ -113,6 +113,7 @@ def faction_boxes(owner: np.ndarray, prev_owner: np.ndarray, n_f: int, margin: i
         if not boxes:
             out.append(None)
             continue
-        out.append((slice(max(min(b[0].start for b in boxes) - margin, 0), min(max(b[0].stop for b in boxes) + margin, R)),
-                    slice(max(min(b[1].start for b in boxes) - margin, 0), min(max(b[1].stop for b in boxes) + margin, C))))
+        out.append(tuple(slice(max(min(b[k].start for b in boxes) - margin, 0),
+                               min(max(b[k].stop for b in boxes) + margin, size))
+                         for k, size in ((0, R), (1, C))))
     return out
