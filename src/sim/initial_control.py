@@ -17,13 +17,15 @@ from .config import FACTIONS
 from .geography import DATA, DATA_BBOX, Geography
 from .rules.control import UNGOVERNED, initial_control_voronoi
 
-CONTROL_POINTS = DATA / "history" / "initial_control_2017-07.csv"
+CONTROL_POINTS = "initial_control_2017-07.csv"  # in DATA/history
 ISO = {"Syria": "SYR", "Iraq": "IRQ"}
 
 
-def read_control_points(fidx: dict[str, int], path=CONTROL_POINTS):
+def read_control_points(fidx: dict[str, int], path=None):
     """``(lat, lon, faction index, country code)`` of the control points of factions in
-    ``fidx``; a bad row stops with its line number."""
+    ``fidx`` (from ``DATA/history/initial_control_2017-07.csv`` unless ``path`` is given); a
+    bad row stops with its line number."""
+    path = path or DATA / "history" / CONTROL_POINTS
     with open(path, encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     lat, lon, code, ctry = [], [], [], []

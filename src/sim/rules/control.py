@@ -17,8 +17,8 @@ import numpy as np
 
 from .spatial import argmax0
 
-UNGOVERNED = -1
-OUTSIDE = -2
+UNGOVERNED = -1  # controller code of a theatre cell nobody holds
+OUTSIDE = -2  # controller code of a cell outside the theatre (other countries, sea, lakes)
 LEVEL_NONE, LEVEL_FULL, LEVEL_DOMINANT, LEVEL_CONTESTED = 0, 1, 2, 3
 
 
