@@ -163,7 +163,7 @@ def test_every_summary_outcome_documented(odd, tiny_run):
 
 # ------------------------------------------------------------------------------ values
 def test_mechanism_parameters(odd, cfg):
-    rows = {unquote(r[0]): r for r in table_rows(section(odd, "8.1 Mechanisms (`configs/mechanisms.yaml`)"))}
+    rows = {unquote(r[0]): r for r in table_rows(section(odd, "8.1 Mechanisms (`configs/mechanisms/default.yaml`)"))}
     for sec in MECHANISM_SECTIONS:
         for key, value in cfg[sec].items():
             name = f"{sec}.{key}"
