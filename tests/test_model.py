@@ -148,3 +148,27 @@ def test_default_baseline_at_005_full_horizon():
     assert attacks.iloc[-26:].sum() > 0  # ... but its insurgency goes on
     assert r.summary["people_conserved_error"] == pytest.approx(0.0, abs=1e-3)
     assert r.summary["fighters_conserved_error"] < 1.0
+
+
+def test_withdrawal_is_booked_and_removes_the_units_agents():
+    """A withdrawal event goes through the ledger (the balance still closes and
+    cum_fighters_withdrawn is recorded) and the withdrawn units' Mesa agents leave the model;
+    the HQs are Mesa agents."""
+    from sim.agents import FactionHQ, Unit
+
+    m = build_model(compose([*TINY, "scenario.weeks=2"]))
+    i = max(range(m.n_f), key=lambda k: int((m.units.faction == k).sum()))
+    f = m.faction_names[i]
+    m = build_model(compose([*TINY, "scenario.weeks=2", "+scenario.events.leave.date=2017-07-08",
+                             f"+scenario.events.leave.withdraw=[{f}]"]))
+    assert len(m.agents_by_type[FactionHQ]) == m.n_f
+    n_units = int(((m.units.faction == i) & m.units.alive).sum())
+    before = len(m.agents_by_type[Unit])
+    gone = m.fighters(i)
+    m.step()
+    assert n_units > 0 and len(m.agents_by_type[Unit]) == before - n_units
+    assert m.fighters(i) == 0.0 and abs(m.fighter_balance(f)) < 1e-6 * max(gone, 1.0)
+    rec = {(s, k, g): v for s, k, g, v in m.records}
+    assert rec[(1, "new_fighters_withdrawn", f)] == rec[(1, "cum_fighters_withdrawn", f)]
+    assert rec[(1, "cum_fighters_withdrawn", f)] == pytest.approx(gone, rel=0.01)
+    assert m.steps == 1 and m.steps_done == 1
