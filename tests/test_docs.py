@@ -125,10 +125,10 @@ def test_random_streams_listed(odd):
 
 
 def test_code_constants(odd):
-    from sim import model
+    from sim.rules import presence
 
     rows = {unquote(r[0]): r[1] for r in table_rows(section(odd, "8.6 Constants in the code"))}
-    assert same(rows["GARRISON_SPILL"], model.GARRISON_SPILL), "docs/ODD.md 8.6: GARRISON_SPILL"
+    assert same(rows["GARRISON_SPILL"], presence.GARRISON_SPILL), "docs/ODD.md 8.6: GARRISON_SPILL"
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,7 @@ def test_every_summary_outcome_documented(odd, tiny_run):
 
 # ------------------------------------------------------------------------------ values
 def test_mechanism_parameters(odd, cfg):
-    rows = {unquote(r[0]): r for r in table_rows(section(odd, "8.1 Mechanisms (`configs/mechanisms.yaml`)"))}
+    rows = {unquote(r[0]): r for r in table_rows(section(odd, "8.1 Mechanisms (`configs/mechanisms/default.yaml`)"))}
     for sec in MECHANISM_SECTIONS:
         for key, value in cfg[sec].items():
             name = f"{sec}.{key}"

@@ -150,25 +150,25 @@ def test_default_baseline_at_005_full_horizon():
     assert r.summary["fighters_conserved_error"] < 1.0
 
 
-def test_besieged_pocket_is_evacuated_to_main_ground():
-    """A one-cell pocket surrounded by an enemy at war sends evacuation_rate of its garrison to
-    the faction's largest piece of ground; nothing is lost."""
-    from scipy import ndimage
+def test_withdrawal_is_booked_and_removes_the_units_agents():
+    """A withdrawal event goes through the ledger (the balance still closes and
+    cum_fighters_withdrawn is recorded) and the withdrawn units' Mesa agents leave the model;
+    the HQs are Mesa agents."""
+    from sim.agents import FactionHQ, Unit
 
-    m = build_model(compose([*TINY, "scenario.weeks=1", "control.evacuation_rate=0.25"]))
-    a, b = 0, 1  # ISIS and SYRIAN_GOV: at war in the baseline hostility
-    m.owner[:] = b
-    m.owner[:, :10] = a  # main ground of faction a
-    m.owner[12, 20] = a  # a one-cell pocket inside b's ground
-    m.garrison[a] = np.where(m.owner == a, 10.0, 0.0).astype(np.float32)
-    before = float(m.garrison[a].sum())
-    own = m.owner == a
-    labels, n = ndimage.label(own, structure=np.ones((3, 3), bool))
-    sl = (slice(0, m.geo.shape[0]), slice(0, m.geo.shape[1]))
-    target = np.where(own, 1.0, 0.0)
-    comp = np.bincount(labels.ravel(), weights=m.garrison[a].ravel(), minlength=n + 1)
-    new = m._evacuate_pockets(a, sl, own, labels, n, comp, target)
-    assert m.garrison[a][12, 20] == pytest.approx(7.5)
-    assert float(m.garrison[a].sum()) == pytest.approx(before, rel=1e-6)
-    assert new[labels[12, 20]] == pytest.approx(7.5)
-    assert m._flow[("new_fighters_evacuated", m.faction_names[a])] == pytest.approx(2.5)
+    m = build_model(compose([*TINY, "scenario.weeks=2"]))
+    i = max(range(m.n_f), key=lambda k: int((m.units.faction == k).sum()))
+    f = m.faction_names[i]
+    m = build_model(compose([*TINY, "scenario.weeks=2", "+scenario.events.leave.date=2017-07-08",
+                             f"+scenario.events.leave.withdraw=[{f}]"]))
+    assert len(m.agents_by_type[FactionHQ]) == m.n_f
+    n_units = int(((m.units.faction == i) & m.units.alive).sum())
+    before = len(m.agents_by_type[Unit])
+    gone = m.fighters(i)
+    m.step()
+    assert n_units > 0 and len(m.agents_by_type[Unit]) == before - n_units
+    assert m.fighters(i) == 0.0 and abs(m.fighter_balance(f)) < 1e-6 * max(gone, 1.0)
+    rec = {(s, k, g): v for s, k, g, v in m.records}
+    assert rec[(1, "new_fighters_withdrawn", f)] == rec[(1, "cum_fighters_withdrawn", f)]
+    assert rec[(1, "cum_fighters_withdrawn", f)] == pytest.approx(gone, rel=0.01)
+    assert m.steps == 1 and m.steps_done == 1

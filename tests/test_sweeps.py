@@ -121,7 +121,7 @@ def test_fault_injection_matching(monkeypatch):
 
 
 def test_expand_sweep_counts_jobs():
-    from sim.callbacks import expand_sweep
+    from sim.compose import expand_sweep
 
     jobs = expand_sweep(["scenario=a,b", "replicate=range(3)", "geography=res_010"])
     assert len(jobs) == 6

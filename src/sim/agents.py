@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import mesa
 import numpy as np
 
-from .rules.spatial import dilate8
+from .rules import movement
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import ConflictModel
@@ -39,59 +39,36 @@ class FactionHQ(mesa.Agent):
     def config(self):
         return self.model.cfg.factions[self.name]
 
-    def plan(self, presence: np.ndarray, enemy: np.ndarray, value: np.ndarray) -> None:
-        """Assign an objective cell to each of this faction's live units."""
+    def plan(self, enemy_all: np.ndarray) -> None:
+        """Assign an objective cell to each of this faction's live units
+        (:mod:`sim.rules.movement`: candidate cells, GeoSim scores, assignment).
+        ``enemy_all[f]``: presence of f's enemies; called through
+        ``model.agents_by_type[FactionHQ].do("plan", enemy_all)``."""
         m = self.model
-        units = m.units.of_faction(self.index)
+        f = self.index
+        units = m.units.of_faction(f)
         if units.size == 0:
             return
-        f = self.index
-        fc = self.config
-        own = m.owner == f
-        reach = dilate8(dilate8(own | m.units.occupied(f, m.owner.shape)))
-        hostile_owner = np.zeros(m.owner.shape, bool)
-        held = m.owner >= 0
         # offensives only against factions it is at war with; low-level hostility means
         # skirmishes where fronts touch, not campaigns
-        hostile_owner[held] = m.hostility[f][m.owner[held]] >= m.cfg.control.offensive_hostility
-        target = reach & m.allowed[f] & ~own & (hostile_owner | (m.owner == -1))
-        idx = np.flatnonzero(target)
+        idx = movement.target_cells(f, m.owner, m.units.occupied(f, m.owner.shape), m.allowed[f],
+                                    m.hostility, m.cfg.control.offensive_hostility)
+        enemy = enemy_all[f]
         if idx.size == 0:
             # nothing to take: hold the most threatened own cells
-            idx = np.flatnonzero(own & (enemy > 0))
+            idx = np.flatnonzero((m.owner == f) & (enemy > 0))
             if idx.size == 0:
                 return
-        # GeoSim power ratio: what the HQ could mass there (its units' assault share plus the
-        # presence it already has) against the enemy's presence, scaled by the defender's
-        # terrain advantage; unfeasible targets are put off, ungoverned ground always tempts
         mass = m.units.fighters[units].sum() * m.cfg.combat.unit_centre_share
-        need = fc.attack_ratio * m.defence[idx]
-        ratio = (mass + presence.ravel()[idx]) / (enemy.ravel()[idx] + 1.0) / need
-        owner = m.owner.ravel()[idx]
-        vacuum = owner == -1
-        # enemies are worth attacking in proportion to how hostile they are (a faction at
-        # low-level war with a neighbour keeps its units for its main enemy)
-        hostility = np.where(vacuum, 1.0, m.hostility[f][np.maximum(owner, 0)])
-        score = value.ravel()[idx] * np.minimum(ratio, 3.0) * np.where(vacuum, 1.5, hostility)
-        score = np.where((ratio >= 1.0) | vacuum, score, score * 0.05)
+        score = movement.target_scores(idx, m.owner.ravel()[idx], mass, m.presence[f], enemy,
+                                       m.value[f], self.config.attack_ratio * m.defence[idx],
+                                       m.hostility[f])
         order = np.argsort(score)[::-1][: max(4 * units.size, 8)]
-        top, top_score = idx[order], score[order].copy()
-        tr, tc = np.divmod(top, m.owner.shape[1])
-        self.objectives = []
-        for u in units:
-            ur, uc = m.units.row[u], m.units.col[u]
-            d = np.hypot(tr - ur, tc - uc)
-            s = top_score / (1.0 + d / max(m.unit_speed_cells[f], 1.0))
-            # commitment: a unit keeps an objective that is still worth taking
-            prev = (tr == int(round(m.units.target[u, 0]))) & (tc == int(round(m.units.target[u, 1])))
-            s = np.where(prev, 2.0 * s, s)
-            j = int(np.argmax(s))
-            m.units.target[u] = (tr[j], tc[j])
-            top_score[j] *= 0.6  # spread units over fronts, but let big objectives draw several
-            self.objectives.append((int(tr[j]), int(tc[j])))
-
-    def step(self) -> None:  # scheduling is explicit in ConflictModel.step
-        pass
+        targets = movement.assign_objectives(m.units.row[units], m.units.col[units],
+                                             m.units.target[units], idx[order], score[order],
+                                             m.owner.shape[1], m.unit_speed_cells[f])
+        m.units.target[units] = targets
+        self.objectives = [(int(r), int(c)) for r, c in targets]
 
 
 class Unit(mesa.Agent):

@@ -37,7 +37,7 @@ from matplotlib.figure import Figure
 from mesa.visualization import SolaraViz
 from mesa.visualization.utils import update_counter
 
-from .cli import compose, config_dir
+from .compose import compose, config_dir
 from .geography import build_geography
 from .model import ConflictModel
 from .plotting import UNGOVERNED_COLOUR, faction_colours, plot_map

@@ -25,6 +25,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from .compose import expand_sweep
+
 log = logging.getLogger("sim.sweep")
 
 SWEEP_META = ".sim_sweep.json"
@@ -32,16 +34,6 @@ PROGRESS_FILE = ".sim_progress.jsonl"
 
 #: tally of the last sweep launched in this process: total, ok, skipped, failed, incomplete
 LAST_SWEEP: dict[str, Any] = {}
-
-
-def expand_sweep(overrides: list[str]) -> list[list[str]]:
-    """The jobs (override lists) the basic sweeper makes of command-line ``overrides``."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(overrides=list(overrides))
-    batches = BasicSweeper.split_arguments(parsed, None)
-    return [list(job) for batch in batches for job in batch]
 
 
 def _fmt(seconds: float | None) -> str:

@@ -1,6 +1,7 @@
 """Command line: ``sim run|collect|compare|sensitivity|validate|app``.
 
-Only this module imports Hydra.  ``sim run`` composes ``configs/config.yaml`` with any Hydra
+Only this module, :mod:`sim.compose` (config composition for everyone else), the sweep
+callbacks and the launcher plugin import Hydra.  ``sim run`` composes ``configs/config.yaml`` with any Hydra
 overrides (``sim run scenario=us_withdrawal geography=res_010 seed=3``, ``sim run -m ...`` for
 sweeps), validates the result against the schema in :mod:`sim.config` and calls
 :func:`sim.runner.run_scenario`, then writes the outputs and plots into Hydra's run directory.
@@ -15,60 +16,13 @@ import os
 import sys
 from pathlib import Path
 
+from .compose import compose, config_dir, in_sweep, register_configs, register_resolvers, resolve
+
 log = logging.getLogger("sim")
 
-SUBCOMMANDS = ("run", "collect", "compare", "sensitivity", "validate", "app", "bench")
+__all__ = ["SUBCOMMANDS", "compose", "config_dir", "hydra_run", "main", "register_resolvers"]
 
-
-def config_dir() -> Path:
-    """The ``configs/`` folder: the repository's (editable install) or the packaged copy."""
-    env = os.environ.get("SIM_CONFIG_DIR")
-    if env:
-        return Path(env).resolve()
-    here = Path(__file__).resolve()
-    for cand in (here.parents[2] / "configs", here.parent / "configs"):
-        if (cand / "config.yaml").exists():
-            return cand
-    raise FileNotFoundError("configs/config.yaml not found; set SIM_CONFIG_DIR")
-
-
-def register_resolvers() -> None:
-    """OmegaConf resolvers of the configs.  ``${sim.uid:}``: a token unique to the launching
-    process (pid + random hex), cached in the config like ``${now:...}``, so two sweeps started
-    in the same second get different ``hydra.sweep.dir``s and every job of a sweep sees the same
-    value.  Registered on import of this module too: launcher workers (joblib, submitit, Ray)
-    unpickle the task function from here before they resolve the job's directory."""
-    from omegaconf import OmegaConf
-
-    if not OmegaConf.has_resolver("sim.uid"):
-        OmegaConf.register_new_resolver("sim.uid", _uid, use_cache=True)
-
-
-def _uid() -> str:
-    import secrets
-
-    return f"{os.getpid():x}{secrets.token_hex(2)}"
-
-
-def register_configs() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    register_resolvers()
-
-    from .config import Config, FactionConfig, GeographyConfig
-
-    cs = ConfigStore.instance()
-    cs.store(name="base_config", node=Config)
-    cs.store(group="geography", name="base_geography", node=GeographyConfig)
-    cs.store(group="faction", name="base_faction", node=FactionConfig)
-
-
-def _resolve(cfg) -> dict:
-    from omegaconf import OmegaConf
-
-    d = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    d.pop("hydra", None)
-    return d
+SUBCOMMANDS = ("run", "collect", "compare", "sensitivity", "validate", "app")
 
 
 def _run_job(cfg) -> dict | None:
@@ -81,14 +35,14 @@ def _run_job(cfg) -> dict | None:
     from omegaconf.errors import OmegaConfBaseException
 
     from .config import ConfigError, from_dict, validate_geography
-    from .jobs import in_sweep, mark_failed, run_job, skip_if_finished
+    from .jobs import mark_failed, run_job, skip_if_finished
 
     outdir = Path(HydraConfig.get().runtime.output_dir)
     sweep, overrides = in_sweep(), list(HydraConfig.get().overrides.task)
     try:
         # validated by sim.config alone (as runner.as_config does): a bad value fails fast,
         # before numpy/scipy/pandas are even imported
-        conf = from_dict(_resolve(cfg))
+        conf = from_dict(resolve(cfg))
         if sweep and (skipped := skip_if_finished(conf, outdir)):
             return skipped  # before building the map: a resumed sweep skips fast
         # checks that need the map (memory budget, gazetteer names, rivers) also come before the
@@ -111,23 +65,6 @@ def _map_errors() -> tuple[type[Exception], ...]:
     """MemoryBudgetError and PlaceNotFound if sim.geography is loaded (else none was raised)."""
     geo = sys.modules.get(f"{__package__}.geography")
     return (geo.MemoryBudgetError, geo.PlaceNotFound) if geo is not None else ()
-
-
-def run_and_save(conf, outdir: Path) -> dict:
-    """Run one scenario and write its outputs and plots into ``outdir``."""
-    from .outputs import write_run_outputs
-    from .runner import run_scenario
-
-    outdir.mkdir(parents=True, exist_ok=True)
-    res = run_scenario(conf)
-    write_run_outputs(res, outdir, netcdf=conf.output.netcdf)
-    if conf.output.plots:
-        from .plotting import save_run_plots
-
-        save_run_plots(res, outdir, conf.output.map_dates, gif=conf.output.gif, dpi=conf.output.dpi)
-    log.info("scenario %s seed %s: %d steps in %.2f s -> %s", conf.scenario.name, conf.seed,
-             conf.scenario.weeks, res.wall_seconds, outdir)
-    return res.summary
 
 
 def _fail(outdir: Path, msg: str, config_error: bool = False) -> None:
@@ -230,20 +167,6 @@ def _hydra_errors_on_one_line():
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = user_full
-
-
-def compose(overrides: list[str] | None = None) -> dict:
-    """Compose the config with overrides (no run directory), as a plain resolved dict.
-    For notebooks, the app and tests: ``run_scenario(compose(["scenario=us_withdrawal"]))``."""
-    from hydra import compose as h_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = h_compose(config_name="config", overrides=list(overrides or []))
-    return _resolve(cfg)
 
 
 def main(argv: list[str] | None = None) -> int:

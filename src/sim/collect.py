@@ -112,7 +112,7 @@ def expected_jobs(root: Path) -> dict[Path, list[list[str]]]:
     line expands to (basic sweeper), as override lists."""
     import yaml
 
-    from .callbacks import expand_sweep
+    from .compose import expand_sweep
 
     out: dict[Path, list[list[str]]] = {}
     for f in sorted(Path(root).rglob("multirun.yaml")):

@@ -39,10 +39,14 @@ class ConfigError(ValueError):
     """A bad configuration value; ``str(err)`` is one line naming the key."""
 
 
-def rng_(lo: float, hi: float, **kw) -> Any:
-    """A dataclass field with an allowed closed range [lo, hi]."""
-    default = kw.pop("default")
-    return field(default=default, metadata={"range": (lo, hi)}, **kw)
+MISSING = "???"  # OmegaConf's mark of a value that must be given (in configs/)
+
+
+def rng_(lo: float, hi: float, default: Any = MISSING, **kw) -> Any:
+    """A dataclass field with an allowed closed range [lo, hi].  Without ``default`` the value
+    must come from the YAML files (the mechanism parameters: configs/mechanisms/), so there is
+    one source of each value."""
+    return field(default=default, metadata={"range": (lo, hi), "required": default is MISSING}, **kw)
 
 
 def _list(*items):
@@ -182,66 +186,66 @@ class ScenarioConfig:
 
 @dataclass
 class CombatConfig:
-    contact_threshold: float = rng_(0, 1e6, default=5.0)
-    guerrilla_area_factor: float = rng_(0, 10_000, default=30.0)
-    loss_noise: float = rng_(0, 5, default=0.3)  # gamma noise CV on losses
-    air_housing_damage: float = rng_(0, 1, default=0.03)
-    ground_housing_damage: float = rng_(0, 1, default=0.01)
-    civilian_harm: float = rng_(0, 1, default=0.0004)
-    max_loss_fraction: float = rng_(0, 1, default=0.5)
-    retreat_loss_fraction: float = rng_(0, 1, default=0.25)
-    static_front_intensity: float = rng_(0, 1, default=0.05)
-    unit_centre_share: float = rng_(0, 1, default=0.5)
-    urban_loss_shield: float = rng_(0, 20, default=1.0)
-    max_density_km2: float = rng_(0.1, 1e5, default=30.0)
+    contact_threshold: float = rng_(0, 1e6)
+    guerrilla_area_factor: float = rng_(0, 10_000)
+    loss_noise: float = rng_(0, 5)  # gamma noise CV on losses
+    air_housing_damage: float = rng_(0, 1)
+    ground_housing_damage: float = rng_(0, 1)
+    civilian_harm: float = rng_(0, 1)
+    max_loss_fraction: float = rng_(0, 1)
+    retreat_loss_fraction: float = rng_(0, 1)
+    static_front_intensity: float = rng_(0, 1)
+    unit_centre_share: float = rng_(0, 1)
+    urban_loss_shield: float = rng_(0, 20)
+    max_density_km2: float = rng_(0.1, 1e5)
 
 
 @dataclass
 class ControlConfig:
-    capture_ratio: float = rng_(1, 100, default=2.0)
-    full_share: float = rng_(0, 1, default=0.9)
-    dominant_share: float = rng_(0, 1, default=0.6)
-    vacancy_weeks: int = rng_(0, 100, default=1)
-    urban_defence: float = rng_(0, 20, default=2.0)
-    empty_hold_share: float = rng_(0, 1, default=0.1)
-    hold_population: float = rng_(1, 1e7, default=20000.0)
-    garrison_move_km: float = rng_(0, 1000, default=30.0)
-    seed_garrison_share: float = rng_(0, 1, default=0.2)
-    offensive_hostility: float = rng_(0, 1, default=0.5)
-    road_factor: float = rng_(0, 100, default=4.0)
-    evacuation_rate: float = rng_(0, 1, default=0.0)
+    capture_ratio: float = rng_(1, 100)
+    full_share: float = rng_(0, 1)
+    dominant_share: float = rng_(0, 1)
+    vacancy_weeks: int = rng_(0, 100)
+    urban_defence: float = rng_(0, 20)
+    empty_hold_share: float = rng_(0, 1)
+    hold_population: float = rng_(1, 1e7)
+    garrison_move_km: float = rng_(0, 1000)
+    seed_garrison_share: float = rng_(0, 1)
+    offensive_hostility: float = rng_(0, 1)
+    road_factor: float = rng_(0, 100)
+    evacuation_rate: float = rng_(0, 1)
 
 
 @dataclass
 class InsurgencyConfig:
-    go_underground_share: float = rng_(0, 1, default=0.6)
-    attack_rate: float = rng_(0, 1, default=0.02)  # attacks per hidden fighter-week
-    detection_rate: float = rng_(0, 1, default=0.01)
-    attack_lethality: float = rng_(0, 100, default=3.0)
-    recruitment_rate: float = rng_(0, 0.1, default=0.00002)
-    insurgent_hold_factor: float = rng_(1, 1000, default=5.0)
+    go_underground_share: float = rng_(0, 1)
+    attack_rate: float = rng_(0, 1)  # attacks per hidden fighter-week
+    detection_rate: float = rng_(0, 1)
+    attack_lethality: float = rng_(0, 100)
+    recruitment_rate: float = rng_(0, 0.1)
+    insurgent_hold_factor: float = rng_(1, 1000)
 
 
 @dataclass
 class DisplacementConfig:
-    flee_rate_violence: float = rng_(0, 100, default=2.0)
-    flee_rate_damage: float = rng_(0, 100, default=0.6)
-    flee_rate_persecution: float = rng_(0, 100, default=0.02)
-    abroad_share: float = rng_(0, 1, default=0.1)
-    return_rate: float = rng_(0, 1, default=0.03)
-    safe_damage: float = rng_(0, 1, default=0.3)
-    walk_km_week: float = rng_(1, 1000, default=150.0)
-    rebuild_rate: float = rng_(0, 1, default=0.01)
-    violence_scale: float = rng_(0.001, 1e4, default=1.0)
-    violence_threshold: float = rng_(0, 1, default=0.05)
+    flee_rate_violence: float = rng_(0, 100)
+    flee_rate_damage: float = rng_(0, 100)
+    flee_rate_persecution: float = rng_(0, 100)
+    abroad_share: float = rng_(0, 1)
+    return_rate: float = rng_(0, 1)
+    safe_damage: float = rng_(0, 1)
+    walk_km_week: float = rng_(1, 1000)
+    rebuild_rate: float = rng_(0, 1)
+    violence_scale: float = rng_(0.001, 1e4)
+    violence_threshold: float = rng_(0, 1)
 
 
 @dataclass
 class GrievanceConfig:
-    hardship_weight_damage: float = rng_(0, 10, default=1.0)
-    hardship_weight_displacement: float = rng_(0, 10, default=1.0)
-    hardship_weight_violence: float = rng_(0, 10, default=1.0)
-    base_hardship: float = rng_(0, 1, default=0.2)
+    hardship_weight_damage: float = rng_(0, 10)
+    hardship_weight_displacement: float = rng_(0, 10)
+    hardship_weight_violence: float = rng_(0, 10)
+    base_hardship: float = rng_(0, 1)
 
 
 @dataclass
@@ -296,6 +300,9 @@ def _build(cls, data: Any, path: str):
             continue
         tp = _ENTRY_TYPES.get((cls.__name__, name), f.type)
         kwargs[name] = _convert(tp, data[name], _join(path, name))
+    missing = [n for n, f in fields.items() if n not in kwargs and f.metadata.get("required")]
+    if missing:
+        raise ConfigError(f"{_join(path, missing[0])}: missing value (set it in configs/)")
     obj = cls(**kwargs)
     for (owner, name), tp in _ENTRY_TYPES.items():
         if owner == cls.__name__ and name not in kwargs:  # defaults: convert them too

@@ -213,7 +213,7 @@ def control_probability(run_dirs: Sequence[Path], dates: Sequence[str] | None = 
 
 @functools.lru_cache(maxsize=4)
 def _geography(name: str):
-    from .cli import compose
+    from .compose import compose
     from .config import GeographyConfig
     from .geography import build_geography
 

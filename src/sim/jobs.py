@@ -176,8 +176,6 @@ def run_job(conf, outdir: Path, overrides: list[str] | None = None, sweep: bool 
     ``{"status": "skipped"}`` without running if :func:`finished`.  Returns a small dict
     ``{"status", "output_dir", "seconds"}`` (``ok``, ``skipped`` or ``failed``).
     """
-    from .cli import run_and_save
-
     outdir = Path(outdir)
     overrides = list(overrides or [])
     if skip_finished is None:
@@ -220,12 +218,18 @@ def merge_overrides(*groups: list[str]) -> list[str]:
     return list(out.values())
 
 
-def in_sweep() -> bool:
-    """True inside a Hydra multirun job."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
+def run_and_save(conf, outdir: Path) -> dict:
+    """Run one scenario and write its outputs and plots into ``outdir``."""
+    from .outputs import write_run_outputs
+    from .runner import run_scenario
 
-        return HydraConfig.get().mode == RunMode.MULTIRUN
-    except Exception:  # noqa: BLE001 - no Hydra config: not a sweep
-        return False
+    outdir.mkdir(parents=True, exist_ok=True)
+    res = run_scenario(conf)
+    write_run_outputs(res, outdir, netcdf=conf.output.netcdf)
+    if conf.output.plots:
+        from .plotting import save_run_plots
+
+        save_run_plots(res, outdir, conf.output.map_dates, gif=conf.output.gif, dpi=conf.output.dpi)
+    log.info("scenario %s seed %s: %d steps in %.2f s -> %s", conf.scenario.name, conf.seed,
+             conf.scenario.weeks, res.wall_seconds, outdir)
+    return res.summary

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from .geography import Geography
+from .rules.control import OUTSIDE, UNGOVERNED  # controller codes (re-exported for the writers)
 
-UNGOVERNED = -1  # controller code of a theatre cell nobody holds
-OUTSIDE = -2  # controller code of a cell outside the theatre (other countries, sea, lakes)
+__all__ = ["OUTSIDE", "TIMESERIES_COLUMNS", "UNGOVERNED", "Results"]
 
 TIMESERIES_COLUMNS = ("date", "step", "metric", "faction", "value")
 

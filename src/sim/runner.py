@@ -17,6 +17,7 @@ import pandas as pd
 from .config import Config, from_dict, validate, validate_geography
 from .geography import build_geography
 from .results import Results
+from .rules.control import OUTSIDE, UNGOVERNED
 
 
 def as_config(cfg: Config | dict) -> Config:
@@ -115,14 +116,14 @@ def summarise(model, ts: pd.DataFrame, control: np.ndarray) -> dict[str, Any]:
         fin = control[-1][was]
         for i, f in enumerate(model.faction_names):
             out[f"vacuum_share_{f}"] = float((fin == i).sum() / n) if n else 0.0
-        out["vacuum_share_UNGOVERNED"] = float((fin == -1).sum() / n) if n else 0.0
+        out["vacuum_share_UNGOVERNED"] = float((fin == UNGOVERNED).sum() / n) if n else 0.0
     # controller of the key places at the end
     g = model.geo
     key = np.flatnonzero(g.places.key)
     ctrl = {}
     for k in key:
         r, c = int(g.places.row[k]), int(g.places.col[k])
-        if 0 <= r < g.shape[0] and 0 <= c < g.shape[1] and control[-1][r, c] != -2:
+        if 0 <= r < g.shape[0] and 0 <= c < g.shape[1] and control[-1][r, c] != OUTSIDE:
             v = int(control[-1][r, c])
             ctrl[str(g.places.name[k])] = model.faction_names[v] if v >= 0 else "UNGOVERNED"
     out["key_place_controller_final"] = ctrl

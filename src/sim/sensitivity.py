@@ -129,7 +129,7 @@ def jobs(design: dict[str, Any], X: np.ndarray, runs_dir: Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 def _job(overrides: list[str], outdir: str) -> dict[str, Any]:
     """One run in a worker process (composes the config there)."""
-    from .cli import compose
+    from .compose import compose
     from .jobs import mark_failed, run_job
     from .runner import as_config
 
@@ -245,7 +245,8 @@ INDEX_LABEL = {"spearman_rho": "Spearman rank correlation with the outcome",
 
 def plot_tornado(design: dict[str, Any], idx: pd.DataFrame, path, dpi: int = 110):
     """One panel per outcome: horizontal bars of the method's main index, largest on top."""
-    from .ensemble import _new_figure, _save
+    from .figures import new_figure as _new_figure
+    from .figures import save_figure as _save
 
     main = MAIN_INDEX[design["method"]]
     outs = [o for o in design["outcomes"] if (idx["outcome"] == o).any()]
@@ -279,7 +280,8 @@ def plot_tornado(design: dict[str, Any], idx: pd.DataFrame, path, dpi: int = 110
 
 def plot_scatter(design: dict[str, Any], table: pd.DataFrame, Y: pd.DataFrame, path, dpi: int = 100):
     """Outcome vs parameter scatter, one panel per (outcome, parameter)."""
-    from .ensemble import _new_figure, _save
+    from .figures import new_figure as _new_figure
+    from .figures import save_figure as _save
 
     names = list(design["parameters"])
     outs = design["outcomes"]

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.port <= 65535:
         print(f"sim app: --port {args.port}: expected 0..65535", file=sys.stderr)
         return 2
-    from ..cli import config_dir
+    from ..compose import config_dir
 
     env = dict(os.environ)
     if args.scenario:

@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _is_scenario(name: str) -> bool:
-    from ..cli import config_dir
+    from ..compose import config_dir
 
     return (config_dir() / "scenario" / f"{name}.yaml").exists()
 
@@ -161,10 +161,10 @@ def main(argv: list[str]) -> int:
         return 2
     labels = [a if a in names else Path(a.split(":")[0]).name for a in args.arms]
     if args.out is None:
-        from ..cli import _uid
+        from ..compose import new_uid
 
         stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-        args.out = Path("outputs") / "compare" / "_vs_".join(labels)[:120] / f"{stamp}_{_uid()}"
+        args.out = Path("outputs") / "compare" / "_vs_".join(labels)[:120] / f"{stamp}_{new_uid()}"
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
 

@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _design_path(arg: str) -> Path:
-    from ..cli import config_dir
+    from ..compose import config_dir
 
     p = Path(arg)
     if p.exists():
@@ -74,9 +74,9 @@ def main(argv: list[str]) -> int:
     design["overrides"] = merge_overrides(design["overrides"], extra)
     out = args.out
     if out is None:
-        from ..cli import _uid
+        from ..compose import new_uid
 
-        out = Path("outputs") / "sensitivity" / path.stem / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{_uid()}"
+        out = Path("outputs") / "sensitivity" / path.stem / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{new_uid()}"
     res = S.run_study(design, out, n_jobs=args.jobs, dpi=args.dpi)
     idx = res["indices"]
     if len(idx):

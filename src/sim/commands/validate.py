@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args(argv)
 
-    from ..cli import compose
+    from ..compose import compose
     from ..config import ConfigError
     from ..validate import PUBLIC_CHECKPOINTS, plot_scorecard, read_checkpoints, scorecard
 

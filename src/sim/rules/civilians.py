@@ -86,3 +86,141 @@ def destination_scores(safety: np.ndarray, legitimacy: np.ndarray, capacity: np.
 def recruits(pop: np.ndarray, support: np.ndarray, rate: float) -> np.ndarray:
     """Recruits per cell: ``rate * pop * support`` (support in [0, 1])."""
     return rate * pop * support
+
+
+def violence_index(deaths: np.ndarray, people: np.ndarray, scale: float, threshold: float) -> np.ndarray:
+    """Violence felt by civilians in [0, 1) from a cell's weekly deaths (fighters and
+    civilians) per 1,000 people there: ``max(0, 1 - exp(-d / scale) - threshold)``.
+    Risk per head drives flight (a death in a village weighs more than in a city), and
+    low-level front-line violence below the threshold does not drive people out."""
+    per_k = deaths / np.maximum(people, 100.0) * 1000.0
+    return np.maximum(1.0 - np.exp(-per_k / scale) - threshold, 0.0)
+
+
+def choose_destinations(scores: np.ndarray, dest_cells: np.ndarray, current: np.ndarray):
+    """Each community's destination (FLEE): the best-scoring reachable destination's cell,
+    or its current shelter ``current`` if none scores above 0.  Returns ``(cell, has_dest)``."""
+    best = np.argmax(scores, axis=1)
+    has_dest = scores[np.arange(len(scores)), best] > 0
+    return np.where(has_dest, dest_cells[best], current), has_dest
+
+
+def death_split(deaths_cell: np.ndarray, home_cell: np.ndarray, idp_cell: np.ndarray):
+    """Share of the people present in each cell killed this step, ``min(deaths / present,
+    1)`` (0 where nobody is present): it applies alike to home people and sheltering IDPs."""
+    present = home_cell + idp_cell
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(present > 0, np.minimum(deaths_cell / present, 1.0), 0.0)
+
+
+class Population:
+    """The civilian state: settlement regions, the communities (home, displaced, abroad,
+    dead), their FLEE destinations and last week's housing damage per region.
+
+    ``regions`` and ``dest`` are the dicts built by :func:`sim.initial.settlement_regions`
+    and :func:`sim.initial.destinations`; ``table`` a :class:`sim.agents.CommunityTable`;
+    ``pop_static`` the people per cell at the start."""
+
+    def __init__(self, regions: dict, table, dest: dict, pop_static: np.ndarray):
+        self.regmap = regions["regmap"]
+        self.region_names = regions["region_names"]
+        self.region_cell = regions["region_cell"]
+        self.region_pop0 = regions["region_pop0"]
+        self.table = table
+        self.pop_static = pop_static
+        self.region_border_km = dest["region_border_km"]
+        self.dest_region = dest["dest_region"]
+        self.dest_dist = dest["dest_dist"]
+        self.dest_capacity = dest["dest_capacity"]
+        self.n_reg = len(self.region_names)
+        self.reg_dmg_prev = np.zeros(self.n_reg)
+        flat = self.regmap.ravel()
+        self.inside = flat >= 0
+        self.fr = flat[self.inside]
+        self.pop0_in = pop_static.ravel()[self.inside]
+        self.weight = np.bincount(self.fr, weights=self.pop0_in, minlength=self.n_reg) + 1e-9
+
+    def people_split(self) -> tuple[np.ndarray, np.ndarray]:
+        """(people at home, displaced people sheltering) per cell, flat arrays."""
+        cm = self.table
+        reg_home = np.bincount(cm.region, weights=cm.home, minlength=self.n_reg)
+        frac = reg_home / np.maximum(self.region_pop0, 1e-9)
+        flat = self.regmap.ravel()
+        home = np.where(flat >= 0, self.pop_static.ravel() * frac[np.maximum(flat, 0)], 0.0)
+        idp = np.bincount(cm.idp_loc, weights=cm.idp, minlength=flat.size)
+        return home, idp
+
+    def region_mean(self, values: np.ndarray) -> np.ndarray:
+        """Population-weighted (at the start) mean of a flat cell field per region."""
+        return np.bincount(self.fr, weights=self.pop0_in * values[self.inside],
+                           minlength=self.n_reg) / self.weight
+
+    def deaths(self, f_home: np.ndarray, home_cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Deaths ``(at home, displaced)`` per community from the killed share per cell: home
+        deaths of a region are split over its communities by their people at home."""
+        cm = self.table
+        d_home_reg = np.bincount(self.fr, weights=(f_home * home_cell)[self.inside], minlength=self.n_reg)
+        reg_home = np.bincount(cm.region, weights=cm.home, minlength=self.n_reg)
+        cr = cm.region
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d_home = np.where(reg_home[cr] > 0, d_home_reg[cr] * cm.home / reg_home[cr], 0.0)
+        return d_home, cm.idp * f_home[cm.idp_loc]
+
+    def displace(self, owner: np.ndarray, legitimacy: np.ndarray, damage: np.ndarray,
+                 vio_cell: np.ndarray, violence_c: np.ndarray, dmg_c: np.ndarray,
+                 ddmg_c: np.ndarray, legit: np.ndarray, deaths, dc) -> dict[str, float]:
+        """One week of flight, return and deaths (FLEE): who flees (:func:`flee_fraction`;
+        abroad if a border is within a week's walk), who returns (:func:`return_fraction`),
+        and where the displaced shelter (:func:`destination_scores`); with no reachable safe
+        place people go abroad if a border is in reach, else stay put; IDPs move on when their
+        shelter is unsafe.  ``owner``, ``damage`` and ``vio_cell`` are flat cell fields,
+        ``*_c`` and ``legit`` per community, ``deaths`` the ``(home, idp)`` deaths and ``dc``
+        the ``displacement`` config.  Updates the table; returns the step's flows."""
+        cm = self.table
+        border_km = self.region_border_km[cm.region]
+        persecuted = (legit < 0.05).astype(float)
+        flee = flee_fraction(violence_c, ddmg_c, persecuted, dc.flee_rate_violence,
+                             dc.flee_rate_damage, dc.flee_rate_persecution)
+        abroad_share = np.where(border_km <= dc.walk_km_week, dc.abroad_share, 0.0)
+        safe = (violence_c < 0.02) & (legit >= 0.2) & (persecuted == 0)
+        ret = return_fraction(safe, dmg_c, dc.return_rate, dc.safe_damage)
+        dest_cells = self.region_cell[self.dest_region]
+        dest_owner = owner[dest_cells]
+        d_safe = (1.0 - vio_cell[dest_cells]) * (1.0 - damage[dest_cells])
+        d_leg = np.where(dest_owner[None, :] >= 0,
+                         legitimacy[np.maximum(dest_owner, 0)][:, cm.identity].T, 0.05)
+        scores = destination_scores(d_safe[None, :], d_leg, self.dest_capacity[None, :],
+                                    self.dest_dist, dc.walk_km_week)
+        new_loc, has_dest = choose_destinations(scores, dest_cells, cm.idp_loc)
+        abroad_share = np.where(has_dest, abroad_share, np.where(border_km <= 3 * dc.walk_km_week, 1.0, 0.0))
+        flee = np.where(has_dest | (abroad_share > 0), flee, 0.0)
+        (cm.home, cm.idp, cm.abroad, cm.dead), (left, to_ab, back, died) = move_people(
+            cm.home, cm.idp, cm.abroad, cm.dead, flee, abroad_share, ret, ret * 0.2, *deaths)
+        moving = (left > 0) | (vio_cell[cm.idp_loc] > 0.1)
+        cm.idp_loc = np.where(moving, new_loc, cm.idp_loc)
+        return {"new_displaced": float(left.sum()), "new_refugees_abroad": float(to_ab.sum()),
+                "new_returnees": float(back.sum()), "new_civilian_deaths": float(died.sum())}
+
+    def conditions(self, violence: np.ndarray, damage: np.ndarray, deaths_cell: np.ndarray, dc):
+        """What civilians face this week, from flat cell fields of fighting deaths, housing
+        damage and civilian deaths: ``(violence index per cell, per region: mean violence,
+        mean damage, damage increase since last week; (home, idp) deaths per community)``."""
+        home_cell, idp_cell = self.people_split()
+        vio_cell = violence_index(violence, home_cell + idp_cell, dc.violence_scale, dc.violence_threshold)
+        reg_vio, reg_dmg = self.region_mean(vio_cell), self.region_mean(damage)
+        reg_ddmg = np.maximum(reg_dmg - self.reg_dmg_prev, 0.0)
+        self.reg_dmg_prev = reg_dmg
+        deaths = self.deaths(death_split(deaths_cell, home_cell, idp_cell), home_cell)
+        return vio_cell, reg_vio, reg_dmg, reg_ddmg, deaths
+
+    def grievance(self, reg_dmg: np.ndarray, reg_vio: np.ndarray, legit: np.ndarray, gc):
+        """Epstein grievance per community from its hardship (its region's damage and
+        violence, its displaced share) and the legitimacy of its ruler; and the mean
+        grievance weighted by people at home.  ``gc``: the ``grievance`` config."""
+        cm = self.table
+        displaced_share = 1.0 - cm.home / np.maximum(cm.pop0 - cm.dead, 1e-9)
+        hard = hardship(gc.base_hardship, reg_dmg[cm.region], displaced_share, reg_vio[cm.region],
+                        gc.hardship_weight_damage, gc.hardship_weight_displacement,
+                        gc.hardship_weight_violence)
+        griev = grievance(hard, legit)
+        return griev, float(np.average(griev, weights=np.maximum(cm.home, 1e-9)))

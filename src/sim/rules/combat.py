@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .presence import mix
+from .spatial import window_means
+
 
 def expected_losses(force: np.ndarray, engaged: np.ndarray, firepower: np.ndarray,
                     air_mult: np.ndarray, insurgent: np.ndarray, area_scale: float) -> np.ndarray:
@@ -89,3 +92,117 @@ def civilian_deaths(pop_present: np.ndarray, total_losses: np.ndarray, air_share
                     harm: float) -> np.ndarray:
     """Expected civilian deaths in a cell: ``pop * (1 - exp(-harm * L * (1 + 2 air)))``."""
     return pop_present * (1.0 - np.exp(-harm * total_losses * (1.0 + 2.0 * air_share)))
+
+
+def loss_rates(losses: np.ndarray, p_garrison: np.ndarray, p_units: np.ndarray):
+    """Losses per unit of presence ``(garrison rate, unit rate)`` ``[faction, k]``: a
+    faction's losses in a cell are split between its garrisons and its units in proportion to
+    the presence each put there."""
+    lg = apportion(losses, p_garrison, p_garrison + p_units)
+    lu = losses - lg
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.where(p_garrison > 0, lg / p_garrison, 0.0),
+                np.where(p_units > 0, lu / p_units, 0.0))
+
+
+def take_garrison_losses(garrison: np.ndarray, rate: np.ndarray, idx: np.ndarray,
+                         presence_kernel) -> np.ndarray:
+    """Take losses from garrisons ``[F, R, C]`` (float32, edited in place) at the loss
+    ``rate [F, R, C]`` per unit of presence, through the symmetric ``presence_kernel`` (each
+    garrison loses in proportion to the presence it projected into the combat cells).  Works
+    in the bounding box of the combat cells ``idx`` (flat) plus one cell; returns the
+    fighters lost per faction."""
+    n = garrison.shape[0]
+    lost = np.zeros(n)
+    hit = np.flatnonzero(rate.reshape(n, -1)[:, idx].any(axis=1))
+    if hit.size == 0:
+        return lost
+    R, C = garrison.shape[1:]
+    rows, cols = np.divmod(idx, C)
+    sl = (slice(max(rows.min() - 1, 0), min(rows.max() + 2, R)),
+          slice(max(cols.min() - 1, 0), min(cols.max() + 2, C)))
+    for f in hit:
+        g = garrison[f][sl]  # a view: edits write through
+        loss = g * presence_kernel(rate[f][sl])
+        g -= loss
+        lost[f] = float(loss.sum(dtype=np.float64))
+    return lost
+
+
+def cell_losses(force: np.ndarray, engaged: np.ndarray, firepower: np.ndarray, air: np.ndarray,
+                insurgent: np.ndarray, near_unit: np.ndarray, threshold: float, owner: np.ndarray,
+                shield: np.ndarray, cfg, rng: np.random.Generator):
+    """Drawn losses ``[faction, k]`` in the ``k`` contact cells and the share of fire
+    delivered with air support per cell.
+
+    Expected losses (:func:`expected_losses`) are at full intensity only where an engaged
+    side has manoeuvre units (``near_unit``) with more than ``threshold`` fighters on both
+    sides; elsewhere fronts are quiet (``static_front_intensity``).  The holder of a cell
+    (``owner``) loses less in towns (``shield``).  ``cfg`` is the ``combat`` config."""
+    n = force.shape[0]
+    exp_air = expected_losses(force, engaged, firepower, air, insurgent, cfg.guerrilla_area_factor)
+    exp_ground = expected_losses(force, engaged, firepower, np.ones_like(air), insurgent,
+                                 cfg.guerrilla_area_factor)
+    active = (near_unit & (force > threshold) & (mix(engaged, force) > threshold)).any(axis=0)
+    scale = np.where(active, 1.0, cfg.static_front_intensity)
+    defence = np.where(np.arange(n)[:, None] == owner[None, :], shield[None, :], 1.0)
+    exp_air = exp_air * scale / defence
+    exp_ground = exp_ground * scale / defence
+    loss = draw_losses(exp_air, force, rng, cfg.loss_noise, cfg.max_loss_fraction)
+    tot_exp = exp_air.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        air_share = np.where(tot_exp > 0, 1.0 - exp_ground.sum(axis=0) / tot_exp, 0.0)
+    return loss, air_share
+
+
+def apply_losses(garrison: np.ndarray, units, losses: np.ndarray, p_garrison: np.ndarray,
+                 p_units: np.ndarray, idx: np.ndarray, unit_window: np.ndarray, centre: float,
+                 presence_kernel) -> np.ndarray:
+    """Take each faction's losses in the combat cells ``idx`` from the garrisons and units
+    whose presence put it there, in proportion to what each projected: the projection kernels
+    are symmetric (``presence_kernel`` for garrisons, the unit windows for units), so applying
+    them to loss rates conserves fighters exactly.  Edits ``garrison`` ``[F, R, C]`` and
+    ``units.fighters`` in place; returns the fighters lost per faction."""
+    n = garrison.shape[0]
+    cells = garrison[0].size
+    sub = lambda a: a.reshape(n, -1)[:, idx]  # noqa: E731
+    rg, ru = loss_rates(sub(losses), sub(p_garrison), sub(p_units))
+    rate_g = np.zeros((n, cells), np.float32)
+    rate_g[:, idx] = rg
+    rate_u = np.zeros((n, cells), np.float32)
+    rate_u[:, idx] = ru
+    shape = garrison.shape
+    g_lost = take_garrison_losses(garrison, rate_g.reshape(shape), idx, presence_kernel)
+    u_loss = np.zeros(len(units))
+    live = np.flatnonzero(units.alive)
+    if live.size:
+        r, c = units.cells()
+        f = units.faction[live].astype(np.int64)
+        u_loss[live] = units.fighters[live] * window_means(rate_u.reshape(shape), r[live], c[live],
+                                                           unit_window[f], f, centre)
+        units.fighters -= u_loss
+    return g_lost + np.bincount(units.faction, weights=u_loss, minlength=n)[:n]
+
+
+def after_losses(presence: np.ndarray, losses: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Presence ``[F, R, C]`` left after this step's losses in the combat cells ``idx``
+    (a copy; the input itself if there was no combat)."""
+    if idx.size == 0:
+        return presence
+    n = presence.shape[0]
+    post = presence.copy()
+    pf = post.reshape(n, -1)
+    pf[:, idx] = np.maximum(pf[:, idx] - losses.reshape(n, -1)[:, idx], 0.0)
+    return post
+
+
+def aftermath(loss: np.ndarray, air_share: np.ndarray, damage: np.ndarray, people: np.ndarray, cfg):
+    """What a week's fighting leaves in the ``k`` combat cells: ``(fighting, fighters lost,
+    new housing damage, civilian deaths)`` from the losses ``[F, k]``, the air share of fire,
+    the damage before and the people present (:func:`housing_damage`,
+    :func:`civilian_deaths`).  ``cfg``: the ``combat`` config."""
+    cell_loss = loss.sum(axis=0)
+    new_damage = housing_damage(damage, cell_loss, air_share, cfg.ground_housing_damage,
+                                cfg.air_housing_damage)
+    return (cell_loss > 0.5, cell_loss, new_damage,
+            civilian_deaths(people, cell_loss, air_share, cfg.civilian_harm))

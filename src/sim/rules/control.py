@@ -17,8 +17,8 @@ import numpy as np
 
 from .spatial import argmax0
 
-UNGOVERNED = -1
-OUTSIDE = -2
+UNGOVERNED = -1  # controller code of a theatre cell nobody holds
+OUTSIDE = -2  # controller code of a cell outside the theatre (other countries, sea, lakes)
 LEVEL_NONE, LEVEL_FULL, LEVEL_DOMINANT, LEVEL_CONTESTED = 0, 1, 2, 3
 
 
@@ -47,8 +47,7 @@ def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
     ``jitter`` (same shape as presence, tiny) breaks exact ties at random.  Works on any
     trailing shape (the model passes only the cells where control can change).
     """
-    n_f = presence.shape[0]
-    shape = owner.shape
+    n_f, shape = presence.shape[0], owner.shape
     owner = owner.reshape(-1)
     p = presence.reshape(n_f, -1)
     if jitter is not None:
@@ -59,10 +58,8 @@ def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
     can_hold = allowed & (p >= hm)
 
     held = owner >= 0
-    own_idx = np.where(held, owner, 0)
-    cols = np.arange(owner.size)
-    own_p = p[own_idx, cols]
-    vacant = held & (own_p < hm[own_idx, cols])
+    own_idx, cols = np.where(held, owner, 0), np.arange(owner.size)
+    vacant = held & (p[own_idx, cols] < hm[own_idx, cols])
     if may_vacate is not None:
         vacant &= may_vacate.reshape(-1)
     new = np.where(vacant, UNGOVERNED, owner)
@@ -131,3 +128,21 @@ def initial_control_voronoi(seeds_row: np.ndarray, seeds_col: np.ndarray, seeds_
         m = theatre & (country == c)
         owner[m] = code_map[ir[m], ic[m]]
     return owner
+
+
+def control_candidates(owner: np.ndarray, presence: np.ndarray, hold_min: np.ndarray,
+                       hold_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat cells where control can change (the holder is below its hold level, someone else
+    is present, or nobody holds it and someone is there), and which held cells are below
+    their holder's hold level (counted toward ``vacancy_weeks``)."""
+    held = owner >= 0
+    oi = np.where(held, owner, 0)
+    own_p = presence[oi, np.arange(owner.size)]
+    total = presence.sum(axis=0)
+    weak = own_p < hold_min[oi] * hold_scale
+    active = (owner != OUTSIDE) & ((held & (weak | (total - own_p > 0)))
+                                   | (owner == UNGOVERNED) & (total > 0))
+    idx = np.flatnonzero(active)
+    below = np.zeros(owner.size, bool)
+    below[idx] = held[idx] & weak[idx]
+    return idx, below

@@ -49,3 +49,47 @@ def foreign_exit(foreign: float, rate: float, territory_loss: float) -> float:
     where ``loss`` is the share of its territory the group lost this step (defeat accelerates
     departures)."""
     return foreign * min(1.0, rate * (1.0 + 4.0 * max(territory_loss, 0.0)))
+
+
+def insurgent_mode(doctrines: list[str], cells: np.ndarray, initial_cells: np.ndarray) -> np.ndarray:
+    """Which factions fight as guerrillas: ``insurgent`` doctrine always, ``hybrid`` once it
+    holds less than a quarter of its initial ground (``cells`` now, ``initial_cells`` at 0)."""
+    out = np.array([d == "insurgent" for d in doctrines])
+    hybrid = np.array([d == "hybrid" for d in doctrines]) & (initial_cells > 0)
+    return out | (hybrid & (cells < 0.25 * np.maximum(initial_cells, 1)))
+
+
+def attack_losses(fighter_deaths: np.ndarray, owner: np.ndarray, garrison: np.ndarray,
+                  skip: int) -> list[tuple[int, float]]:
+    """Holders' fighters killed by insurgent attacks: each faction (but ``skip``, the
+    insurgents) loses up to its garrison in the cells it holds.  Edits ``garrison`` in place;
+    returns the ``(faction, losses)`` of the factions that lost fighters."""
+    out = []
+    if not fighter_deaths.any():
+        return out
+    for i in range(garrison.shape[0]):
+        m = owner == i
+        if i == skip or not m.any():
+            continue
+        take = np.minimum(fighter_deaths * m, garrison[i])
+        k = float(take.sum())
+        if k:
+            garrison[i] -= take
+            out.append((i, k))
+    return out
+
+
+def resurfacing(hidden: np.ndarray, presence: np.ndarray, owner: np.ndarray, isis: int,
+                need: np.ndarray, ratio: float, allowed: np.ndarray) -> np.ndarray:
+    """Cells ISIS's hidden members retake (:func:`resurface`): held by another faction
+    whose presence ``presence[owner]`` they outnumber by ``ratio``, with at least ``need``
+    of them, where ISIS may hold ground."""
+    held = owner >= 0
+    holder = np.where(held, np.take_along_axis(presence, np.where(held, owner, 0)[None], 0)[0], 0.0)
+    return resurface(hidden, holder, ratio, need) & allowed & (owner != isis)
+
+
+def territory_loss(prev_owner: np.ndarray, owner: np.ndarray, f: int) -> float:
+    """Share of its ground faction ``f`` lost this step (0 if it held none)."""
+    prev = (prev_owner == f).sum()
+    return max(0.0, 1.0 - (owner == f).sum() / prev) if prev else 0.0

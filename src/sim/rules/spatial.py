@@ -99,3 +99,21 @@ def window_means(field: np.ndarray, rows: np.ndarray, cols: np.ndarray, sizes: n
         win = field[k, max(r - h, 0):min(r + h + 1, R), max(c - h, 0):min(c + h + 1, C)].sum()
         out[i] = (1 - centre) * win / (s * s) + (centre * field[k, r, c] if 0 <= r < R and 0 <= c < C else 0.0)
     return out
+
+
+def faction_boxes(owner: np.ndarray, prev_owner: np.ndarray, n_f: int, margin: int) -> list:
+    """Per faction, the bounding box (slices) of its ground before and after this step's
+    changes plus ``margin`` cells (retreat reach + neighbourhoods), or None if it held none."""
+    R, C = owner.shape
+    now = ndimage.find_objects(np.where(owner >= 0, owner + 1, 0), max_label=n_f)
+    before = ndimage.find_objects(np.where(prev_owner >= 0, prev_owner + 1, 0), max_label=n_f)
+    out = []
+    for i in range(n_f):
+        boxes = [b for b in (now[i], before[i]) if b is not None]
+        if not boxes:
+            out.append(None)
+            continue
+        out.append(tuple(slice(max(min(b[k].start for b in boxes) - margin, 0),
+                               min(max(b[k].stop for b in boxes) + margin, size))
+                         for k, size in ((0, R), (1, C))))
+    return out

@@ -1,0 +1,265 @@
+"""The model's state at step 0 (other than the control map, :mod:`sim.initial_control`):
+faction parameters on the grid, settlement regions and civilian communities, and the opening
+deployment of garrisons and units.
+
+Each builder takes the validated config and the geography and returns plain arrays, which
+:class:`sim.model.ConflictModel` keeps as its shared landscape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .agents import CommunityTable
+from .config import IDENTITIES, Config
+from .geography import Geography
+from .grid import haversine_km
+from .rules.control import UNGOVERNED
+from .rules.events import hostility_matrix
+from .rules.spatial import window_size
+
+REFERENCE_RES = 0.05  # degrees: per-cell thresholds in the configs are for cells of this size
+BASE_LEGITIMACY = 0.1  # legitimacy of a faction for an identity group its config does not name
+
+
+# ------------------------------------------------------------------ factions on the grid
+def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int) -> dict:
+    """Per-faction and per-cell parameters: ``firepower``, ``hold_min`` (scaled to the cell
+    area), ``area_factor``, ``strength0``, ``unit_window``, ``unit_speed_cells``,
+    ``hostility``/``hostility0``, ``former_allies``, ``legitimacy`` and ``value``, plus the
+    cell fields ``hold_scale``, ``defence``, ``shield``, ``frontage`` and ``move_window``."""
+    fcs = [cfg.factions[f] for f in names]
+    mult = np.array([cfg.scenario.strength_multiplier.get(f, 1.0) for f in names])
+    cell_km = geo.grid.cell_km
+    out = {"firepower": np.array([fc.firepower for fc in fcs]) * np.array([fc.morale for fc in fcs])}
+    if isis >= 0:
+        out["firepower"][isis] *= cfg.scenario.isis_cohesion
+    # per-cell thresholds are given for a 0.05 degree cell and scale with cell area, so the
+    # model behaves alike on the 0.1, 0.05 and 0.025 degree grids
+    out["area_factor"] = area_factor = float((geo.grid.res / REFERENCE_RES) ** 2)
+    hold_min = np.array([fc.garrison_min for fc in fcs], np.float32) * area_factor
+    if isis >= 0:
+        hold_min[isis] /= max(cfg.scenario.isis_cohesion, 1e-6)
+    out["hold_min"] = hold_min
+    out.update(cell_parameters(cfg, geo))
+    out["frontage"] = (cfg.combat.max_density_km2 * geo.grid.cell_area_km2).ravel().astype(np.float32)
+    out["strength0"] = np.array([fc.fighters for fc in fcs]) * mult
+    out["unit_window"] = np.array([window_size(fc.projection_km, cell_km) for fc in fcs])
+    out["unit_speed_cells"] = np.array([fc.speed_km_week for fc in fcs]) / cell_km
+    fidx = {n: i for i, n in enumerate(names)}
+    pairs = ((a, b, v) for a, row in cfg.scenario.hostility.items() for b, v in row.items())
+    out["hostility"] = hostility_matrix(pairs, fidx, len(names))
+    out["hostility0"] = out["hostility"].copy()
+    out["former_allies"] = former_allies(out["hostility0"], isis,
+                                         cfg.scenario.former_allies_max_hostility)
+    legit = np.full((len(names), len(IDENTITIES)), BASE_LEGITIMACY)
+    for i, fc in enumerate(fcs):
+        for ident, v in fc.legitimacy.items():
+            legit[i, IDENTITIES.index(ident)] = v
+    out["legitimacy"] = legit
+    out["value"] = ground_value(geo, [fc.value_weights for fc in fcs])
+    return out
+
+
+def cell_parameters(cfg: Config, geo: Geography) -> dict:
+    """Cell fields from population: ``hold_scale`` (holding a cell takes fighters in
+    proportion to its people: empty desert a patrol, a town a garrison), ``defence`` and
+    ``shield`` (towns favour their defender) and the garrison ``move_window``."""
+    pop = geo.population.ravel().astype(np.float64)
+    cc = cfg.control
+    e = cc.empty_hold_share
+    urban = np.clip(np.log10(np.maximum(pop, 1.0) / 1000.0) / 2.0, 0.0, 1.0)
+    return {
+        "hold_scale": (e + (1 - e) * np.clip(np.sqrt(pop / cc.hold_population), 0, 1)).astype(np.float32),
+        "defence": (1.0 + cc.urban_defence * urban).astype(np.float32),
+        "shield": (1.0 + cfg.combat.urban_loss_shield * urban).astype(np.float32),
+        "move_window": window_size(cc.garrison_move_km, geo.grid.cell_km),
+    }
+
+
+def former_allies(hostility0: np.ndarray, isis: int, max_hostility: float) -> np.ndarray:
+    """Former co-belligerents ``[F, F]``: both fought ISIS and were not at war with each
+    other (hostility below ``max_hostility``) at the start."""
+    n = hostility0.shape[0]
+    out = np.zeros((n, n), bool)
+    if isis >= 0:
+        anti = hostility0[:, isis] > 0
+        out = anti[:, None] & anti[None, :] & (hostility0 < max_hostility)
+        out[isis, :] = out[:, isis] = False
+        np.fill_diagonal(out, False)
+    return out
+
+
+def ground_value(geo: Geography, weights: list[dict]) -> np.ndarray:
+    """Value of ground ``[F, R, C]``: ``0.05 + sum_k w_k x_k`` over normalised log population,
+    key places, oil and border cells, with each faction's ``value_weights``."""
+    popv = np.log1p(geo.population) / max(np.log1p(geo.population.max()), 1e-9)
+    terms = {"population": popv, "key_place": geo.key_place, "oil": geo.oil,
+             "border": geo.border.astype(np.float32)}
+    return np.stack([0.05 + sum(w.get(k, 0.0) * v for k, v in terms.items())
+                     for w in weights]).astype(np.float32)
+
+
+def foreign_fighters(cfg: Config, isis: str) -> float:
+    """ISIS's foreign fighters at the start: its fighters (times its strength multiplier)
+    times its ``foreign_fighter_share``; 0 without ISIS."""
+    fc = cfg.factions.get(isis)
+    if fc is None:
+        return 0.0
+    return fc.fighters * fc.foreign_fighter_share * cfg.scenario.strength_multiplier.get(isis, 1.0)
+
+
+# ------------------------------------------------------------------ civilians
+def settlement_regions(geo: Geography) -> dict:
+    """Regions = Voronoi areas of the settlements (one per cell, the most populous):
+    ``regmap`` (region per cell, -1 outside), ``sel`` (place index per region),
+    ``region_cell`` (flat cell of each settlement) and ``region_pop0``."""
+    g = geo
+    pl = g.places
+    ok = g.grid.contains(pl.row, pl.col)
+    rr, cc = np.clip(pl.row, 0, g.shape[0] - 1), np.clip(pl.col, 0, g.shape[1] - 1)
+    ok &= g.theatre[rr, cc]
+    ok &= ~((pl.suburb_of != "") & np.isnan(pl.population))
+    sel = np.flatnonzero(ok)
+    order = sel[np.argsort(-np.nan_to_num(pl.population[sel]))]
+    _, first = np.unique(rr[order] * g.shape[1] + cc[order], return_index=True)
+    sel = order[np.sort(first)]
+    seeds = np.ones(g.shape, bool)
+    seeds[rr[sel], cc[sel]] = False
+    region_at = np.full(g.shape, -1, np.int64)
+    region_at[rr[sel], cc[sel]] = np.arange(sel.size)
+    _, (ir, ic) = ndimage.distance_transform_edt(seeds, return_indices=True)
+    regmap = np.where(g.theatre, region_at[ir, ic], -1)
+    flat = regmap.ravel()
+    inside = flat >= 0
+    pop0 = np.bincount(flat[inside], weights=g.population.ravel()[inside], minlength=sel.size)
+    return {"regmap": regmap, "sel": sel, "region_names": pl.name[sel], "region_pop0": pop0,
+            "region_cell": (rr[sel] * g.shape[1] + cc[sel]).astype(np.int64)}
+
+
+def communities(geo: Geography, regions: dict, identity_shares: dict) -> CommunityTable:
+    """Communities = settlement region x identity group, with the identity shares of the
+    region's governorate (``population/identity_2017``); groups of < 1 person are dropped."""
+    pl, sel, pop0 = geo.places, regions["sel"], regions["region_pop0"]
+    default = identity_shares.get("default", {"sunni_arab": 1.0})
+    reg, ident, pop = [], [], []
+    for k, p in enumerate(sel):
+        shares = identity_shares.get(str(pl.admin1[p]), default)
+        tot = sum(shares.values()) or 1.0
+        for name, s in shares.items():
+            if s > 0 and pop0[k] * s / tot >= 1.0:
+                reg.append(k)
+                ident.append(IDENTITIES.index(name))
+                pop.append(pop0[k] * s / tot)
+    return CommunityTable(reg, ident, pop, regions["region_cell"][np.array(reg, np.int64)])
+
+
+def destinations(geo: Geography, regions: dict, community_region: np.ndarray) -> dict:
+    """FLEE locations: key places and towns >= 50k (all regions if none), with the distance
+    (km) from every community to each (``dest_dist``), their capacity (people) and each
+    region's distance to the nearest foreign border (``region_border_km``)."""
+    g, pl, sel = geo, geo.places, regions["sel"]
+    other = ~g.theatre & (g.country >= 0) & ~g.lake
+    d_out = ndimage.distance_transform_edt(~other) * g.grid.cell_km
+    dest = np.flatnonzero(pl.key[sel] | (np.nan_to_num(pl.population[sel]) >= 50_000))
+    if dest.size == 0:
+        dest = np.arange(sel.size)
+    lat_r, lon_r = pl.lat[sel], pl.lon[sel]
+    return {"region_border_km": d_out.ravel()[regions["region_cell"]], "dest_region": dest,
+            "dest_dist": haversine_km(lat_r[community_region][:, None],
+                                      lon_r[community_region][:, None],
+                                      lat_r[dest][None, :], lon_r[dest][None, :]),
+            "dest_capacity": regions["region_pop0"][dest]}
+
+
+# ------------------------------------------------------------------ forces
+def garrison_weights(geo: Geography) -> np.ndarray:
+    """Where a faction stations its holding forces: a base weight everywhere, more in
+    populated cells (sqrt of people) and in key places."""
+    return (0.02 + np.sqrt(geo.population / 5000.0) + 5.0 * geo.key_place).astype(np.float32)
+
+
+def initial_garrison(geo: Geography, fc, own: np.ndarray, total: float, base: np.ndarray,
+                     real: bool) -> np.ndarray:
+    """Garrisons at the start: the fighters known to be around given places
+    (``garrison_areas``, capped at ``garrison_areas_max_share`` of the total and scaled down
+    to fit) spread by weight inside each area; the rest by weight over all own ground."""
+    g = geo
+    out = np.zeros(g.shape, np.float64)
+    areas = []
+    for a in (fc.garrison_areas if real else []):
+        k = g.places.find(a.place)
+        rr, cc = np.meshgrid(g.grid.lats, g.grid.lons, indexing="ij")
+        near = own & (haversine_km(g.places.lat[k], g.places.lon[k], rr, cc) <= a.radius_km)
+        if near.any() and a.fighters > 0:
+            areas.append((near, a.fighters))
+    want = sum(f for _, f in areas)
+    scale = min(1.0, fc.garrison_areas_max_share * total / want) if want > 0 else 0.0
+    placed = np.zeros(g.shape, bool)
+    for near, fighters in areas:
+        near = near & ~placed  # overlapping areas: the first listed wins
+        if near.any():
+            w = np.where(near, base, 0.0)
+            out += w * (fighters * scale / w.sum())
+            placed |= near
+    w = np.where(own, base, 0.0)
+    out += w * ((total - out.sum()) / w.sum())
+    return out.astype(np.float32)
+
+
+def unit_positions(owner: np.ndarray, i: int, hostility_i: np.ndarray, value_i: np.ndarray,
+                   window: int, n_units: int, rng: np.random.Generator) -> np.ndarray:
+    """Flat cells of faction ``i``'s units at the start: the HQ's opening deployment on own
+    cells facing valuable enemy or ungoverned ground within a unit's reach (probability
+    proportional to the value of the best cell in reach, to the 4th power)."""
+    own = owner == i
+    others = (owner >= 0) & (owner != i)
+    hostile = others & (hostility_i[np.where(owner >= 0, owner, 0)] > 0)
+    target = hostile | (owner == UNGOVERNED)
+    reach = ndimage.maximum_filter(np.where(target, value_i, 0.0), size=int(window))
+    front = own & (reach > 0)
+    cand = np.flatnonzero(front if front.any() else own)
+    p = (reach.ravel()[cand] if front.any() else value_i.ravel()[cand]).astype(np.float64) ** 4
+    return rng.choice(cand, size=n_units, replace=cand.size < n_units, p=p / p.sum())
+
+
+def station_weights(garrison: np.ndarray, owner: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Where each faction keeps its garrisons from now on: the base weights plus, with equal
+    total mass, the shape of its opening deployment (strongholds stay strongholds)."""
+    out = np.empty_like(garrison)
+    for i in range(garrison.shape[0]):
+        mass = float(base[owner == i].sum())
+        g0 = float(garrison[i].sum())
+        out[i] = base + (garrison[i] * (mass / g0) if g0 > 0 else 0.0)
+    return out
+
+
+def deploy_forces(cfg: Config, geo: Geography, names: list[str], owner: np.ndarray,
+                  strength0: np.ndarray, hostility: np.ndarray, value: np.ndarray,
+                  unit_window: np.ndarray, rng: np.random.Generator):
+    """The opening deployment: each faction's fighters split into garrisons (spread over its
+    ground, :func:`initial_garrison`) and up to ``max_units`` mobile units of ``unit_size``
+    (``unit_share`` of its strength, placed by :func:`unit_positions`, ``init`` stream).  A
+    faction with no ground at the start is not in the theatre (``strength0`` set to 0 in
+    place).  Returns ``(garrison [F, R, C], station weights, unit factions, unit rows, unit
+    cols, unit sizes)``."""
+    garrison = np.zeros((len(names), *geo.shape), np.float32)
+    base = garrison_weights(geo)
+    uf, cells, us = [], [], []
+    for i, f in enumerate(names):
+        fc = cfg.factions[f]
+        own = owner == i
+        if not own.any():
+            strength0[i] = 0.0
+            continue
+        total = strength0[i]
+        n_units = int(min(fc.max_units, np.floor(fc.unit_share * total / fc.unit_size)))
+        garrison[i] = initial_garrison(geo, fc, own, total - n_units * fc.unit_size, base,
+                                       cfg.geography.kind == "real")
+        if n_units:
+            cells += list(unit_positions(owner, i, hostility[i], value[i], unit_window[i], n_units, rng))
+            uf += [i] * n_units
+            us += [fc.unit_size] * n_units
+    r, c = np.divmod(np.asarray(cells, np.int64), geo.shape[1])
+    return garrison, station_weights(garrison, owner, base), uf, list(r), list(c), us

@@ -1,0 +1,95 @@
+"""Observation: the metrics the model records at the end of every step (the ``record``
+phase) as tidy ``(step, metric, faction, value)`` rows.
+
+Naming: ``n_`` a stock, ``new_`` a flow of the step, ``cum_`` the running total of a ``new_``
+flow (derived from the flows in :class:`sim.rules.ledger.FighterLedger`), ``share_`` a
+ratio.  docs/ODD.md section 4.11 describes every metric.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .rules.control import OUTSIDE, UNGOVERNED
+
+FACTION_FLOWS = ("new_fighter_losses", "new_recruits", "new_fighters_evacuated")
+ALL_FLOWS = ("new_displaced", "new_refugees_abroad", "new_returnees", "new_civilian_deaths",
+             "new_insurgent_attacks", "new_foreign_fighters_exported", "new_cells_resurfaced")
+BATTLE_FLOWS = ("new_battles", "new_battles_vs_isis", "new_battles_former_allies")
+
+
+def record(m) -> None:
+    """Append this step's metrics of model ``m`` to ``m.records``."""
+    s = m.steps
+    rec = m.records.append
+    territory(m, s, rec)
+    forces_and_people(m, s, rec)
+    flows(m, s, rec)
+    battles(m, s, rec)
+    rec((s, "share_grievance", "ALL", float(m.mean_grievance)))
+
+
+def territory(m, s: int, rec) -> None:
+    """Territory and people by controller, fighters and the faction flows of the ledger."""
+    area_tot = float(m.area.sum())
+    present = m.people_present()
+    pop_tot = float(present[m.geo.theatre].sum())
+    code = np.where(m.owner >= 0, m.owner, m.n_f).ravel()
+    area_by = np.bincount(code, weights=m.area.ravel(), minlength=m.n_f + 1)
+    pop_by = np.bincount(code, weights=present.ravel(), minlength=m.n_f + 1)
+    cells_by = np.bincount(code, minlength=m.n_f + 1)
+    led = m.ledger
+    for i, f in enumerate(m.faction_names):
+        rec((s, "share_territory_area", f, area_by[i] / area_tot if area_tot else 0.0))
+        rec((s, "share_territory_pop", f, pop_by[i] / pop_tot if pop_tot else 0.0))
+        rec((s, "n_cells", f, float(cells_by[i])))
+        rec((s, "n_fighters", f, m.fighters(i)))
+        for name in FACTION_FLOWS:
+            rec((s, name, f, led.flow[(name, f)]))
+        key = ("new_fighters_withdrawn", f)
+        led.close_step([key])
+        rec((s, "new_fighters_withdrawn", f, led.flow[key]))
+        rec((s, "cum_fighters_withdrawn", f, led.cum[key]))
+    ung = m.owner == UNGOVERNED
+    rec((s, "share_territory_area", "UNGOVERNED", float(m.area[ung].sum() / area_tot)))
+    rec((s, "share_territory_pop", "UNGOVERNED", float(present[ung].sum() / pop_tot) if pop_tot else 0.0))
+    rec((s, "n_ungoverned_cells", "ALL", float(ung.sum())))
+    rec((s, "share_contested", "ALL", float((m.level == 3)[m.owner != OUTSIDE].mean())))
+
+
+def forces_and_people(m, s: int, rec) -> None:
+    """Hidden and foreign ISIS fighters; the civilian stocks."""
+    rec((s, "n_fighters_hidden", "ISIS", float(m.hidden.sum())))
+    rec((s, "n_foreign_fighters", "ISIS", float(m.ledger.foreign)))
+    cm = m.communities
+    rec((s, "n_displaced", "ALL", float(cm.idp.sum())))
+    rec((s, "n_abroad", "ALL", float(cm.abroad.sum())))
+    rec((s, "n_at_home", "ALL", float(cm.home.sum())))
+    rec((s, "n_civilian_dead", "ALL", float(cm.dead.sum())))
+
+
+def flows(m, s: int, rec, names=ALL_FLOWS) -> None:
+    """Theatre-wide flows of the step and their running totals."""
+    led = m.ledger
+    for name in names:
+        key = (name, "ALL")
+        led.close_step([key])
+        rec((s, name, "ALL", led.flow[key]))
+        rec((s, "cum_" + name[4:], "ALL", led.cum[key]))
+
+
+def battles(m, s: int, rec) -> None:
+    """Battles of the step: all, against ISIS, between former allies, and per hostile dyad."""
+    b = m.battles
+    upper = np.triu(b, 1)
+    isis = m.isis
+    led = m.ledger
+    led.flow[("new_battles", "ALL")] = float(upper.sum())
+    led.flow[("new_battles_vs_isis", "ALL")] = float(b[isis].sum()) if isis >= 0 else 0.0
+    led.flow[("new_battles_former_allies", "ALL")] = float((upper * np.triu(m.former_allies, 1)).sum())
+    flows(m, s, rec, BATTLE_FLOWS)
+    for i in range(m.n_f):
+        for j in range(i + 1, m.n_f):
+            if m.hostility0[i, j] > 0 or m.hostility[i, j] > 0:
+                a, c = sorted((m.faction_names[i], m.faction_names[j]))
+                rec((s, "new_battles", f"{a}|{c}", float(b[i, j])))

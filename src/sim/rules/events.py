@@ -1,0 +1,137 @@
+"""Scenario events: dated or conditional changes of hostility, withdrawals, the end of
+deconfliction lines, air support and the weekly draw of who fights whom.
+
+Sources: the scenario files (``configs/scenario/*.yaml``) state each event's date and
+historical basis (e.g. the Euphrates deconfliction line agreed by the US and Russia in June
+2017; the US drawdown announced in December 2018).  Hostility ``h[f, g]`` in [0, 1] is the
+weekly probability that f and g fight (Bernoulli per dyad, symmetric).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+
+def date_of(s: str) -> dt.date:
+    """A config date string (ISO ``YYYY-MM-DD``) as a :class:`datetime.date`."""
+    return dt.date.fromisoformat(s)
+
+
+def due_events(events: dict, fired: set, date: dt.date, isis_share: float) -> list[str]:
+    """Names of events not yet fired that are due: their ``date`` has come, or ISIS holds
+    less than ``when_isis_share_below`` of the theatre's area."""
+    due = []
+    for name, ev in events.items():
+        if name in fired:
+            continue
+        if (ev.date and date >= date_of(ev.date)) or \
+                (ev.when_isis_share_below >= 0 and isis_share < ev.when_isis_share_below):
+            due.append(name)
+    return due
+
+
+def hostility_matrix(pairs, fidx: dict[str, int], n: int, base: np.ndarray | None = None) -> np.ndarray:
+    """Symmetric hostility ``[F, F]`` from ``(a, b, value)`` triples, over ``base`` (zeros)."""
+    h = np.zeros((n, n)) if base is None else base
+    for a, b, v in pairs:
+        i, j = fidx[str(a)], fidx[str(b)]
+        h[i, j] = h[j, i] = float(v)
+    return h
+
+
+def air_multiplier(air_support: dict, fidx: dict[str, int], n: int, date: dt.date) -> np.ndarray:
+    """Air support active on ``date``: multiplier ``[shooter, target]`` of ground fire,
+    ``1 + strength`` for each recipient against the listed targets (all if none listed)."""
+    air = np.ones((n, n))
+    for a in air_support.values():
+        if a.start and date < date_of(a.start):
+            continue
+        if a.end and date >= date_of(a.end):
+            continue
+        against = [fidx[x] for x in a.against] if a.against else list(range(n))
+        for r in a.recipients:
+            air[fidx[r], against] += a.strength
+    return air
+
+
+def draw_engagement(hostility: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Who fights whom this week: one uniform draw per dyad (upper triangle, mirrored);
+    f and g are engaged when it falls below their hostility."""
+    n = hostility.shape[0]
+    u = np.triu(rng.random((n, n)), 1)
+    u = u + u.T
+    eng = (u < hostility) & (hostility > 0)
+    np.fill_diagonal(eng, False)
+    return eng
+
+
+def allowed_ground(countries: list[list[str]], withdrawn: np.ndarray, deconfliction: dict,
+                   fidx: dict[str, int], date: dt.date, geo, line_side) -> np.ndarray:
+    """``[F, R, C]`` bool: where each faction may hold ground: its countries inside the
+    theatre, minus the far side of any deconfliction line still in force, minus everything
+    once it has withdrawn.  ``line_side(d)`` gives a line's side per cell (+1 north, -1
+    south, 0 open)."""
+    allowed = np.zeros((len(countries), *geo.shape), bool)
+    for i, cs in enumerate(countries):
+        for c in cs:
+            allowed[i] |= geo.country_mask(c)
+        allowed[i] &= geo.theatre
+        if withdrawn[i]:
+            allowed[i] = False
+    for d in deconfliction.values():
+        if d.until and date >= date_of(d.until):
+            continue
+        side = line_side(d)
+        in_country = geo.country_mask(d.country)
+        for f, s in zip(d.factions, d.sides):
+            want = 1 if s == "north" else -1
+            allowed[fidx[f]] &= ~(in_country & (side == -want))
+    return allowed
+
+
+def line_side(geo, d) -> np.ndarray:
+    """Side of a deconfliction line ``d`` per cell (+1 north, -1 south, 0 open); the line's
+    own cells go by ``d.line_cells`` (both sides, north, south or the majority side)."""
+    from ..geography import line_cell_majority, river_side
+
+    side = river_side(geo, d.line, d.country)
+    if d.line_cells != "both":
+        on_line = geo.named_rivers[d.line] & geo.country_mask(d.country)
+        if d.line_cells == "majority":
+            side = np.where(on_line, line_cell_majority(geo, d.line, on_line, d.north_share), side)
+        else:
+            side = np.where(on_line, 1 if d.line_cells == "north" else -1, side)
+    return side
+
+
+def withdraw(garrison: np.ndarray, units, owner: np.ndarray, i: int) -> float:
+    """Faction ``i``'s ground forces leave the theatre: its garrisons and units go to 0 (units
+    marked dead) and its ground becomes ungoverned.  Edits the arrays in place; returns the
+    fighters withdrawn."""
+    from .control import UNGOVERNED
+
+    mine = units.faction == i
+    gone = float(garrison[i].sum()) + float(units.fighters[mine].sum())
+    garrison[i] = 0
+    units.fighters[mine] = 0
+    units.alive[mine] = False
+    owner[owner == i] = UNGOVERNED
+    return gone
+
+
+class LineSides:
+    """Cache of :func:`line_side` per deconfliction line (the geometry never changes during a
+    run); call it with a line's config."""
+
+    def __init__(self, geo):
+        self.geo = geo
+        self.cache: dict = {}
+
+    def __call__(self, d) -> np.ndarray:
+        """The side per cell of line ``d``, computed on first use."""
+        key = (d.line, d.country, d.line_cells, d.north_share)
+        if key not in self.cache:
+            self.cache[key] = line_side(self.geo, d)
+        return self.cache[key]

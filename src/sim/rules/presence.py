@@ -1,0 +1,51 @@
+"""Presence: the force each faction projects on each cell, from its garrisons and units.
+
+A garrison is felt in its own cell and, with ``GARRISON_SPILL / 8`` of its strength, in each
+of the 8 neighbours; a unit puts ``unit_centre_share`` of its fighters on its own cell (its
+assault point) and spreads the rest evenly over its ``projection_km`` window (its sector).
+Both kernels are symmetric, so losses taken per unit of presence can be handed back to the
+sources exactly (see :mod:`sim.rules.combat`).  Units: fighters per cell.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .spatial import box_sum3, dilate8, stamp_windows
+
+GARRISON_SPILL = 0.25  # share of a garrison's presence felt in each of the 8 neighbour cells x 8
+
+
+def garrison_presence(field: np.ndarray) -> np.ndarray:
+    """Presence of garrisons: all of a cell's garrison in the cell, plus ``GARRISON_SPILL / 8``
+    of it in each neighbour.  The kernel is symmetric, so applying it to loss rates hands
+    each cell's losses back to the garrisons that were present there, exactly."""
+    f = field.astype(np.float32, copy=False)
+    return f + np.float32(GARRISON_SPILL / 8.0) * (box_sum3(f) - f)
+
+
+def unit_presence(shape, n_f: int, rows, cols, fighters, windows, faction,
+                  centre: float) -> np.ndarray:
+    """``[F, R, C]`` presence of units at cells ``(rows, cols)`` with ``fighters``, each over
+    its faction's ``windows`` (odd side in cells), ``centre`` of it on its own cell."""
+    pu = stamp_windows(shape, rows, cols, fighters, windows, faction, centre)
+    out = np.zeros((n_f, *shape), np.float32)
+    out[: pu.shape[0]] = pu[:n_f]
+    return out
+
+
+def unit_cells_dilated(shape, n_f: int, rows, cols, faction) -> np.ndarray:
+    """``[F, R, C]``: cells within one cell of a unit of each faction (where it assaults;
+    elsewhere its fire only supports the holding garrisons)."""
+    m = np.zeros((n_f, *shape), bool)
+    m[faction, rows, cols] = True
+    return dilate8(m)
+
+
+def mix(weights: np.ndarray, fields: np.ndarray) -> np.ndarray:
+    """``out[f] = sum_g weights[f, g] * fields[g]`` for ``[faction, row, col]`` stacks (e.g.
+    the presence of each faction's enemies from a hostility mask)."""
+    n = fields.shape[0]
+    # einsum's own loops, not BLAS: a 10 x 10 by 10 x N product gains nothing from threads
+    out = np.einsum("fg,gn->fn", weights.astype(np.float32), fields.reshape(n, -1))
+    return out.reshape(weights.shape[0], *fields.shape[1:])

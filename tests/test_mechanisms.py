@@ -1,0 +1,310 @@
+"""Toy-world tests of the mechanisms (FLEE-style): tiny hand-built maps, exact outcomes.
+
+Each test builds a few numpy arrays by hand, calls one kernel from :mod:`sim.rules` and checks
+the exact result: movement and path choice, road moves, target planning, retreat,
+redeployment, pocket evacuation, reinforcement, recruitment, destination choice and the
+fighter ledger.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from sim.rules import civilians as civ
+from sim.rules import movement, recruitment, redeploy
+from sim.rules.control import UNGOVERNED
+from sim.rules.ledger import FighterLedger
+
+OFFENSIVE = 0.5
+
+
+def _move(owner, target, budget=3.0, allowed=None, hostility=None, cost=None, start=(3.0, 0.0)):
+    """One faction-0 unit moving from ``start`` toward ``target`` on ``owner``."""
+    owner = np.asarray(owner, np.int8)
+    allowed = np.ones((2, *owner.shape), bool) if allowed is None else allowed
+    hostility = np.array([[0.0, 1.0], [1.0, 0.0]]) if hostility is None else hostility
+    cost = np.ones(owner.shape) if cost is None else cost
+    r, c = movement.tactical_moves(np.array([start[0]]), np.array([start[1]]),
+                                   np.array([float(target[0])]), np.array([float(target[1])]),
+                                   np.array([0], np.int16), np.array([budget]), cost, owner,
+                                   allowed, hostility, OFFENSIVE)
+    return float(r[0]), float(c[0])
+
+
+# ------------------------------------------------------------------ movement and path choice
+def test_unit_walks_its_budget_straight_toward_its_target():
+    assert _move(np.zeros((7, 7)), (3, 6)) == (3.0, 3.0)
+
+
+def test_unit_stops_at_its_target():
+    assert _move(np.zeros((7, 7)), (3, 2)) == (3.0, 2.0)
+
+
+def test_rough_ground_costs_budget():
+    cost = np.ones((7, 7))
+    cost[:, 2] = 2.0  # a river crossing: the third sample costs 1 + 2 = 3 > budget 2.5
+    assert _move(np.zeros((7, 7)), (3, 6), budget=2.5, cost=cost) == (3.0, 1.0)
+
+
+def test_unit_enters_the_first_enemy_cell_but_not_beyond():
+    owner = np.zeros((7, 7))
+    owner[:, 2:] = 1  # faction 1, at war with 0
+    assert _move(owner, (3, 6)) == (3.0, 2.0)
+
+
+def test_unit_never_enters_ground_of_a_faction_it_only_skirmishes_with():
+    owner = np.zeros((7, 7))
+    owner[:, 2:] = 1
+    skirmish = np.array([[0.0, 0.2], [0.2, 0.0]])  # hostile, but below the offensive level
+    r, c = _move(owner, (3, 6), hostility=skirmish)
+    assert c < 1.5 and owner[int(round(r)), int(round(c))] == 0
+
+
+def test_unit_detours_around_a_lake():
+    allowed = np.ones((2, 7, 7), bool)
+    allowed[:, 3:5, 1] = False  # a lake in front of the unit: the straight heading is blocked
+    r, c = _move(np.zeros((7, 7)), (3, 6), allowed=allowed)
+    # +30 degrees (toward row 6) runs into the lake too; -30 passes north of it, ending
+    # nearer the target than the +-60 and +-90 detours
+    assert (r, c) == pytest.approx((3.0 - 1.5, 3.0 * np.cos(np.deg2rad(30))))
+
+
+def test_road_move_jumps_to_the_edge_of_own_ground_nearest_the_objective():
+    own = np.zeros((3, 15), bool)
+    own[:, :10] = True
+    moved, r, c = movement.road_moves(own, np.array([1.0]), np.array([0.0]), np.array([[1.0, 12.0]]),
+                                      speed=1.0, road_factor=10.0)
+    assert moved[0] and (r[0], c[0]) == (1.0, 9.0)
+    # out of road reach: no move
+    moved, r, c = movement.road_moves(own, np.array([1.0]), np.array([0.0]), np.array([[1.0, 12.0]]),
+                                      speed=1.0, road_factor=5.0)
+    assert not moved[0] and (r[0], c[0]) == (1.0, 0.0)
+
+
+# ------------------------------------------------------------------ target planning
+def test_targets_are_enemy_or_ungoverned_cells_within_two_cells():
+    owner = np.array([[0, 0, 0, 1, 1, UNGOVERNED, UNGOVERNED]], np.int8)
+    hostility = np.array([[0.0, 1.0], [1.0, 0.0]])
+    idx = movement.target_cells(0, owner, np.zeros(owner.shape, bool), np.ones(owner.shape, bool),
+                                hostility, OFFENSIVE)
+    assert list(idx) == [3, 4]
+    # a unit standing on col 4 extends the reach to the ungoverned cells
+    occ = np.zeros(owner.shape, bool)
+    occ[0, 4] = True
+    idx = movement.target_cells(0, owner, occ, np.ones(owner.shape, bool), hostility, OFFENSIVE)
+    assert list(idx) == [3, 4, 5, 6]
+
+
+def test_target_scores_prefer_feasible_and_vacant_ground():
+    idx = np.array([0, 1, 2])
+    owner_at = np.array([1, 1, UNGOVERNED])
+    enemy = np.array([[0.0, 100.0, 0.0]])
+    value = np.ones((1, 3), np.float32)
+    score = movement.target_scores(idx, owner_at, mass=20.0, presence=np.zeros((1, 3)), enemy=enemy,
+                                   value=value, need=np.full(3, 2.0), hostility_f=np.array([0.0, 1.0]))
+    # cell 0: ratio 20/1/2 = 10 -> capped at 3; cell 1: ratio 20/101/2 < 1 -> put off (x 0.05);
+    # cell 2: ungoverned, ratio 10 -> 3 x 1.5
+    assert score == pytest.approx([3.0, 0.05 * 20 / 101 / 2, 4.5])
+
+
+def test_objectives_spread_units_over_fronts():
+    top = np.array([2, 8])  # flat cells of a 1 x 10 map
+    score = np.array([10.0, 7.0])
+    rows, cols = np.zeros(3), np.array([5.0, 5.0, 5.0])
+    out = movement.assign_objectives(rows, cols, np.full((3, 2), -1.0), top, score, width=10,
+                                     speed_cells=3.0)
+    # unit 1 takes the best cell; its score drops to 6 < 7, so unit 2 goes to the other front;
+    # then cell 8 (4.2) is below cell 2 (6) again
+    assert out[:, 1].tolist() == [2.0, 8.0, 2.0]
+
+
+def test_objective_commitment_keeps_the_previous_target():
+    top = np.array([2, 8])
+    out = movement.assign_objectives(np.zeros(1), np.array([5.0]), np.array([[0.0, 8.0]]), top,
+                                     np.array([10.0, 7.0]), width=10, speed_cells=3.0)
+    assert out[0].tolist() == [0.0, 8.0]  # 2 x 7 beats 10
+
+
+# ------------------------------------------------------------------ retreat
+def test_retreat_survivors_land_on_own_ground_and_the_rest_are_lost():
+    g = np.zeros((1, 7), np.float32)
+    g[0, 3] = 10.0  # a cell just lost
+    own = np.array([[True, True, True, False, False, False, False]])
+    out, hidden, trapped, killed = movement.retreat(g, own, loss_fraction=0.1)
+    assert hidden is None and trapped is None
+    assert out[0, 3] == 0.0 and out[~own].sum() == 0.0
+    assert float(out.sum()) == pytest.approx(9.0) and killed == pytest.approx(1.0)
+
+
+def test_retreat_with_no_own_ground_in_reach_is_a_pocket_wiped_out():
+    g = np.zeros((1, 9), np.float32)
+    g[0, 8] = 10.0  # four cells from own ground: out of reach
+    own = np.array([[True, True, True, True, False, False, False, False, False]])
+    out, hidden, trapped, killed = movement.retreat(g, own, 0.1, underground_share=0.2, trapped_hide=0.5)
+    # 2 go to ground where they stand; of 8, 0.8 die retreating; the 7.2 trapped: half hide
+    assert hidden[0, 8] == pytest.approx(2.0) and trapped[0, 8] == pytest.approx(3.6)
+    assert killed == pytest.approx(0.8 + 3.6) and float(out.sum()) == 0.0
+
+
+def test_no_retreat_when_nothing_was_lost():
+    own = np.ones((2, 2), bool)
+    assert movement.retreat(np.ones((2, 2), np.float32), own, 0.1) is None
+
+
+# ------------------------------------------------------------------ redeployment
+def test_garrisons_spread_but_every_piece_keeps_its_fighters():
+    own = np.array([[True, True, True, False, True, True]])
+    g = np.array([[9.0, 0.0, 0.0, 0.0, 0.0, 3.0]], np.float32)
+    w = np.ones(own.shape, np.float32) * own
+    target = redeploy.garrison_targets(g, own, w, window=3)
+    labels, n, comp = redeploy.pieces(own, g)
+    assert n == 2 and comp.tolist() == [0.0, 9.0, 3.0]
+    redeploy.spread_garrisons(g, target, labels, comp)
+    assert g[0, :3].sum() == pytest.approx(9.0) and g[0, 4:].sum() == pytest.approx(3.0)
+    assert g[0, 3] == 0.0 and 0 < g[0, 1] < g[0, 0]  # half-way toward an even spread
+
+
+def test_front_cells_count_double():
+    own = np.array([[True, True, True, False]])
+    enemy = np.array([[False, False, False, True]])
+    w = redeploy.station_weights(np.ones(own.shape, np.float32), own, enemy)
+    assert w.tolist() == [[1.0, 1.0, 2.0, 0.0]]
+
+
+# ------------------------------------------------------------------ pocket evacuation
+def _pocket_map():
+    a, b = 0, 1
+    owner = np.full((5, 8), b, np.int8)
+    owner[:, :3] = a  # main ground of a
+    owner[2, 6] = a  # a one-cell pocket inside b's ground
+    return owner
+
+
+def test_besieged_pocket_is_found_and_evacuated_to_main_ground():
+    owner = _pocket_map()
+    own = owner == 0
+    g = np.where(own, 10.0, 0.0).astype(np.float32)
+    labels, n, _ = redeploy.pieces(own, g)
+    war = np.array([False, True])
+    besieged = redeploy.besieged_pockets(own, labels, n, owner, war)
+    assert besieged.tolist() == [False, False, True]
+    before = float(g.sum())
+    moved = redeploy.evacuate(g, labels, besieged, 0.25, np.where(own, 1.0, 0.0))
+    assert moved == pytest.approx(2.5) and g[2, 6] == pytest.approx(7.5)
+    assert float(g.sum()) == pytest.approx(before, rel=1e-6)
+    assert g[labels == 1].sum() == pytest.approx(150.0 + 2.5)
+
+
+def test_pocket_touching_open_ground_is_not_besieged():
+    owner = _pocket_map()
+    owner[2, 7] = UNGOVERNED  # a way out
+    own = owner == 0
+    labels, n, _ = redeploy.pieces(own, own.astype(np.float32))
+    assert not redeploy.besieged_pockets(own, labels, n, owner, np.array([False, True])).any()
+
+
+# ------------------------------------------------------------------ reinforcement
+def test_weak_units_disband_into_garrisons_and_others_draw_replacements():
+    new, weak, back, lost, draw = redeploy.reinforce(np.array([100.0, 10.0, 50.0]), 100.0, 1000.0)
+    assert new.tolist() == [100.0, 0.0, 60.0] and weak.tolist() == [False, True, False]
+    assert (back, lost, draw) == (10.0, 0.0, 10.0)
+
+
+def test_no_replacements_without_garrisons_and_disbanded_fighters_are_lost():
+    new, weak, back, lost, draw = redeploy.reinforce(np.array([100.0, 10.0, 50.0]), 100.0, 0.0)
+    assert new.tolist() == [100.0, 0.0, 50.0] and (back, lost, draw) == (0.0, 10.0, 0.0)
+
+
+def test_seeded_garrison_is_capped_at_three_times_the_need():
+    assert redeploy.seed_amounts(np.array([100.0, 10.0]), np.array([5.0, 5.0]), 0.5).tolist() == [15.0, 5.0]
+
+
+# ------------------------------------------------------------------ recruitment
+def test_factions_recruit_where_they_rule_and_isis_from_aggrieved_sunnis():
+    garrison = np.zeros((2, 1, 3), np.float32)
+    hidden = np.zeros((1, 3), np.float32)
+    own_c = np.array([1, 1, 1])  # all ruled by faction 1; ISIS is faction 0
+    home = np.array([1000.0, 1000.0, 1000.0])
+    identity = np.array([0, 1, 0])  # sunni_arab, other, sunni_arab
+    cells = np.array([0, 1, 2])
+    legit = np.array([[0.0, 0.0], [0.5, 0.5]])
+    griev = np.array([0.2, 0.2, 0.2])
+    reach = np.array([[True, True, False]])  # the third is beyond ISIS's network
+    out = recruitment.recruit_all(garrison, hidden, own_c, home, identity, cells, legit, griev,
+                                  np.array([0.0, 0.01]), 0, 0.1, reach, sunni=0)
+    # faction 1: 0.01 x 1000 x 0.5 x (1 - 0.2) = 4 per community; ISIS: 0.1 x 1000 x 0.2 = 20
+    assert [(i, round(k, 6)) for i, k in out] == [(1, 12.0), (0, 20.0)]
+    assert garrison[1].tolist() == [[4.0, 4.0, 4.0]] and hidden.tolist() == [[20.0, 0.0, 0.0]]
+
+
+def test_network_reach():
+    hidden = np.zeros((1, 9), np.float32)
+    hidden[0, 0] = 1.0
+    reach = recruitment.network_reach(hidden, np.zeros((1, 9), bool), cell_km=10.0)  # +-3 cells
+    assert reach.tolist() == [[True] * 4 + [False] * 5]
+
+
+# ------------------------------------------------------------------ destination choice
+def test_people_flee_to_the_best_reachable_destination():
+    # two destinations: a near unsafe one and a farther safe one; a third out of reach
+    safety = np.array([[0.2, 1.0, 1.0]])
+    legit = np.array([[0.5, 0.5, 0.5]])
+    cap = np.array([[1000.0, 1000.0, 1000.0]])
+    dist = np.array([[10.0, 20.0, 200.0]])
+    scores = civ.destination_scores(safety, legit, cap, dist, walk_km=50.0)
+    assert scores[0, 2] == 0.0  # beyond 3 x walk_km
+    cell, has = civ.choose_destinations(scores, np.array([100, 200, 300]), np.array([7]))
+    assert cell.tolist() == [200] and has.tolist() == [True]
+
+
+def test_no_reachable_destination_keeps_the_current_shelter():
+    scores = civ.destination_scores(np.array([[1.0]]), np.array([[0.5]]), np.array([[10.0]]),
+                                    np.array([[500.0]]), walk_km=50.0)
+    cell, has = civ.choose_destinations(scores, np.array([100]), np.array([7]))
+    assert cell.tolist() == [7] and has.tolist() == [False]
+
+
+# ------------------------------------------------------------------ the fighter ledger
+def test_ledger_balances_by_construction_and_isis_losses_take_foreign_fighters():
+    forces = {0: 100.0, 1: 50.0}
+    led = FighterLedger(["ISIS", "B"], isis=0, foreign=40.0, count=lambda i: forces[i])
+    forces[0] -= 20.0
+    led.killed(0, 20.0)  # 40 of 100 were foreign: 8 of the 20 lost
+    assert led.foreign == pytest.approx(32.0)
+    forces[0] -= 10.0
+    led.exported(10.0)
+    forces[1] += 5.0
+    led.recruited(1, 5.0)
+    forces[1] = 0.0
+    led.withdrawn(1, 55.0)
+    assert led.balance(0, 100.0) == pytest.approx(0.0) and led.balance(1, 50.0) == pytest.approx(0.0)
+    assert led.foreign == pytest.approx(22.0)
+    assert led.flow[("new_fighters_withdrawn", "B")] == 55.0
+    assert led.flow[("new_foreign_fighters_exported", "ALL")] == 10.0
+    led.close_step([("new_fighters_withdrawn", "B")])
+    led.new_step()
+    led.close_step([("new_fighters_withdrawn", "B")])
+    assert led.cum[("new_fighters_withdrawn", "B")] == 55.0
+
+
+def test_population_displace_conserves_people():
+    regions = {"regmap": np.array([[0, 1]]), "region_names": np.array(["a", "b"]),
+               "region_cell": np.array([0, 1]), "region_pop0": np.array([100.0, 100.0])}
+    table = SimpleNamespace(region=np.array([0, 1]), identity=np.array([0, 0]),
+                            home=np.array([100.0, 100.0]), idp=np.zeros(2), abroad=np.zeros(2),
+                            dead=np.zeros(2), idp_loc=np.array([0, 1]), pop0=np.array([100.0, 100.0]))
+    dest = {"region_border_km": np.array([500.0, 500.0]), "dest_region": np.array([1]),
+            "dest_dist": np.array([[30.0], [0.0]]), "dest_capacity": np.array([100.0])}
+    pop = civ.Population(regions, table, dest, np.array([[100.0, 100.0]]))
+    dc = SimpleNamespace(flee_rate_violence=1.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
+                         walk_km_week=50.0, abroad_share=0.0, return_rate=0.0, safe_damage=0.5)
+    flows = pop.displace(np.array([0, 0]), np.array([[0.5]]), np.zeros(2), np.array([1.0, 0.0]),
+                         np.array([1.0, 0.0]), np.zeros(2), np.zeros(2), np.array([0.5, 0.5]),
+                         (np.zeros(2), np.zeros(2)), dc)
+    # community a: 1 - exp(-1) of its people flee to b's town; b is quiet
+    assert flows["new_displaced"] == pytest.approx(100 * (1 - np.exp(-1.0)))
+    assert table.idp_loc.tolist() == [1, 1]
+    assert (table.home + table.idp + table.abroad + table.dead).sum() == pytest.approx(200.0)
