@@ -777,6 +777,7 @@ def plot_scorecard(df: pd.DataFrame, path: str | Path) -> None:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     d = df[df.kind != "overall"].reset_index(drop=True)
     facts = d[(d.kind == "pattern") & d["observed"].notna() & (d.status == "ok") & (d["observed"] > 0)
@@ -823,6 +824,11 @@ def plot_scorecard(df: pd.DataFrame, path: str | Path) -> None:
         ax2.errorbar(ratio, yf, xerr=[ratio - lo, hi - ratio], fmt="o", color="#e69f00", ecolor="#555555",
                      capsize=2, ms=4, label="model median, 10-90%")
         ax2.set_xscale("log")
+        left, right = min(float(lo.min()), 0.4) / 1.2, max(float(hi.max()), 2.5) * 1.2
+        ticks = [t for t in (0.01, 0.03, 0.1, 0.25, 0.5, 1, 2, 4, 10, 30, 100) if left <= t <= right]
+        ax2.set_xlim(left, right)
+        ax2.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax2.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax2.set_yticks(yf, [f"{n} ({_fmt(o)} {u})" for n, o, u in
                             zip(facts["name"], facts["observed"], facts["unit"])], fontsize=7)
         ax2.set_xlabel("model / observed")
