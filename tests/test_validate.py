@@ -302,3 +302,11 @@ def test_history_points_for_the_overlays():
     assert set(disp.label) >= {"Afrin", "Daraa/Quneitra", "Peace Spring"}
     run = fake_run()
     assert set(history.in_range(disp, run.dates).label) == {"Raqqa (since Apr 2017)", "Afrin", "Daraa/Quneitra"}
+
+
+def test_median_first_capture_counts_runs_that_never_capture():
+    d = step_of(CP_DATE)
+    runs = [fake_run(capture_step=d + 1), fake_run(), fake_run()]
+    row = only_checkpoints(runs, [cp()]).iloc[0]
+    assert row.model_date == "never" and np.isinf(row.error_weeks)
+    assert row.score == pytest.approx(1 / 3)

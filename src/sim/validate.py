@@ -622,8 +622,12 @@ def _row(**kw) -> dict:
 
 
 def _median_date(ds: list) -> str:
-    ds = sorted(d for d in ds if d is not None)
-    return str(ds[len(ds) // 2]) if ds else "never"
+    """Median of the runs' dates, counting a run where it never happens as the latest."""
+    if not ds:
+        return "never"
+    never = np.datetime64("2262-01-01")
+    m = sorted(never if d is None else np.datetime64(d, "D") for d in ds)[len(ds) // 2]
+    return "never" if m == never else str(m)
 
 
 def scorecard(runs: list[Results], checkpoints: list[Checkpoint] | None = None, window_weeks: float = 4,
