@@ -619,6 +619,9 @@ def plot_territory_share(results: Results, path, dpi: int = 110) -> Figure:
                     if light else None)
         ax.set_ylabel("share of theatre area")
         ax.set_ylim(0, max(0.05, float(np.nanmax(wide[order].to_numpy())) * 1.08) if order else 1)
+        from .history import overlay_isis_area
+
+        overlay_isis_area(ax, results)  # history where it exists (IHS, officials)
         _date_axis(ax)
         ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title("Territorial control", fontsize=10)
@@ -687,6 +690,9 @@ def plot_displacement(results: Results, path, dpi: int = 110) -> Figure:
         ax1.plot(w.index, _total(w) / 1e6, color=colour, lw=1.8, label=label)
         drawn = True
     if drawn:
+        from .history import overlay_displacement
+
+        overlay_displacement(ax1, results)  # reported displacement of single operations
         ax1.set_ylabel("million people")
         ax1.set_title("Displacement", fontsize=10)
         _date_axis(ax1)
