@@ -8,7 +8,6 @@ State is numpy arrays over the grid (``owner[r, c]``, ``garrison[f, r, c]``, ``h
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import time
 from collections import defaultdict
@@ -17,9 +16,10 @@ import mesa
 import numpy as np
 from scipy import ndimage
 
+from . import initial_map
 from .agents import Community, CommunityTable, FactionHQ, Unit, UnitTable
 from .config import IDENTITIES, Config
-from .geography import DATA, DATA_BBOX, Geography
+from .geography import DATA_BBOX, Geography
 from .grid import haversine_km
 from .rules import civilians as civ
 from .rules import combat, insurgency
@@ -211,42 +211,22 @@ class ConflictModel(mesa.Model):
         return cache[key]
 
     def _init_control(self) -> None:
+        """The map of 1 July 2017 (:mod:`sim.initial_map`); the synthetic test map uses its own
+        towns, assigned to the factions in turn (nearest town)."""
         g = self.geo
-        path = DATA / "history" / "initial_control_2017-07.csv"
-        with open(path, encoding="utf-8", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        iso = {"Syria": "SYR", "Iraq": "IRQ"}
-        lat, lon, code, ctry = [], [], [], []
-        for i, r in enumerate(rows, start=2):
-            try:
-                la, lo = float(r["lat"]), float(r["lon"])
-            except (TypeError, ValueError):
-                raise ValueError(f"{path.name} line {i}: bad lat/lon {r.get('lat')!r}, {r.get('lon')!r}") from None
-            (x0, x1), (y0, y1) = DATA_BBOX
-            if not (y0 <= la <= y1 and x0 <= lo <= x1):
-                raise ValueError(f"{path.name} line {i}: lat/lon {la}, {lo} outside the data's "
-                                 f"box ({y0}..{y1} N, {x0}..{x1} E)")
-            if r["controller"] not in self.fidx:
-                if r["controller"] in ("ISIS", "SYRIAN_GOV", "SDF", "SYRIAN_REBELS", "ISLAMIST_REBELS",
-                                       "TURKEY_SNA", "US_COALITION", "IRAQI_GOV", "PMF", "KRG"):
-                    continue  # faction left out of this configuration
-                raise ValueError(f"{path.name} line {i}: unknown controller {r['controller']!r}")
-            if r["country"] not in iso:
-                raise ValueError(f"{path.name} line {i}: unknown country {r['country']!r}")
-            lat.append(la)
-            lon.append(lo)
-            code.append(self.fidx[r["controller"]])
-            ctry.append(iso[r["country"]])
-        rr, cc = g.grid.rowcol(np.array(lat), np.array(lon))
+        places = initial_map.read_places(box=DATA_BBOX)  # checked on every map, tiny included
         if g.sources.get("all") == "synthetic test map":
-            # synthetic map: seeds are its own towns, assigned round-robin to factions
             rr, cc = g.places.row, g.places.col
-            code = [i % self.n_f for i in range(len(rr))]
-            ctry = ["SYR" if g.country[r, c] == 0 else "IRQ" for r, c in zip(rr, cc)]
-        ctry_idx = np.array([g.country_names.index(c) if c in g.country_names else -99 for c in ctry])
-        lat0 = np.deg2rad(0.5 * (g.grid.lat_min + g.grid.lat_max))
-        self.owner = initial_control_voronoi(np.asarray(rr), np.asarray(cc), np.asarray(code),
-                                             ctry_idx, g.country, g.theatre, 1.0, float(np.cos(lat0)))
+            code = np.arange(len(rr)) % self.n_f
+            ctry = np.where(g.country[rr, cc] == 0, 0, 1)
+            lat0 = np.deg2rad(0.5 * (g.grid.lat_min + g.grid.lat_max))
+            self.owner = initial_control_voronoi(np.asarray(rr), np.asarray(cc), code, ctry,
+                                                 g.country, g.theatre, 1.0, float(np.cos(lat0)))
+            self.open_desert = np.zeros(g.shape, bool)
+        else:
+            m = initial_map.build_initial_map(g.grid, g.country, g.country_names, g.theatre, self.fidx,
+                                              places)
+            self.owner, self.open_desert = m.owner, m.open_desert
         # a faction only holds ground where it may
         held = self.owner >= 0
         idx = np.where(held, self.owner, 0)
@@ -320,6 +300,8 @@ class ConflictModel(mesa.Model):
         self.garrison = np.zeros((n, *g.shape), np.float32)
         rng = self.streams["init"]
         uf, ur, uc, us = [], [], [], []
+        pockets = initial_map.read_pockets() if self.cfg.geography.kind == "real" else []
+        self.main_ground = np.zeros((n, *g.shape), bool)
         for i, f in enumerate(self.faction_names):
             fc = self.cfg.factions[f]
             own = self.owner == i
@@ -330,7 +312,15 @@ class ConflictModel(mesa.Model):
             total = self.strength0[i]
             n_units = int(min(fc.max_units, np.floor(fc.unit_share * total / fc.unit_size)))
             in_units = n_units * fc.unit_size
-            self.garrison[i] = self._initial_garrison(i, own, total - in_units)
+            # pockets first (sourced fighters, else a share by weight), the rest on the main
+            # ground, where the mobile units start too (never in a pocket they cannot leave)
+            ps = initial_map.pieces(self.owner, i, g.grid, pockets, f)
+            in_pockets, main = initial_map.pocket_garrisons(
+                ps, self._garrison_weights(), total - in_units, fc.garrison_areas_max_share)
+            self.main_ground[i] = main
+            self.garrison[i] = in_pockets + self._initial_garrison(
+                i, main, total - in_units - float(in_pockets.sum()))
+            own = main
             if n_units:
                 others = (self.owner >= 0) & (self.owner != i)
                 hostile = others & (self.hostility[i][np.where(self.owner >= 0, self.owner, 0)] > 0)
