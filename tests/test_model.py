@@ -138,10 +138,10 @@ def test_units_stay_on_the_map_over_a_long_run():
 
 @pytest.mark.slow
 def test_default_baseline_at_005_full_horizon():
-    """The default run (baseline_2017, 0.05 degrees, 104 weeks) through run_scenario."""
+    """The default run (baseline_2017, 0.05 degrees, 131 weeks to the end of 2019)."""
     r = run_scenario(compose(["output.plots=false"]))
-    assert r.control.shape == (105, 182, 288)
-    assert str(r.dates[-1]) == "2019-06-29"
+    assert r.control.shape == (132, 182, 288)
+    assert str(r.dates[-1]) == "2020-01-04"
     isis = r.metric("share_territory_area", "ISIS")
     assert isis.iloc[0] > 0.1 and isis.iloc[-1] < 0.01  # the caliphate is gone by mid-2019
     attacks = r.metric("new_insurgent_attacks", "ALL")
