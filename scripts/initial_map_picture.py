@@ -61,13 +61,14 @@ draw(ax, None, f"Step 0 (1 July 2017), {res}: ISIS holds {isis_km2:,.0f} km2 "
 handles = [Patch(color=FACTION_COLOURS[f], label=f) for f in names]
 handles.append(Patch(color="#E6E6E6", label="ungoverned (open desert roamed by ISIS)"))
 ax.legend(handles=handles, loc="lower left", fontsize=7)
-zooms = [((35.6, 37.4, 32.3, 34.3), "Damascus, Qalamoun, Daraa-Quneitra"),
+zooms = [((36.05, 36.75, 33.3, 33.8), "Damascus: Eastern Ghouta, south Damascus, Yarmouk camp"),
          ((39.6, 41.4, 34.3, 35.6), "Deir ez-Zor enclave and airbase, Euphrates valley"),
+         ((35.6, 37.4, 32.3, 33.5), "Daraa-Quneitra, Yarmouk Basin, Suwayda desert"),
          ((36.0, 38.5, 34.6, 36.8), "Homs-Hama, Idlib, Aleppo, Afrin"),
          ((41.8, 44.6, 34.8, 36.8), "Tal Afar, Mosul, Hawija"),
          ((40.2, 41.6, 36.3, 37.2), "Hasakah and Qamishli")]
-pos = [[0.70, 0.70, 0.28, 0.27], [0.70, 0.40, 0.28, 0.27], [0.03, 0.03, 0.30, 0.36],
-       [0.35, 0.03, 0.30, 0.36], [0.68, 0.03, 0.30, 0.33]]
+pos = [[0.70, 0.70, 0.28, 0.27], [0.70, 0.40, 0.28, 0.27], [0.70, 0.05, 0.28, 0.32],
+       [0.03, 0.03, 0.19, 0.34], [0.265, 0.03, 0.19, 0.34], [0.50, 0.05, 0.17, 0.30]]
 for (box, t), p in zip(zooms, pos):
     draw(fig.add_axes(p), box, t)
 fig.savefig(out, dpi=110)
