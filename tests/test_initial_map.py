@@ -324,6 +324,17 @@ def test_model_step0_isis_area_and_open_desert(model005):
     assert (m.owner[m.open_desert] == -1).all()
 
 
+def test_model_step0_is_the_map(model005):
+    """The deconfliction line does not redraw the map of 1 July 2017: Tabqa and Manbij stay
+    SDF, the Hasakah square stays with the regime."""
+    m = model005
+    g, fidx, mp = built("res_005")
+    assert (m.owner == mp.owner).all()
+    for lat, lon, ctrl in [(35.837, 38.548, "SDF"), (36.5281, 37.9549, "SDF"),
+                           (36.494, 40.752, "SYRIAN_GOV")]:
+        assert m.owner[cell(g, lat, lon)] == m.fidx[ctrl]
+
+
 def test_horizon_reaches_the_end_of_2019_and_104_weeks_stays_available():
     cfg = as_config(compose([]))
     end = dt.date.fromisoformat(cfg.scenario.start_date) + dt.timedelta(weeks=cfg.scenario.weeks)

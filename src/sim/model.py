@@ -223,15 +223,18 @@ class ConflictModel(mesa.Model):
             self.owner = initial_control_voronoi(np.asarray(rr), np.asarray(cc), code, ctry,
                                                  g.country, g.theatre, 1.0, float(np.cos(lat0)))
             self.open_desert = np.zeros(g.shape, bool)
+            # a faction only holds ground where it may
+            held = self.owner >= 0
+            idx = np.where(held, self.owner, 0)
+            ok = np.take_along_axis(self.allowed, idx[None], axis=0)[0]
+            self.owner[held & ~ok] = UNGOVERNED
         else:
+            # the map is data: a deconfliction line limits where a faction may go and take
+            # ground from now on, not what it held on 1 July 2017 (SDF Manbij and Tabqa, the
+            # regime's Hasakah square); the map keeps each faction in its own countries
             m = initial_map.build_initial_map(g.grid, g.country, g.country_names, g.theatre, self.fidx,
                                               places)
             self.owner, self.open_desert = m.owner, m.open_desert
-        # a faction only holds ground where it may
-        held = self.owner >= 0
-        idx = np.where(held, self.owner, 0)
-        ok = np.take_along_axis(self.allowed, idx[None], axis=0)[0]
-        self.owner[held & ~ok] = UNGOVERNED
 
     def _init_civilians(self) -> None:
         """Communities = settlement area (Voronoi of places) x identity group."""
@@ -320,7 +323,7 @@ class ConflictModel(mesa.Model):
             self.main_ground[i] = main
             self.garrison[i] = in_pockets + self._initial_garrison(
                 i, main, total - in_units - float(in_pockets.sum()))
-            own = main
+            own = main & self.allowed[i] if (main & self.allowed[i]).any() else main
             if n_units:
                 others = (self.owner >= 0) & (self.owner != i)
                 hostile = others & (self.hostility[i][np.where(self.owner >= 0, self.owner, 0)] > 0)
