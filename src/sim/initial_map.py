@@ -2,13 +2,14 @@
 
 Inputs (``src/sim/data/history/``, provenance in ``PROVENANCE.md``):
 
-- ``initial_control_2017-07.csv`` (200 places) and ``initial_control_2017-07_extra.csv``
-  (338 places that close the enclaves and the rings of their besiegers): who held each place
+- ``initial_control_2017-07.csv`` (200 places), ``initial_control_2017-07_extra.csv`` (338
+  places that close the enclaves and the rings of their besiegers) and
+  ``initial_control_2017-07_added.csv`` (9 places added for issue 12): who held each place
   around 1 July 2017;
 - ``initial_pockets_2017-07.csv``: the named pieces of ground of July 2017 (enclaves, pockets,
   main grounds) with an anchor point and, where a source gives one, the fighters inside.
 
-Rules (docs/ODD.md, "Initial state"):
+Rules (docs/ODD.md, section 5.2):
 
 1. *Nearest place per country.*  Each theatre cell takes the controller of the nearest place of
    its own country (distances with longitude scaled by cos of the map's mid-latitude).
@@ -19,15 +20,15 @@ Rules (docs/ODD.md, "Initial state"):
    Damascus rebels) is shifted by at most one cell instead of vanishing, and no pocket
    depends on which file or row came first.  A place whose note says ``[extent: one cell]``
    (a security square inside a town another side holds) takes its own cell only.
-4. *No orphan ground.*  A piece of a faction's ground (4-connected) with none of its places in
-   it lies beyond a lake, a border or open desert from them: it goes to the holder of most of
-   the cells around it.
 3. *Open desert is not held ground.*  Cells nearest an ISIS row marked as open desert (the
    extra file's ``[zone: open desert]`` rows and the older file's ``desert ...`` rows coded ISIS)
    are ungoverned at step 0 and flagged in :attr:`InitialMap.open_desert` (ISIS roamed them
    but held no towns or roads; IHS: 36,200 km2 of effective control on 26 June 2017).
    Desert rows of other controllers (Iraqi state, al-Tanf, the rebels by the Jordanian border)
    stay held: those garrisons sat on the roads and posts of that desert.
+4. *No orphan ground.*  A piece of a faction's ground (4-connected) with none of its places in
+   it lies beyond a lake, a border or open desert from them: it goes to the holder of most of
+   the cells around it.
 
 :func:`pieces` labels each faction's ground into 4-connected pieces and names them from the
 pocket table; :func:`pocket_garrisons` splits a faction's garrison over its pieces.
