@@ -90,10 +90,13 @@ def test_real_grid_baseline_deconfliction_and_patterns():
     sdf, gov = r.factions.index("SDF"), r.factions.index("SYRIAN_GOV")
     syr = g.country_mask("SYR")
     for k in (10, 20, 30):
-        assert not ((r.control[k] == sdf) & syr & (side == -1)).any()
+        # the line limits what each side takes after step 0, not what it held on 1 July 2017
+        # (the SDF's Manbij and Tabqa lie west and south of the river)
+        assert not ((r.control[k] == sdf) & syr & (side == -1) & (r.control[0] != sdf)).any()
         assert not ((r.control[k] == gov) & syr & (side == 1) & (r.control[0] != gov)).any()
     isis = r.metric("share_territory_area", "ISIS")
-    assert isis.iloc[0] > 0.1 and isis.iloc[-1] < isis.iloc[0] / 2
+    # effective control only (IHS: 36,200 km2, ~6% of the theatre); open desert is ungoverned
+    assert isis.iloc[0] > 0.045 and isis.iloc[-1] < isis.iloc[0] / 2
     assert r.summary["people_conserved_error"] == pytest.approx(0.0, abs=1e-3)
 
 
@@ -138,12 +141,13 @@ def test_units_stay_on_the_map_over_a_long_run():
 
 @pytest.mark.slow
 def test_default_baseline_at_005_full_horizon():
-    """The default run (baseline_2017, 0.05 degrees, 104 weeks) through run_scenario."""
+    """The default run (baseline_2017, 0.05 degrees, 131 weeks to the end of 2019)."""
     r = run_scenario(compose(["output.plots=false"]))
-    assert r.control.shape == (105, 182, 288)
-    assert str(r.dates[-1]) == "2019-06-29"
+    assert r.control.shape == (132, 182, 288)
+    assert str(r.dates[-1]) == "2020-01-04"
     isis = r.metric("share_territory_area", "ISIS")
-    assert isis.iloc[0] > 0.1 and isis.iloc[-1] < 0.01  # the caliphate is gone by mid-2019
+    assert isis.iloc[0] > 0.045 and isis.iloc[-1] < 0.01  # effective control at the start (IHS:
+    # 36,200 km2, ~6% of the theatre); the caliphate is gone by the end of 2019
     attacks = r.metric("new_insurgent_attacks", "ALL")
     assert attacks.iloc[-26:].sum() > 0  # ... but its insurgency goes on
     assert r.summary["people_conserved_error"] == pytest.approx(0.0, abs=1e-3)

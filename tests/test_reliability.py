@@ -206,13 +206,15 @@ def test_hydra_full_error_keeps_hydra_report(tmp_path):
 
 def test_initial_control_bad_row(tmp_path, monkeypatch):
     """A bad row of the initial-control CSV names the file and line.  The path has no config key
-    (``sim.initial_control.build_initial_control`` reads ``DATA/history/initial_control_2017-07.csv``), so
-    the loader is tested with a patched data folder."""
-    import sim.initial_control
+    (``sim.initial_map`` reads ``data/history/initial_control_2017-07*.csv``), so the loader is
+    tested with a patched data folder."""
+    import shutil
+
+    import sim.initial_map
     from sim.cli import compose
     from sim.runner import build_model
 
-    src = sim.initial_control.DATA / "history" / "initial_control_2017-07.csv"
+    src = sim.initial_map.HISTORY / "initial_control_2017-07.csv"
     cfg = compose(list(FAST))
     for k, (bad_row, want) in enumerate([
         ("Nowhere,not-a-lat,40.0,Syria,ISIS,,\n", "bad lat/lon"),
@@ -220,12 +222,12 @@ def test_initial_control_bad_row(tmp_path, monkeypatch):
         ("Elsewhere,35.0,40.0,Lebanon,ISIS,,\n", "unknown country 'Lebanon'"),
     ]):
         data = tmp_path / str(k) / "data"
-        (data / "history").mkdir(parents=True)
+        shutil.copytree(src.parent, data / "history")
         text = src.read_text(encoding="utf-8")
         text = text if text.endswith("\n") else text + "\n"
         n_lines = text.count("\n")
         (data / "history" / src.name).write_text(text + bad_row, encoding="utf-8")
-        monkeypatch.setattr(sim.initial_control, "DATA", data)
+        monkeypatch.setattr(sim.initial_map, "HISTORY", data / "history")
         with pytest.raises(ValueError) as exc:
             build_model(cfg)
         msg = str(exc.value)
@@ -237,16 +239,18 @@ def test_initial_control_bad_row(tmp_path, monkeypatch):
                                  "Pole,95.0,40.0,Syria,ISIS,,\n",
                                  "Pacific,35.0,140.0,Iraq,KRG,,\n"], ids=["nan", "lat95", "lon140"])
 def test_initial_control_impossible_coordinates(tmp_path, monkeypatch, row):
-    import sim.initial_control
+    import shutil
+
+    import sim.initial_map
     from sim.cli import compose
     from sim.runner import build_model
 
-    src = sim.initial_control.DATA / "history" / "initial_control_2017-07.csv"
+    src = sim.initial_map.HISTORY / "initial_control_2017-07.csv"
     text = src.read_text(encoding="utf-8")
-    (tmp_path / "data" / "history").mkdir(parents=True)
+    shutil.copytree(src.parent, tmp_path / "data" / "history")
     (tmp_path / "data" / "history" / src.name).write_text(
         (text if text.endswith("\n") else text + "\n") + row, encoding="utf-8")
-    monkeypatch.setattr(sim.initial_control, "DATA", tmp_path / "data")
+    monkeypatch.setattr(sim.initial_map, "HISTORY", tmp_path / "data" / "history")
     with pytest.raises(ValueError, match=src.name):
         build_model(compose(list(FAST)))
 

@@ -169,7 +169,7 @@ class ScenarioConfig:
     name: str = "baseline_2017"
     question: str = ""
     start_date: str = "2017-07-01"
-    weeks: int = rng_(1, 5000, default=104)
+    weeks: int = rng_(1, 5000, default=131)
     step_days: int = rng_(1, 31, default=7)
     hostility: dict[str, Any] = _dict()  # name -> (name -> probability); Any for OmegaConf merges
     # mappings of name -> AirSupportConfig / DeconflictionConfig / EventConfig.  Typed as Any for

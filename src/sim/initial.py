@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from . import initial_map
 from .agents import CommunityTable
 from .config import IDENTITIES, Config
 from .geography import Geography
@@ -209,11 +210,13 @@ def initial_garrison(geo: Geography, fc, own: np.ndarray, total: float, base: np
 
 
 def unit_positions(owner: np.ndarray, i: int, hostility_i: np.ndarray, value_i: np.ndarray,
-                   window: int, n_units: int, rng: np.random.Generator) -> np.ndarray:
+                   window: int, n_units: int, rng: np.random.Generator,
+                   start: np.ndarray | None = None) -> np.ndarray:
     """Flat cells of faction ``i``'s units at the start: the HQ's opening deployment on own
     cells facing valuable enemy or ungoverned ground within a unit's reach (probability
-    proportional to the value of the best cell in reach, to the 4th power)."""
-    own = owner == i
+    proportional to the value of the best cell in reach, to the 4th power).  ``start``
+    restricts the cells a unit may start on (default: all of the faction's ground)."""
+    own = (owner == i) if start is None else start
     others = (owner >= 0) & (owner != i)
     hostile = others & (hostility_i[np.where(owner >= 0, owner, 0)] > 0)
     target = hostile | (owner == UNGOVERNED)
@@ -237,15 +240,21 @@ def station_weights(garrison: np.ndarray, owner: np.ndarray, base: np.ndarray) -
 
 def deploy_forces(cfg: Config, geo: Geography, names: list[str], owner: np.ndarray,
                   strength0: np.ndarray, hostility: np.ndarray, value: np.ndarray,
-                  unit_window: np.ndarray, rng: np.random.Generator):
-    """The opening deployment: each faction's fighters split into garrisons (spread over its
-    ground, :func:`initial_garrison`) and up to ``max_units`` mobile units of ``unit_size``
-    (``unit_share`` of its strength, placed by :func:`unit_positions`, ``init`` stream).  A
-    faction with no ground at the start is not in the theatre (``strength0`` set to 0 in
-    place).  Returns ``(garrison [F, R, C], station weights, unit factions, unit rows, unit
-    cols, unit sizes)``."""
+                  unit_window: np.ndarray, rng: np.random.Generator, allowed: np.ndarray):
+    """The opening deployment: each faction's fighters split into garrisons and up to
+    ``max_units`` mobile units of ``unit_size`` (``unit_share`` of its strength).  Pockets
+    (every piece of a faction's ground but its main ground, :mod:`sim.initial_map`) get their
+    sourced fighters (else a share by weight); the rest of the garrison spreads over the main
+    ground (:func:`initial_garrison`), where the units start too (:func:`unit_positions`,
+    ``init`` stream; never in a pocket they cannot leave).  A faction with no ground at the
+    start is not in the theatre (``strength0`` set to 0 in place).  Returns ``(garrison
+    [F, R, C], station weights, main ground [F, R, C], unit factions, unit rows, unit cols,
+    unit sizes)``."""
     garrison = np.zeros((len(names), *geo.shape), np.float32)
+    main_ground = np.zeros((len(names), *geo.shape), bool)
     base = garrison_weights(geo)
+    real = cfg.geography.kind == "real"
+    pockets = initial_map.read_pockets() if real else []
     uf, cells, us = [], [], []
     for i, f in enumerate(names):
         fc = cfg.factions[f]
@@ -255,11 +264,17 @@ def deploy_forces(cfg: Config, geo: Geography, names: list[str], owner: np.ndarr
             continue
         total = strength0[i]
         n_units = int(min(fc.max_units, np.floor(fc.unit_share * total / fc.unit_size)))
-        garrison[i] = initial_garrison(geo, fc, own, total - n_units * fc.unit_size, base,
-                                       cfg.geography.kind == "real")
+        rest = total - n_units * fc.unit_size
+        ps = initial_map.pieces(owner, i, geo.grid, pockets, f)
+        in_pockets, main = initial_map.pocket_garrisons(ps, base, rest, fc.garrison_areas_max_share)
+        main_ground[i] = main
+        garrison[i] = in_pockets + initial_garrison(geo, fc, main, rest - float(in_pockets.sum()),
+                                                    base, real)
         if n_units:
-            cells += list(unit_positions(owner, i, hostility[i], value[i], unit_window[i], n_units, rng))
+            start = main & allowed[i] if (main & allowed[i]).any() else main
+            cells += list(unit_positions(owner, i, hostility[i], value[i], unit_window[i],
+                                         n_units, rng, start))
             uf += [i] * n_units
             us += [fc.unit_size] * n_units
     r, c = np.divmod(np.asarray(cells, np.int64), geo.shape[1])
-    return garrison, station_weights(garrison, owner, base), uf, list(r), list(c), us
+    return garrison, station_weights(garrison, owner, base), main_ground, uf, list(r), list(c), us

@@ -61,7 +61,7 @@ class ConflictModel(mesa.Model):
         self.withdrawn = np.zeros(self.n_f, bool)
         self._line_sides = events.LineSides(geo)  # the lines' geometry, computed once
         self.build_allowed()
-        self.owner = build_initial_control(geo, self.faction_names, self.allowed)
+        self.owner, self.open_desert = build_initial_control(geo, self.faction_names, self.allowed)
         self._init_civilians()
         self._init_forces()
         shape = geo.shape
@@ -110,9 +110,9 @@ class ConflictModel(mesa.Model):
         """Garrisons, mobile units (:func:`sim.initial.deploy_forces`) and their Mesa agents:
         one :class:`~sim.agents.FactionHQ` per faction and one :class:`~sim.agents.Unit`
         handle per unit."""
-        self.garrison, self.station_w, *table = initial.deploy_forces(
+        self.garrison, self.station_w, self.main_ground, *table = initial.deploy_forces(
             self.cfg, self.geo, self.faction_names, self.owner, self.strength0, self.hostility,
-            self.value, self.unit_window, self.streams["init"])
+            self.value, self.unit_window, self.streams["init"], self.allowed)
         self.units = UnitTable(*table)
         for i, f in enumerate(self.faction_names):
             FactionHQ(self, i, f)
