@@ -176,7 +176,9 @@ def discover(X: pd.DataFrame, y: np.ndarray, min_density: float = 0.8, max_boxes
     """PRIM boxes of ``y`` (bool) over the parameters ``X`` (see the module docstring)."""
     import warnings
 
-    from ema_workbench.analysis import prim
+    with warnings.catch_warnings():  # "ipyparallel not installed": not needed here
+        warnings.simplefilter("ignore")
+        from ema_workbench.analysis import prim
 
     y = np.asarray(y, bool)
     Xr = X.reset_index(drop=True)
@@ -406,7 +408,9 @@ def plot(d: Discovery, path, dpi: int = 110):
         py = order[1] if len(order) > 1 else None
         yv = d.X[py] if py else pd.Series(np.random.default_rng(0).uniform(0, 1, len(d.X)),
                                             index=d.X.index)
-        jitter = np.random.default_rng(1).normal(0, 0.004, (2, len(d.X)))
+        # jitter: visible when a parameter was swept at a few values (runs on top of each other)
+        sd = [0.015 if d.X[c].nunique() <= 10 else 0.003 for c in (px, py or px)]
+        jitter = np.random.default_rng(1).normal(0, 1, (2, len(d.X))) * np.array(sd)[:, None]
         spanx = float(np.ptp(d.X[px])) or 1.0
         spany = float(np.ptp(yv)) or 1.0
         xs, ys = d.X[px] + jitter[0] * spanx, yv + jitter[1] * spany

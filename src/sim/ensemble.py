@@ -785,8 +785,13 @@ def outcome_differences(runs_a: pd.DataFrame, runs_b: pd.DataFrame, pairs: pd.Da
                      "few_pairs": bool(both.sum() < MIN_PAIRS)})
     df = pd.DataFrame(rows)
     if len(df):
-        df.insert(df.columns.get_loc("p_value") + 1, "p_adjusted",
-                  adjust_p(df["p_value"].to_numpy(), correction))
+        # an outcome equal in every pair (sd 0, mean 0) cannot reach any level: it is left out
+        # of the family (Tarone 1990) and keeps p = 1
+        p = df["p_value"].to_numpy(float)
+        null = (df["mean_diff"] == 0).to_numpy() & (df["sd_diff"].fillna(0) == 0).to_numpy()
+        adj = adjust_p(np.where(null, np.nan, p), correction)
+        adj = np.where(null & np.isfinite(p), 1.0, adj)
+        df.insert(df.columns.get_loc("p_value") + 1, "p_adjusted", adj)
         df.insert(df.columns.get_loc("p_adjusted") + 1, "correction", correction)
         df.insert(df.columns.get_loc("correction") + 1, "significant",
                   (df["p_adjusted"] < alpha).to_numpy())
@@ -811,7 +816,8 @@ p_value          two-sided sign-flip permutation test of mean_diff = 0 (exact up
                  pairs).  With n pairs no p can be below 2 / 2^n (0.125 for 4 pairs).
 p_adjusted       p adjusted over the outcomes of the same comparison by {correction_name};
                  significant = p_adjusted < {alpha}.  The family is every outcome with a
-                 p-value in that comparison ({n_tests}).
+                 p-value in that comparison ({n_tests}), except outcomes equal in every pair,
+                 which cannot reach any level (Tarone 1990) and keep p = 1.
 few_pairs        fewer than {min_pairs} pairs: the bootstrap CI is too narrow (it undercovers
                  with few pairs) and few outcomes can reach significance; run more --seeds.
 Outcomes are correlated (e.g. territory shares sum to 1), so Holm is conservative; the

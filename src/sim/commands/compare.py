@@ -212,15 +212,17 @@ def _arms_from_dir(d: Path, sel: str | None, reference: str | None, alone: bool)
 
 
 def _print_table(df: pd.DataFrame) -> None:
-    show = df[["B", "outcome", "n_pairs", "mean_A", "mean_B", "mean_diff", "ci95_low", "ci95_high",
-               "effect_size_dz", "p_adjusted", "significant"]].copy()
-    show["significant"] = show["significant"].map({True: "*", False: ""})
-    show = show.rename(columns={"significant": "sig", "B": "B (vs A)", "effect_size_dz": "d_z",
-                                "p_adjusted": "p_adj"})
-    with pd.option_context("display.width", 220, "display.max_rows", 500,
-                           "display.max_colwidth", 40,
-                           "display.float_format", lambda v: f"{v:.4g}"):
-        print(show.to_string(index=False))
+    cols = ["outcome", "n_pairs", "mean_A", "mean_B", "mean_diff", "ci95_low", "ci95_high",
+            "effect_size_dz", "p_adjusted", "significant"]
+    for b, sub in df.groupby("B", sort=False):
+        show = sub[cols].copy()
+        show["significant"] = show["significant"].map({True: "*", False: ""})
+        show = show.rename(columns={"significant": "sig", "effect_size_dz": "d_z",
+                                    "p_adjusted": "p_adj"})
+        print(f"\nB = {b}   vs   A = {sub['A'].iloc[0]}")
+        with pd.option_context("display.width", 220, "display.max_rows", 500,
+                               "display.float_format", lambda v: f"{v:.4g}"):
+            print(show.to_string(index=False))
 
 
 def _tag(text: str) -> str:
@@ -345,8 +347,10 @@ def main(argv: list[str]) -> int:
         return 1
     table = pd.concat(tables, ignore_index=True)
     table.to_csv(out / "differences.csv", index=False)
-    n_tests = ", ".join(f"{int(g['p_value'].notna().sum())} for {b}"
-                        for b, g in table.groupby("B", sort=False))
+    def family(g: pd.DataFrame) -> int:
+        return int((g["p_value"].notna() & ((g["mean_diff"] != 0) | (g["sd_diff"] > 0))).sum())
+
+    n_tests = ", ".join(f"{family(g)} outcomes for {b}" for b, g in table.groupby("B", sort=False))
     (out / "README.txt").write_text(E.DIFFERENCES_README.format(
         n_boot=args.boot, correction_name=E.CORRECTION_NAMES[args.correction], alpha=args.alpha,
         n_tests=n_tests, min_pairs=E.MIN_PAIRS), encoding="utf-8")

@@ -66,8 +66,12 @@ def main(argv: list[str]) -> int:
     if problem:
         print(f"sim discover: {problem}", file=sys.stderr)
         return 2
+    import warnings
+
     try:
-        import ema_workbench  # noqa: F401
+        with warnings.catch_warnings():  # "ipyparallel not installed": not needed here
+            warnings.simplefilter("ignore")
+            import ema_workbench  # noqa: F401
     except ImportError:
         print('sim discover: EMA Workbench is not installed: pip install -e ".[discover]"',
               file=sys.stderr)
