@@ -590,3 +590,32 @@ outcomes: [final_share_territory_area_ISIS, cum_displaced, not_an_outcome]
     assert (out / "sensitivity.png").stat().st_size > 1000
     assert len(pd.read_csv(out / "samples.csv")) == 2 * (2 + 1)
     assert "not_an_outcome" in p.stdout  # an unknown outcome is reported, not silently dropped
+
+
+@pytest.mark.slow
+def test_parameter_sweep_collected_into_groups(tmp_path):
+    """Issue 16.1, end to end on the tiny map: `strength=0,1.5` x 2 replicates is collected
+    into two configurations (not one pooled ensemble of 4), labelled by the parameter, and
+    `sim compare DIR` pairs them."""
+    sdir = tmp_path / "air"
+    key = "scenario.air_support.us_coalition.strength"
+    _ok(sim("run", "-m", f"{key}=0,1.5", "replicate=0,1", "geography=tiny", "scenario.weeks=2",
+            "output.plots=false", "output.gif=false", "hydra/launcher=basic",
+            f"hydra.sweep.dir={sdir}", cwd=tmp_path))
+    p = _ok(sim("collect", str(sdir), "--no-background", "--dpi", "50", cwd=tmp_path))
+    assert "2 configuration(s)" in p.stdout and f"{key}=1.5: 2 ok run(s)" in p.stdout
+    runs = pd.read_parquet(sdir / "runs.parquet")
+    ts = pd.read_parquet(sdir / "timeseries.parquet")
+    assert runs["group"].nunique() == 2 and ts["group"].nunique() == 2
+    assert sorted(ts[f"override.{key}"].unique()) == ["0", "1.5"]
+    assert ts.groupby(f"override.{key}")["run_id"].nunique().tolist() == [2, 2]
+    stats = pd.read_csv(sdir / "ensemble" / "outcomes_by_group.csv")
+    assert set(stats["label"]) == {f"{key}=0", f"{key}=1.5"} and (stats["n"] <= 2).all()
+    assert len(list((sdir / "ensemble").glob("control_probability_*.png"))) == 2
+    out = tmp_path / "cmp"
+    p = _ok(sim("compare", str(sdir), "--reference", "strength=0", "--out", str(out), "--no-maps",
+                "--boot", "100", "--dpi", "50", cwd=tmp_path))
+    tab = pd.read_csv(out / "differences.csv")
+    assert set(tab["A"]) == {f"{key}=0"} and set(tab["B"]) == {f"{key}=1.5"}
+    assert (tab["n_pairs"] <= 2).all() and tab["few_pairs"].all() and not tab["significant"].any()
+    assert "only 2 pair(s)" in p.stderr

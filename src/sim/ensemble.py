@@ -547,13 +547,15 @@ def ensemble_plots(col, outdir: Path, map_dates: Sequence[str] | None = None,
         paths["metrics"] = outdir / "metric_bands.png"
         plot_metric_bands(ts, paths["metrics"], dpi=dpi, by=by, labels=labels, note=note)
     skipped: list[tuple[str, str]] = []
+    tags = {g: _safe_tag(labels.get(g, g)) for g in keys}
     for k, (g, grp) in enumerate(ok.groupby(ok[by].astype(str))):
         dirs = [col.root / r for r in grp["run_id"]]
         cp = control_probability(dirs, map_dates)
         skipped += cp.get("skipped", [])
         if cp.get("prob") is not None:
+            tag = tags[g] if list(tags.values()).count(tags[g]) == 1 else f"{k + 1}_{tags[g]}"
             name = ("control_probability.png" if len(keys) == 1 else
-                    f"control_probability_{k + 1}_{_safe_tag(labels.get(g, g))}.png")
+                    f"control_probability_{tag}.png")
             paths[f"control_probability:{g}"] = outdir / name
             plot_control_probability(cp, outdir / name, background=background, dpi=dpi,
                                      label=labels.get(g, g))
