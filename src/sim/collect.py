@@ -443,8 +443,12 @@ def report(col: Collected, stream=None) -> str:
         shared = constant_items(groups)
         lines.append(f"{len(groups)} configuration(s)" + (f" (all with {' '.join(shared)})"
                                                          if shared and len(groups) > 1 else "") + ":")
-        for g in groups:
+        shown = groups if len(groups) <= 12 else groups[:8]
+        for g in shown:
             lines.append(f"  {labels[g]}: {int(n_ok.get(g, 0))} ok run(s)")
+        if len(shown) < len(groups):
+            lines.append(f"  ... and {len(groups) - len(shown)} more (the group column of "
+                         f"{RUNS_FILE})")
     if len(col.problems):
         lines.append(f"WARNING: {len(col.problems)} run(s) are NOT ok and are left out of the "
                      "ensemble statistics:")

@@ -377,7 +377,7 @@ def plot_tornado(design: dict[str, Any], idx: pd.DataFrame, path, dpi: int = 110
         ax.set_title(o + (" (the same in every run)" if const else ""), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_xlabel(INDEX_LABEL[main], fontsize=7)
-    small = " - TOO SMALL, see README.txt" if design_warnings(design) else ""
+    small = " - design below the minimum size, see README.txt" if design_warnings(design) else ""
     fig.suptitle(f"Sensitivity ({design['method']}, {design['samples']} samples; bars: 95% CI)"
                  f"{small}", fontsize=10)
     fig.tight_layout()
