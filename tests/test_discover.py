@@ -117,3 +117,17 @@ class _nothing:
 
     def __exit__(self, *a):
         return False
+
+
+def test_prim_restricts_a_categorical_parameter():
+    """A swept scenario is a categorical parameter (EMA Workbench would drop a column named
+    "scenario": the names are neutral inside)."""
+    from sim import discover as D
+
+    r = _runs(120)
+    r["override.scenario"] = np.where(np.arange(120) % 2, "us_withdrawal", "baseline_2017")
+    r.loc[r["override.scenario"] == "us_withdrawal", "vacuum_share_SDF"] = 0.01
+    d = D.run(r, "vacuum_share_SDF", below=0.1)
+    lim = d.boxes[0].limits.set_index("parameter")
+    assert "scenario" in lim.index and lim.loc["scenario", "values"] == "us_withdrawal"
+    assert d.boxes[0].density == pytest.approx(1.0)

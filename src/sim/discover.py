@@ -181,7 +181,11 @@ def discover(X: pd.DataFrame, y: np.ndarray, min_density: float = 0.8, max_boxes
         from ema_workbench.analysis import prim
 
     y = np.asarray(y, bool)
+    # neutral column names: EMA Workbench drops a column called "scenario" (its own name for
+    # the experiment id), and ours may well be one
+    names = list(X.columns)
     Xr = X.reset_index(drop=True)
+    Xr.columns = [f"p{j}" for j in range(len(names))]
     logging.getLogger("EMA").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -197,6 +201,7 @@ def discover(X: pd.DataFrame, y: np.ndarray, min_density: float = 0.8, max_boxes
             box.select(i)
             row = tr.loc[i]
             lim = _limits(box, i, Xr)
+            lim["parameter"] = [names[int(c[1:])] for c in lim["parameter"]]
             if boxes and (row["density"] < min_density or lim.empty or row["k"] == 0):
                 break  # later boxes are only kept when they meet the density asked for
             boxes.append(Box(number=len(boxes) + 1, coverage=float(row["coverage"]),

@@ -13,7 +13,7 @@ different parameter values, unless the caller groups by ``scenario`` on purpose 
   one panel per configuration;
 * ``metric_bands.png``      the same for ``new_battles_former_allies`` and ``n_displaced``
   (faction ``ALL``), one line per configuration;
-* ``control_probability[_<k>].png``  per-faction probability of control at chosen dates (share
+* ``control_probability[_<label>].png``  per-faction probability of control at chosen dates (share
   of runs in which the faction holds the cell), one file per configuration;
 * ``key_places.png``        distribution of the final controller of each key place;
 * ``outcomes_by_group.csv`` n, mean, sd and quantiles of every scalar outcome per configuration.
@@ -489,7 +489,7 @@ def outcomes_by_group(runs: pd.DataFrame, by: str = "group") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _safe_tag(text: str, maxlen: int = 80) -> str:
+def safe_tag(text: str, maxlen: int = 80) -> str:
     import re
 
     tag = re.sub(r"[^A-Za-z0-9._=-]+", "_", str(text)).strip("_")
@@ -547,7 +547,7 @@ def ensemble_plots(col, outdir: Path, map_dates: Sequence[str] | None = None,
         paths["metrics"] = outdir / "metric_bands.png"
         plot_metric_bands(ts, paths["metrics"], dpi=dpi, by=by, labels=labels, note=note)
     skipped: list[tuple[str, str]] = []
-    tags = {g: _safe_tag(labels.get(g, g)) for g in keys}
+    tags = {g: safe_tag(labels.get(g, g)) for g in keys}
     for k, (g, grp) in enumerate(ok.groupby(ok[by].astype(str))):
         dirs = [col.root / r for r in grp["run_id"]]
         cp = control_probability(dirs, map_dates)

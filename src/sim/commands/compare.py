@@ -226,9 +226,9 @@ def _print_table(df: pd.DataFrame) -> None:
 
 
 def _tag(text: str) -> str:
-    from ..ensemble import _safe_tag
+    from ..ensemble import safe_tag
 
-    return _safe_tag(text, 60)
+    return safe_tag(text, 60)
 
 
 def main(argv: list[str]) -> int:
