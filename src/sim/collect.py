@@ -288,13 +288,17 @@ def _check_control(path: Path) -> str | None:
             if "controller" not in ds.variables:
                 return "control.nc: no 'controller' variable"
     except Exception as e:  # noqa: BLE001 - any failure makes the file unusable
-        return f"control.nc: {_short(e)}"
+        return f"control.nc: {_short(e)} (truncated, or not a NetCDF file)"
     return None
 
 
 def _short(e: BaseException) -> str:
+    """The first line of an error, without the file's path (the run is named beside it)."""
+    import re
+
     lines = [x.strip() for x in str(e).splitlines() if x.strip()]
-    return f"{type(e).__name__}: {lines[0][:200] if lines else ''}".rstrip(": ")
+    msg = re.sub(r":?\s*'[^']*[/\\][^']*'", "", lines[0]) if lines else ""
+    return f"{type(e).__name__}: {msg[:200]}".rstrip(": ")
 
 
 def _read_run_timeseries(path: Path, full: bool) -> tuple[pd.DataFrame | None, str | None]:
@@ -310,6 +314,12 @@ def _read_run_timeseries(path: Path, full: bool) -> tuple[pd.DataFrame | None, s
         pq.read_metadata(path)
         return None, None
     except Exception as e:  # noqa: BLE001 - a truncated/corrupt file: the run is skipped
+        import pyarrow.parquet as pq
+
+        try:  # the footer's complaint says more than "could not open"
+            pq.read_metadata(path)
+        except Exception as e2:  # noqa: BLE001
+            e = e2
         return None, f"timeseries.parquet: {_short(e)}"
 
 
