@@ -46,7 +46,7 @@ def _arms(n, shift, noise=1.0, n_outcomes=3, seed=0):
     rng = np.random.default_rng(seed)
     reps = list(range(n))
     base = {f"x{k}": rng.normal(0, noise, n) for k in range(n_outcomes)}
-    mk = lambda s, off: pd.DataFrame({  # noqa: E731
+    mk = lambda s, off: pd.DataFrame({
         "run_id": [f"{s}/{r}" for r in reps], "status": "ok", "scenario": s, "seed": 1,
         "replicate": reps, "start_date": "2017-07-01",
         **{k: v + off * (k == "x0") + rng.normal(0, 0.1, n) for k, v in base.items()}})

@@ -316,11 +316,12 @@ def _read_run_timeseries(path: Path, full: bool) -> tuple[pd.DataFrame | None, s
     except Exception as e:  # noqa: BLE001 - a truncated/corrupt file: the run is skipped
         import pyarrow.parquet as pq
 
+        why = _short(e)
         try:  # the footer's complaint says more than "could not open"
             pq.read_metadata(path)
         except Exception as e2:  # noqa: BLE001
-            e = e2
-        return None, f"timeseries.parquet: {_short(e)}"
+            why = _short(e2)
+        return None, f"timeseries.parquet: {why}"
 
 
 def collect(root: Path, timeseries: bool = True) -> Collected:

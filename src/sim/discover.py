@@ -268,8 +268,8 @@ def boxes_table(d: Discovery) -> pd.DataFrame:
 
 def describe(d: Discovery) -> str:
     """The boxes in words (printed by ``sim discover``)."""
-    lines = [f"Case of interest: {d.rule}: {int(d.y.sum())} of {len(d.y)} runs "
-             f"(base density {d.base_density:.2f}); parameters: {', '.join(d.X.columns)}"]
+    lines = [(f"Case of interest: {d.rule}: {int(d.y.sum())} of {len(d.y)} runs "
+              f"(base density {d.base_density:.2f}); parameters: {', '.join(d.X.columns)}")]
     if not d.boxes:
         lines.append("PRIM found no box.")
     for b in d.boxes:

@@ -86,8 +86,8 @@ def main(argv: list[str]) -> int:
         return 2
     report(col)
     params = [x.strip() for x in args.params.split(",") if x.strip()] or None
-    settings = dict(min_density=args.min_density, max_boxes=args.max_boxes,
-                    peel_alpha=args.peel_alpha, mass_min=args.mass_min)
+    settings = {"min_density": args.min_density, "max_boxes": args.max_boxes,
+                "peel_alpha": args.peel_alpha, "mass_min": args.mass_min}
     try:
         d = D.run(col.runs, args.outcome, below=args.below, above=args.above, params=params,
                   **settings)
