@@ -817,9 +817,10 @@ effect_size_dz   mean_diff / sd_diff (Cohen's d_z for paired data): about 0.2 sm
 p_value          two-sided sign-flip permutation test of mean_diff = 0 (exact up to 16
                  pairs).  With n pairs no p can be below 2 / 2^n (0.125 for 4 pairs).
 p_adjusted       p adjusted over the outcomes of the same comparison by {correction_name};
-                 significant = p_adjusted < {alpha}.  The family is every outcome with a
-                 p-value in that comparison ({n_tests}), except outcomes equal in every pair,
-                 which cannot reach any level (Tarone 1990) and keep p = 1.
+                 significant = p_adjusted < {alpha}.  The family: every outcome of that
+                 comparison with a p-value that is not equal in every pair ({n_tests});
+                 an outcome equal in every pair cannot reach any level and keeps p = 1
+                 (Tarone 1990).
 few_pairs        fewer than {min_pairs} pairs: the bootstrap CI is too narrow (it undercovers
                  with few pairs) and few outcomes can reach significance; run more --seeds.
 Outcomes are correlated (e.g. territory shares sum to 1), so Holm is conservative; the

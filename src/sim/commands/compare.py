@@ -303,8 +303,8 @@ def main(argv: list[str]) -> int:
         tab = E.outcome_differences(base.runs, arm.runs, pairs, base.label, arm.label,
                                     n_boot=args.boot, correction=args.correction,
                                     alpha=args.alpha)
-        tab.insert(2, "group_A", base.group)
-        tab.insert(3, "group_B", arm.group)
+        tab.insert(3, "group_A", base.group)
+        tab.insert(4, "group_B", arm.group)
         tables.append(tab)
         if len(base.ts) and len(arm.ts):
             E.plot_diff_bands(base.ts, arm.ts, pairs, out / f"diff_metrics_{tag}.png", label,
