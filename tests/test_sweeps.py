@@ -173,6 +173,154 @@ def test_collect_classifies_and_never_drops(tmp_path, capsys):
     assert ok["override.replicate"] == "0"
 
 
+def _fake_outputs(d: Path, rep: int, level: float, netcdf: bool = True) -> None:
+    """A small ``timeseries.parquet`` (and ``control.nc``) as a run writes them."""
+    import xarray as xr
+
+    dates = pd.date_range("2017-07-01", periods=3, freq="7D")
+    ts = pd.DataFrame({"date": np.repeat(dates, 2), "step": np.repeat(np.arange(3), 2).astype("int32"),
+                       "metric": ["share_territory_area", "n_displaced"] * 3,
+                       "faction": ["ISIS", "ALL"] * 3,
+                       "value": [level, 100.0 * rep, level, 110.0 * rep, level, 120.0 * rep]})
+    ts.to_parquet(d / "timeseries.parquet", index=False)
+    if netcdf:
+        ctrl = np.zeros((3, 4, 5), np.int8)
+        ctrl[:, :, :2] = -1
+        xr.Dataset({"controller": (("time", "lat", "lon"), ctrl)},
+                   coords={"time": dates, "lat": [36.0, 35.9, 35.8, 35.7],
+                           "lon": [38.0, 38.1, 38.2, 38.3, 38.4], "faction": ["ISIS"]}
+                   ).to_netcdf(d / "control.nc", engine="netcdf4")
+
+
+def _grouped_sweep(root: Path, strengths=("0", "1.5"), reps=3) -> None:
+    key = "scenario.air_support.us_coalition.strength"
+    for i, (v, r) in enumerate([(v, r) for v in strengths for r in range(reps)]):
+        d = root / f"{i}_{key}={v},replicate={r}"
+        ov = [f"{key}={v}", f"replicate={r}", "geography=tiny", "output.plots=false"]
+        _fake_run(d, ov, status="ok", rep=r)
+        summ = json.loads((d / "summary.json").read_text())
+        summ["vacuum_share_SDF"] = 0.05 if v == "0" else 0.3
+        (d / "summary.json").write_text(json.dumps(summ))
+        _fake_outputs(d, r, float(v))
+
+
+def test_collect_groups_runs_by_configuration(tmp_path):
+    """Issue 16.1: a sweep over a parameter is collected into separate groups; every table
+    carries the overrides as columns; statistics are per configuration."""
+    from sim.collect import collect, group_labels, write
+    from sim.ensemble import bands, ensemble_plots, outcomes_by_group
+
+    root = tmp_path / "sweep"
+    _grouped_sweep(root)
+    col = collect(root)
+    key = "override.scenario.air_support.us_coalition.strength"
+    assert len(col.groups) == 2
+    assert all("strength=" in g and "replicate" not in g and "output." not in g for g in col.groups)
+    assert set(group_labels(col.groups).values()) == {"scenario.air_support.us_coalition.strength=0",
+                                                      "scenario.air_support.us_coalition.strength=1.5"}
+    ts = col.timeseries
+    assert {"run_id", "group", "scenario", "seed", "replicate", key, "override.geography"} <= set(ts.columns)
+    assert ts.groupby(key, observed=True)["run_id"].nunique().to_dict() == {"0": 3, "1.5": 3}
+    b = bands(ts, "share_territory_area", "ISIS")
+    assert sorted(b["group"].astype(str).unique()) == col.groups  # one band per configuration
+    assert sorted(b.groupby("group", observed=True)["q50"].first()) == [0.0, 1.5]  # not pooled
+    st = outcomes_by_group(col.runs).query("outcome == 'vacuum_share_SDF'")
+    assert sorted(st["mean"]) == pytest.approx([0.05, 0.3]) and (st["n"] == 3).all()
+    paths = write(col)
+    runs = pd.read_parquet(paths["runs"])
+    assert {"group", key} <= set(runs.columns) and runs["group"].nunique() == 2
+    figs = ensemble_plots(col, root / "ensemble", background=False, dpi=40)
+    assert len([k for k in figs if k.startswith("control_probability:")]) == 2
+    readme = (root / "ensemble" / "README.txt").read_text()
+    assert "never pooled" in readme and "strength=1.5: 3 runs" in readme
+    # pooling only on request, and then it says so
+    ensemble_plots(col, root / "pooled", background=False, dpi=40, pool=True)
+    assert "POOLED over different values of" in (root / "pooled" / "README.txt").read_text()
+
+
+def test_collect_skips_unreadable_runs_and_says_why(tmp_path, capsys):
+    """Issue 15.4: a truncated timeseries.parquet, control.nc or summary.json is listed with
+    the reason, left out, and the collection (and its plots) finish."""
+    from sim.commands.collect import main
+
+    root = tmp_path / "sweep"
+    _grouped_sweep(root, strengths=("0",), reps=4)
+    runs = sorted(d for d in root.iterdir() if d.is_dir())
+    for d, name in zip(runs, ("timeseries.parquet", "control.nc", "summary.json")):
+        f = d / name
+        f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
+    assert main([str(root), "--no-background", "--dpi", "40"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("UNREADABLE") == 3
+    assert "timeseries.parquet:" in err and "control.nc:" in err and "summary.json" in err
+    out = pd.read_parquet(root / "runs.parquet")
+    assert (out["status"] == "unreadable").sum() == 3 and (out["status"] == "ok").sum() == 1
+    assert pd.read_parquet(root / "timeseries.parquet")["run_id"].nunique() == 1
+    assert (root / "ensemble" / "territory_bands.png").exists()
+
+
+def test_collect_empty_folder_and_bad_flags_fail_with_one_line(tmp_path, capsys):
+    from sim.commands.collect import main
+
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no runs found" in err
+    assert main([str(tmp_path / "nope")]) == 2
+    assert main([str(tmp_path / "empty"), "--map-dates", "2018-13-45"]) == 2
+    assert "--map-dates" in capsys.readouterr().err
+    assert not (tmp_path / "empty" / "runs.parquet").exists()
+
+
+@pytest.mark.parametrize("flags, what", [(["--boot", "0"], "--boot 0"), (["--seeds", "0"], "--seeds 0"),
+                                         (["--weeks", "0"], "--weeks 0"), (["--alpha", "2"], "--alpha"),
+                                         (["--map-dates", "soon"], "--map-dates")])
+def test_compare_rejects_bad_flags_before_running(tmp_path, monkeypatch, capsys, flags, what):
+    from sim.commands import compare
+
+    ran = []
+    monkeypatch.setattr(compare, "run_ensemble", lambda *a, **k: ran.append(1) or 0)
+    out = tmp_path / "cmp"
+    assert compare.main(["baseline_2017", "us_withdrawal", "--out", str(out), *flags]) == 2
+    assert what in capsys.readouterr().err
+    assert not ran and not out.exists()
+
+
+def test_compare_groups_of_a_parameter_sweep(tmp_path, capsys):
+    """A folder with two values of one parameter: each value is one arm, paired on
+    (seed, replicate); --reference picks A by a shortened key."""
+    from sim.commands import compare
+
+    root = tmp_path / "sweep"
+    _grouped_sweep(root, reps=4)
+    out = tmp_path / "cmp"
+    assert compare.main([str(root), "--reference", "strength=1.5", "--out", str(out), "--no-maps",
+                         "--boot", "200", "--dpi", "40"]) == 0
+    cap = capsys.readouterr()
+    tab = pd.read_csv(out / "differences.csv")
+    assert set(tab["A"]) == {"scenario.air_support.us_coalition.strength=1.5"}
+    assert set(tab["B"]) == {"scenario.air_support.us_coalition.strength=0"}
+    row = tab.set_index("outcome").loc["vacuum_share_SDF"]
+    assert row["mean_diff"] == pytest.approx(-0.25) and row["n_pairs"] == 4
+    assert row["p_value"] == pytest.approx(2 / 16) and not row["significant"]
+    assert "only 4 pair(s)" in cap.err
+    assert "Holm" in (out / "README.txt").read_text()
+    # one arm out of the folder by selection; a selection matching nothing is one line
+    assert compare.main([f"{root}:strength=0", f"{root}:strength=1.5", "--out", str(tmp_path / "c2"),
+                         "--no-maps", "--boot", "100", "--dpi", "40"]) == 0
+    assert compare.main([f"{root}:strength=7", str(root), "--out", str(tmp_path / "c3")]) == 2
+    assert "no ok run matches" in capsys.readouterr().err
+
+
+def test_compare_empty_folder_is_an_error(tmp_path, capsys):
+    from sim.commands import compare
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert compare.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "o")]) == 2
+    assert "no runs found" in capsys.readouterr().err
+
+
 def test_bootstrap_and_pairing():
     from sim.ensemble import bootstrap_ci, outcome_differences, pair_runs
 
@@ -442,3 +590,32 @@ outcomes: [final_share_territory_area_ISIS, cum_displaced, not_an_outcome]
     assert (out / "sensitivity.png").stat().st_size > 1000
     assert len(pd.read_csv(out / "samples.csv")) == 2 * (2 + 1)
     assert "not_an_outcome" in p.stdout  # an unknown outcome is reported, not silently dropped
+
+
+@pytest.mark.slow
+def test_parameter_sweep_collected_into_groups(tmp_path):
+    """Issue 16.1, end to end on the tiny map: `strength=0,1.5` x 2 replicates is collected
+    into two configurations (not one pooled ensemble of 4), labelled by the parameter, and
+    `sim compare DIR` pairs them."""
+    sdir = tmp_path / "air"
+    key = "scenario.air_support.us_coalition.strength"
+    _ok(sim("run", "-m", f"{key}=0,1.5", "replicate=0,1", "geography=tiny", "scenario.weeks=2",
+            "output.plots=false", "output.gif=false", "hydra/launcher=basic",
+            f"hydra.sweep.dir={sdir}", cwd=tmp_path))
+    p = _ok(sim("collect", str(sdir), "--no-background", "--dpi", "50", cwd=tmp_path))
+    assert "2 configuration(s)" in p.stdout and f"{key}=1.5: 2 ok run(s)" in p.stdout
+    runs = pd.read_parquet(sdir / "runs.parquet")
+    ts = pd.read_parquet(sdir / "timeseries.parquet")
+    assert runs["group"].nunique() == 2 and ts["group"].nunique() == 2
+    assert sorted(ts[f"override.{key}"].unique()) == ["0", "1.5"]
+    assert ts.groupby(f"override.{key}")["run_id"].nunique().tolist() == [2, 2]
+    stats = pd.read_csv(sdir / "ensemble" / "outcomes_by_group.csv")
+    assert set(stats["label"]) == {f"{key}=0", f"{key}=1.5"} and (stats["n"] <= 2).all()
+    assert len(list((sdir / "ensemble").glob("control_probability_*.png"))) == 2
+    out = tmp_path / "cmp"
+    p = _ok(sim("compare", str(sdir), "--reference", "strength=0", "--out", str(out), "--no-maps",
+                "--boot", "100", "--dpi", "50", cwd=tmp_path))
+    tab = pd.read_csv(out / "differences.csv")
+    assert set(tab["A"]) == {f"{key}=0"} and set(tab["B"]) == {f"{key}=1.5"}
+    assert (tab["n_pairs"] <= 2).all() and tab["few_pairs"].all() and not tab["significant"].any()
+    assert "only 2 pair(s)" in p.stderr

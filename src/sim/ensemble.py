@@ -4,19 +4,25 @@ Inputs are the tables of :mod:`sim.collect` (``runs.parquet``, ``timeseries.parq
 runs' ``control.nc``.  Figures are matplotlib :class:`~matplotlib.figure.Figure` objects on an
 Agg canvas (no pyplot state), saved as PNG.
 
-Ensemble figures (``sim collect DIR`` writes them into ``DIR/ensemble/``):
+Every ensemble statistic is computed per *configuration* (the ``group`` column of
+:mod:`sim.collect`: the scenario and every result-changing override), never over runs of
+different parameter values, unless the caller groups by ``scenario`` on purpose (``sim collect
+--pool``).  Ensemble figures (``sim collect DIR`` writes them into ``DIR/ensemble/``):
 
 * ``territory_bands.png``   median and 10-90% band of ``share_territory_area`` per faction,
-  one panel per scenario;
+  one panel per configuration;
 * ``metric_bands.png``      the same for ``new_battles_former_allies`` and ``n_displaced``
-  (faction ``ALL``), one line per scenario;
-* ``control_probability.png``  per-faction probability of control at chosen dates (share of
-  runs in which the faction holds the cell);
-* ``key_places.png``        distribution of the final controller of each key place.
+  (faction ``ALL``), one line per configuration;
+* ``control_probability[_<label>].png``  per-faction probability of control at chosen dates (share
+  of runs in which the faction holds the cell), one file per configuration;
+* ``key_places.png``        distribution of the final controller of each key place;
+* ``outcomes_by_group.csv`` n, mean, sd and quantiles of every scalar outcome per configuration.
 
 Comparison (``sim compare``): paired differences B - A over replicates that share seed and
 replicate index (common random numbers), their bands over time, difference maps of control
-probability, and a table of outcome differences with bootstrap 95% confidence intervals.
+probability, and a table of outcome differences with bootstrap 95% confidence intervals,
+sign-flip permutation p-values adjusted for multiple outcomes (Holm or Benjamini-Hochberg) and
+a standardised effect size.
 """
 
 from __future__ import annotations
@@ -31,26 +37,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .figures import new_figure, save_figure
 from .plotting import faction_colours
 
 log = logging.getLogger("sim")
 
 
-def _new_figure(w: float, h: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w, h))
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path, dpi: int):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    fig.clear()
-    return path
+_new_figure = new_figure
+_save = save_figure
 
 
 def _date_axis(ax) -> None:
@@ -87,11 +81,13 @@ def _wide(ts: pd.DataFrame, metric: str, faction: str, index=("run_id",)) -> pd.
                            observed=True).sort_index(axis=1)
 
 
-def bands(ts: pd.DataFrame, metric: str, faction: str = "ALL", by: str = "scenario",
+def bands(ts: pd.DataFrame, metric: str, faction: str = "ALL", by: str = "group",
           q: Sequence[float] = QUANTILES) -> pd.DataFrame:
     """Quantiles over runs per date: columns ``by, date, n, q10, q50, q90``."""
     out = []
     sel = ts[(ts["metric"] == metric) & (ts["faction"] == faction)]
+    if by not in sel.columns:  # a table without configurations: one ensemble
+        sel = sel.assign(**{by: "all runs"})
     for key, grp in sel.groupby(by, observed=True):
         w = _wide(grp, metric, faction)
         if w.empty:
@@ -114,56 +110,79 @@ def _factions_of(ts: pd.DataFrame, metric: str) -> list[str]:
     return [x for x in f if x != "ALL"]
 
 
+def _group_col(ts: pd.DataFrame, by: str) -> pd.Series:
+    return ts[by].astype(str) if by in ts.columns else pd.Series("all runs", index=ts.index)
+
+
+def _labels(keys: Sequence[str], labels: dict[str, str] | None) -> dict[str, str]:
+    if labels is not None:
+        return {k: labels.get(k, k) for k in keys}
+    from .collect import group_labels
+
+    return group_labels(list(keys))
+
+
 def plot_territory_bands(ts: pd.DataFrame, path, colours: dict[str, str] | None = None,
-                         dpi: int = 110, min_share: float = 0.005):
-    """``share_territory_area``: median and 10-90% band per faction, one panel per scenario."""
-    scen = sorted(ts["scenario"].astype(str).unique())
-    n = max(len(scen), 1)
+                         dpi: int = 110, min_share: float = 0.005, by: str = "group",
+                         labels: dict[str, str] | None = None, note: str = ""):
+    """``share_territory_area``: median and 10-90% band per faction, one panel per
+    configuration (``by``: ``group``, or ``scenario`` to pool on purpose)."""
+    gcol = _group_col(ts, by)
+    keys = sorted(gcol.unique())
+    lab = _labels(keys, labels)
+    n = max(len(keys), 1)
     ncol = 1 if n == 1 else 2
     nrow = int(np.ceil(n / ncol))
-    fig = _new_figure(6.2 * ncol, 3.4 * nrow + 0.4)
+    fig = new_figure(6.2 * ncol, 3.4 * nrow + 0.6)
     facs = _factions_of(ts, "share_territory_area")
     cols = dict(zip(facs, faction_colours(facs, colours)))
-    for k, s in enumerate(scen):
+    for k, g in enumerate(keys):
         ax = fig.add_subplot(nrow, ncol, k + 1)
-        sub = ts[ts["scenario"].astype(str) == s]
+        sub = ts[gcol == g]
         nrun = sub["run_id"].nunique()
         for f in facs:
-            b = bands(sub, "share_territory_area", f)
+            b = bands(sub, "share_territory_area", f, by=by)
             if b.empty or np.nanmax(b["q90"]) < min_share:
                 continue
             _band(ax, b["date"], b["q10"], b["q50"], b["q90"], cols[f], f)
-        ax.set_title(f"{s}  (n = {nrun} runs)", fontsize=9)
+        ax.set_title(f"{lab[g]}  (n = {nrun} runs)", fontsize=8)
         ax.set_ylabel("share of theatre area", fontsize=8)
         ax.set_ylim(bottom=0)
         _date_axis(ax)
-        ax.legend(fontsize=6, ncol=2, loc="upper right", framealpha=0.8)
-    fig.suptitle("Territory held: median and 10-90% band over replicates", fontsize=10)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6, ncol=2, loc="upper right", framealpha=0.8)
+    fig.suptitle("Territory held: median and 10-90% band over replicates" +
+                 (f"\n{note}" if note else ""), fontsize=9)
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
-def plot_metric_bands(ts: pd.DataFrame, path, metrics=BAND_METRICS, dpi: int = 110):
-    """Median and 10-90% band of each ``(metric, faction)``, one line per scenario."""
-    scen = sorted(ts["scenario"].astype(str).unique())
-    fig = _new_figure(6.2, 2.9 * len(metrics) + 0.3)
+def plot_metric_bands(ts: pd.DataFrame, path, metrics=BAND_METRICS, dpi: int = 110,
+                      by: str = "group", labels: dict[str, str] | None = None, note: str = ""):
+    """Median and 10-90% band of each ``(metric, faction)``, one line per configuration."""
+    gcol = _group_col(ts, by)
+    keys = sorted(gcol.unique())
+    lab = _labels(keys, labels)
+    nrun = ts.assign(_g=gcol).groupby("_g", observed=True)["run_id"].nunique()
+    fig = new_figure(6.2, 2.9 * len(metrics) + 0.5)
     for k, (m, f) in enumerate(metrics):
         ax = fig.add_subplot(len(metrics), 1, k + 1)
-        b = bands(ts, m, f)
+        b = bands(ts.assign(**{by: gcol}), m, f, by=by)
         if b.empty:
             ax.text(0.5, 0.5, f"no {m} in the runs", transform=ax.transAxes, ha="center")
             continue
-        for i, s in enumerate(scen):
-            bs = b[b["scenario"].astype(str) == s]
+        for i, g in enumerate(keys):
+            bs = b[b[by].astype(str) == g]
             if len(bs):
                 _band(ax, bs["date"], bs["q10"], bs["q50"], bs["q90"],
-                      _SCEN_COLOURS[i % len(_SCEN_COLOURS)], s)
+                      _SCEN_COLOURS[i % len(_SCEN_COLOURS)], f"{lab[g]} (n = {int(nrun.get(g, 0))})")
         ax.set_title(f"{m} ({f})", fontsize=9)
         _date_axis(ax)
         ax.legend(fontsize=7, loc="upper left", framealpha=0.8)
-    fig.suptitle("Median and 10-90% band over replicates", fontsize=10)
+    fig.suptitle("Median and 10-90% band over replicates" + (f"\n{note}" if note else ""),
+                 fontsize=9)
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 # --------------------------------------------------------------------------------------
@@ -174,19 +193,31 @@ def control_probability(run_dirs: Sequence[Path], dates: Sequence[str] | None = 
     ``dates`` (default: first, middle and last step of the first run).
 
     Returns ``{"prob": float32 [D, F, R, C], "dates": [...], "factions": [...], "lat", "lon",
-    "outside": bool [R, C], "n": runs}``.  Runs without ``control.nc`` are skipped (logged).
+    "outside": bool [R, C], "n": runs, "skipped": [(dir, reason), ...]}``.  Runs without a
+    readable ``control.nc`` (or with another grid than the first) are skipped and listed.
     """
     from .outputs import read_control
 
     acc = None
     n = 0
     out: dict[str, Any] = {}
+    skipped: list[tuple[str, str]] = []
     for d in run_dirs:
         f = Path(d) / "control.nc"
         if not f.exists():
             log.warning("no control.nc in %s: left out of the control maps", d)
+            skipped.append((str(d), "no control.nc"))
             continue
-        ds = read_control(f)
+        try:
+            ds = read_control(f)
+        except Exception as e:  # noqa: BLE001 - a truncated file: skip the run, say why
+            why = f"control.nc unreadable ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"
+            log.warning("%s: %s: left out of the control maps", d, why)
+            skipped.append((str(d), why))
+            continue
+        if acc is not None and (ds.sizes["lat"], ds.sizes["lon"]) != acc.shape[-2:]:
+            skipped.append((str(d), "control.nc on another grid"))
+            continue
         times = pd.to_datetime(ds["time"].values)
         if acc is None:
             if not dates:
@@ -206,8 +237,8 @@ def control_probability(run_dirs: Sequence[Path], dates: Sequence[str] | None = 
                 acc[k, j] += c == j
         n += 1
     if acc is None:
-        return {"prob": None, "dates": list(dates or []), "n": 0}
-    out.update(prob=acc / max(n, 1), dates=list(dates), n=n)
+        return {"prob": None, "dates": list(dates or []), "n": 0, "skipped": skipped}
+    out.update(prob=acc / max(n, 1), dates=list(dates), n=n, skipped=skipped)
     return out
 
 
@@ -271,7 +302,8 @@ def _map_grid(n_rows: int, n_cols: int, lat, lon):
 
 
 def plot_control_probability(cp: dict[str, Any], path, factions: Sequence[str] | None = None,
-                             min_prob: float = 0.05, background: bool = True, dpi: int = 110):
+                             min_prob: float = 0.05, background: bool = True, dpi: int = 110,
+                             label: str = ""):
     """One map per (date, faction): probability of control shaded in the faction's colour."""
     from matplotlib.colors import to_rgb
 
@@ -297,7 +329,8 @@ def plot_control_probability(cp: dict[str, Any], path, factions: Sequence[str] |
                           vmin=0, vmax=4, interpolation="nearest", aspect=aspect)
             ax.imshow(img, extent=ext, interpolation="nearest", aspect=aspect, zorder=5)
             _panel(ax, ext, allf[j] if r == 0 else None, str(dt) if c == 0 else None)
-    fig.suptitle(f"Probability of control (share of {cp['n']} runs; darker = more likely)",
+    fig.suptitle((f"{label}: " if label else "") +
+                 f"probability of control (share of {cp['n']} runs; darker = more likely)",
                  fontsize=10)
     fig.tight_layout()
     return _save(fig, path, dpi)
@@ -349,44 +382,48 @@ def plot_control_probability_diff(cpa: dict[str, Any], cpb: dict[str, Any], path
 # --------------------------------------------------------------------------------------
 # key places
 # --------------------------------------------------------------------------------------
-def key_place_distribution(runs: pd.DataFrame) -> pd.DataFrame:
+def key_place_distribution(runs: pd.DataFrame, by: str = "group") -> pd.DataFrame:
     """Share of ok runs in which each controller holds each key place at the end:
-    columns ``scenario, place, controller, share, n``."""
+    columns ``<by>, place, controller, share, n`` (``by``: ``group`` or ``scenario``)."""
     ok = runs[runs["status"] == "ok"]
+    keys = ok[by].astype(str) if by in ok.columns else pd.Series("all runs", index=ok.index)
     rows = []
-    for r in ok.itertuples(index=False):
-        raw = getattr(r, "key_place_controller_final", None)
+    for key, raw in zip(keys, ok.get("key_place_controller_final", pd.Series(index=ok.index))):
         if raw is None or (isinstance(raw, float) and np.isnan(raw)):
             continue
         d = json.loads(raw) if isinstance(raw, str) else dict(raw)
         for place, ctrl in d.items():
-            rows.append((r.scenario, place, ctrl))
+            rows.append((key, place, ctrl))
     if not rows:
-        return pd.DataFrame(columns=["scenario", "place", "controller", "share", "n"])
-    df = pd.DataFrame(rows, columns=["scenario", "place", "controller"])
-    n = df.groupby(["scenario", "place"]).size().rename("n")
-    cnt = df.groupby(["scenario", "place", "controller"]).size().rename("count").reset_index()
-    cnt = cnt.join(n, on=["scenario", "place"])
+        return pd.DataFrame(columns=[by, "place", "controller", "share", "n"])
+    df = pd.DataFrame(rows, columns=[by, "place", "controller"])
+    n = df.groupby([by, "place"]).size().rename("n")
+    cnt = df.groupby([by, "place", "controller"]).size().rename("count").reset_index()
+    cnt = cnt.join(n, on=[by, "place"])
     cnt["share"] = cnt["count"] / cnt["n"]
-    return cnt[["scenario", "place", "controller", "share", "n"]]
+    return cnt[[by, "place", "controller", "share", "n"]]
 
 
-def plot_key_places(dist: pd.DataFrame, path, colours: dict[str, str] | None = None, dpi: int = 110):
-    """Stacked horizontal bars: who holds each key place at the end, share of runs."""
+def plot_key_places(dist: pd.DataFrame, path, colours: dict[str, str] | None = None, dpi: int = 110,
+                    by: str | None = None, labels: dict[str, str] | None = None, note: str = ""):
+    """Stacked horizontal bars: who holds each key place at the end, share of runs, one panel
+    per configuration."""
     from matplotlib.patches import Patch
 
     from .plotting import UNGOVERNED_COLOUR
 
-    scen = sorted(dist["scenario"].astype(str).unique()) or ["(none)"]
+    by = by or ("group" if "group" in dist.columns else "scenario")
+    keys = sorted(dist[by].astype(str).unique()) or ["(none)"]
+    lab = _labels(keys, labels)
     places = sorted(dist["place"].unique())
     ctrls = sorted(dist["controller"].unique(), key=lambda c: (c == "UNGOVERNED", c))
     cmap = dict(zip(ctrls, faction_colours(ctrls, colours)))
     if "UNGOVERNED" in cmap:
         cmap["UNGOVERNED"] = UNGOVERNED_COLOUR
-    fig = _new_figure(3.6 * len(scen) + 1.6, 0.16 * max(len(places), 5) + 1.4)
-    for k, s in enumerate(scen):
-        ax = fig.add_subplot(1, len(scen), k + 1)
-        sub = dist[dist["scenario"].astype(str) == s]
+    fig = new_figure(3.6 * len(keys) + 1.6, 0.16 * max(len(places), 5) + 1.6)
+    for k, g in enumerate(keys):
+        ax = fig.add_subplot(1, len(keys), k + 1)
+        sub = dist[dist[by].astype(str) == g]
         piv = sub.pivot_table(index="place", columns="controller", values="share",
                               aggfunc="sum").reindex(index=places[::-1], columns=ctrls).fillna(0.0)
         left = np.zeros(len(piv))
@@ -400,40 +437,128 @@ def plot_key_places(dist: pd.DataFrame, path, colours: dict[str, str] | None = N
         ax.set_xlim(0, 1)
         ax.set_xlabel("share of runs", fontsize=7)
         nrun = int(sub["n"].max()) if len(sub) else 0
-        ax.set_title(f"{s} (n = {nrun})", fontsize=8)
+        ax.set_title(f"{lab[g]} (n = {nrun})", fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
     fig.legend(handles=[Patch(color=cmap[c], label=c) for c in ctrls], loc="lower center",
                ncol=min(6, len(ctrls)), fontsize=6.5, frameon=False)
-    fig.suptitle("Controller of each key place at the end", fontsize=10)
+    fig.suptitle("Controller of each key place at the end" + (f"\n{note}" if note else ""),
+                 fontsize=9)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
+
+
+def outcomes_by_group(runs: pd.DataFrame, by: str = "group") -> pd.DataFrame:
+    """One row per configuration and scalar outcome: ``n`` (runs with a value), ``n_undefined``,
+    ``mean``, ``sd``, ``q10``, ``median``, ``q90`` over the ok runs (dates as days from the
+    start)."""
+    ok = runs[runs["status"] == "ok"]
+    keys = ok[by].astype(str) if by in ok.columns else pd.Series("all runs", index=ok.index)
+    rows = []
+    for c in outcome_columns(ok):
+        v = outcome_values(ok, c)
+        for g, vals in v.groupby(keys):
+            x = vals.to_numpy(float)
+            fin = x[np.isfinite(x)]
+            rows.append({by: g, "outcome": c + (" (days from start)" if c.endswith("_date") else ""),
+                         "n": len(fin), "n_undefined": int(len(x) - len(fin)),
+                         "mean": float(fin.mean()) if len(fin) else np.nan,
+                         "sd": float(fin.std(ddof=1)) if len(fin) > 1 else np.nan,
+                         "q10": float(np.quantile(fin, 0.1)) if len(fin) else np.nan,
+                         "median": float(np.median(fin)) if len(fin) else np.nan,
+                         "q90": float(np.quantile(fin, 0.9)) if len(fin) else np.nan})
+    return pd.DataFrame(rows)
+
+
+def safe_tag(text: str, maxlen: int = 80) -> str:
+    import re
+
+    tag = re.sub(r"[^A-Za-z0-9._=-]+", "_", str(text)).strip("_")
+    return tag[:maxlen] or "all"
+
+
+ENSEMBLE_README = """How to read the ensemble files
+==============================
+Every statistic here is computed per configuration ({by}):
+the runs of one configuration differ only in their random streams (seed, replicate), so their
+spread is the model's stochastic variation.  {pooling}
+Configurations:
+{groups}
+
+outcomes_by_group.csv  per configuration and scalar outcome: n runs with a value (n_undefined
+                       without, e.g. ISIS never defeated), mean, sd, 10%, 50%, 90% quantiles
+                       over runs.  Dates are days from the start date.  These describe the
+                       spread of the runs, not the uncertainty of the mean (sd / sqrt(n)).
+territory_bands.png    share of the theatre's area per faction: median and 10-90% band over
+                       the runs of each configuration (not a confidence interval).
+metric_bands.png       the same for battles between former allies and displaced people.
+control_probability*.png  per configuration, share of runs in which each faction controls
+                       each cell at the chosen dates.
+key_places.png/.csv    share of runs in which each faction holds each key place at the end.
+With fewer than about 10 runs per configuration, the 10% and 90% quantiles are close to the
+minimum and maximum: read them as the range of a few runs.
+"""
 
 
 def ensemble_plots(col, outdir: Path, map_dates: Sequence[str] | None = None,
-                   background: bool = True, dpi: int = 110) -> dict[str, Path]:
-    """All ensemble figures of a :class:`sim.collect.Collected` into ``outdir``."""
+                   background: bool = True, dpi: int = 110, pool: bool = False) -> dict[str, Path]:
+    """All ensemble figures and tables of a :class:`sim.collect.Collected` into ``outdir``,
+    one ensemble per configuration (``group``); ``pool=True`` pools every configuration of a
+    scenario into one ensemble (labelled as pooled)."""
+    from .collect import constant_items, group_labels
+
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
+    by = "scenario" if pool else "group"
+    ok = col.ok
+    keys = sorted(ok[by].dropna().astype(str).unique())
+    if pool:
+        labels = {k: k for k in keys}
+        pooled = sorted({x.split("=", 1)[0] for g in col.groups for x in str(g).split()} - {"scenario"})
+        note = ("POOLED over different values of " + ", ".join(pooled)) if pooled else ""
+    else:
+        labels = group_labels(keys)
+        shared = constant_items(keys)
+        note = ("all runs: " + " ".join(shared)) if shared and len(keys) > 1 else ""
     ts = col.timeseries
     if len(ts):
         paths["territory"] = outdir / "territory_bands.png"
-        plot_territory_bands(ts, paths["territory"], dpi=dpi)
+        plot_territory_bands(ts, paths["territory"], dpi=dpi, by=by, labels=labels, note=note)
         paths["metrics"] = outdir / "metric_bands.png"
-        plot_metric_bands(ts, paths["metrics"], dpi=dpi)
-    ok = col.ok
-    for s, grp in ok.groupby("scenario"):
+        plot_metric_bands(ts, paths["metrics"], dpi=dpi, by=by, labels=labels, note=note)
+    skipped: list[tuple[str, str]] = []
+    tags = {g: safe_tag(labels.get(g, g)) for g in keys}
+    for k, (g, grp) in enumerate(ok.groupby(ok[by].astype(str))):
         dirs = [col.root / r for r in grp["run_id"]]
         cp = control_probability(dirs, map_dates)
+        skipped += cp.get("skipped", [])
         if cp.get("prob") is not None:
-            name = "control_probability.png" if ok["scenario"].nunique() == 1 else f"control_probability_{s}.png"
-            paths[f"control_probability:{s}"] = outdir / name
-            plot_control_probability(cp, outdir / name, background=background, dpi=dpi)
-    dist = key_place_distribution(col.runs)
+            tag = tags[g] if list(tags.values()).count(tags[g]) == 1 else f"{k + 1}_{tags[g]}"
+            name = ("control_probability.png" if len(keys) == 1 else
+                    f"control_probability_{tag}.png")
+            paths[f"control_probability:{g}"] = outdir / name
+            plot_control_probability(cp, outdir / name, background=background, dpi=dpi,
+                                     label=labels.get(g, g))
+    dist = key_place_distribution(col.runs, by=by)
     if len(dist):
         dist.to_csv(outdir / "key_places.csv", index=False)
         paths["key_places"] = outdir / "key_places.png"
-        plot_key_places(dist, paths["key_places"], dpi=dpi)
+        plot_key_places(dist, paths["key_places"], dpi=dpi, by=by, labels=labels, note=note)
+    stats = outcomes_by_group(col.runs, by=by)
+    if len(stats):
+        stats.insert(1, "label", stats[by].map(labels))
+        paths["outcomes"] = outdir / "outcomes_by_group.csv"
+        stats.to_csv(paths["outcomes"], index=False)
+    n_ok = ok.groupby(ok[by].astype(str)).size()
+    (outdir / "README.txt").write_text(ENSEMBLE_README.format(
+        by="pooled by scenario" if pool else "the `group` column: scenario and overrides",
+        pooling=(f"WARNING: {note}; their spread mixes parameter values with noise."
+                 if pool and note else "Runs of different parameter values are never pooled."),
+        groups="\n".join(f"  {labels.get(g, g)}: {int(n_ok.get(g, 0))} runs  [{g}]" for g in keys)),
+        encoding="utf-8")
+    paths["readme"] = outdir / "README.txt"
+    for d, why in skipped:
+        print(f"WARNING: {d}: {why}: left out of the control maps", flush=True)
     return paths
 
 
@@ -447,13 +572,21 @@ def pair_runs(runs_a: pd.DataFrame, runs_b: pd.DataFrame, a: str = "A",
               b: str = "B") -> tuple[pd.DataFrame, list[str]]:
     """Ok runs of two ensembles matched on (seed, replicate): columns ``seed, replicate,
     run_a, run_b``; plus a message for every ok run without a partner."""
-    ra = runs_a[runs_a["status"] == "ok"].drop_duplicates(list(PAIR_KEY), keep="last")
-    rb = runs_b[runs_b["status"] == "ok"].drop_duplicates(list(PAIR_KEY), keep="last")
+    unpaired = []
+    sides = []
+    for name, runs in ((a, runs_a), (b, runs_b)):
+        ok = runs[runs["status"] == "ok"]
+        dup = ok[ok.duplicated(list(PAIR_KEY), keep="last")]
+        unpaired += [f"{name} seed={r.seed} replicate={r.replicate} ({r.run_id}) repeats an "
+                     "earlier run's seed and replicate: only the last is paired"
+                     for r in dup.itertuples(index=False)]
+        sides.append(ok.drop_duplicates(list(PAIR_KEY), keep="last"))
+    ra, rb = sides
     m = ra[[*PAIR_KEY, "run_id"]].merge(rb[[*PAIR_KEY, "run_id"]], on=list(PAIR_KEY),
                                          suffixes=("_a", "_b"), how="outer", indicator="side")
-    unpaired = [f"{a if r.side == 'left_only' else b} seed={r.seed} replicate={r.replicate} "
-                f"({r.run_id_a if r.side == 'left_only' else r.run_id_b}) has no partner"
-                for r in m[m["side"] != "both"].itertuples(index=False)]
+    unpaired += [f"{a if r.side == 'left_only' else b} seed={r.seed} replicate={r.replicate} "
+                 f"({r.run_id_a if r.side == 'left_only' else r.run_id_b}) has no partner"
+                 for r in m[m["side"] != "both"].itertuples(index=False)]
     pairs = m[m["side"] == "both"].drop(columns="side").rename(
         columns={"run_id_a": "run_a", "run_id_b": "run_b"})
     return pairs.sort_values(list(PAIR_KEY)).reset_index(drop=True), unpaired
@@ -512,16 +645,22 @@ def outcome_columns(runs: pd.DataFrame) -> list[str]:
     return cols
 
 
-def _outcome_values(runs: pd.DataFrame, col: str) -> pd.Series:
+def outcome_values(runs: pd.DataFrame, col: str) -> pd.Series:
     if col.endswith("_date"):
         start = pd.to_datetime(runs.get("start_date"), errors="coerce")
         return (pd.to_datetime(runs[col], errors="coerce") - start).dt.days.astype(float)
     return pd.to_numeric(runs[col], errors="coerce").astype(float)
 
 
+MIN_PAIRS = 10  # below this, bootstrap CIs undercover and few p-values can reach 0.05
+CORRECTIONS = ("holm", "bh")
+
+
 def bootstrap_ci(d: np.ndarray, n_boot: int = 2000, level: float = 0.95,
                  rng: np.random.Generator | None = None) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean of ``d`` (paired differences)."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot = {n_boot}: need at least 1 bootstrap resample")
     d = np.asarray(d, float)
     d = d[np.isfinite(d)]
     if len(d) < 2:  # no interval from one pair
@@ -535,30 +674,138 @@ def bootstrap_ci(d: np.ndarray, n_boot: int = 2000, level: float = 0.95,
     return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 
 
+def sign_flip_p(d: np.ndarray, n_perm: int = 20000, rng: np.random.Generator | None = None,
+                exact_max: int = 16) -> float:
+    """Two-sided p-value of H0 "the paired differences are symmetric around 0" by flipping
+    their signs (a permutation test of the mean paired difference).  Exact (all 2^n sign
+    patterns) for n <= ``exact_max`` pairs, else ``n_perm`` random patterns with the +1
+    correction.  With n pairs the smallest possible p is 2 / 2^n (0.125 for 4 pairs)."""
+    d = np.asarray(d, float)
+    d = d[np.isfinite(d)]
+    n = len(d)
+    if n == 0:
+        return np.nan
+    obs = abs(d.mean())
+    if obs == 0:
+        return 1.0
+    tol = 1e-12 * max(1.0, float(np.abs(d).max()))
+    if n <= exact_max:
+        signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)
+        means = np.abs(signs @ d) / n
+        return float(np.mean(means >= obs - tol))
+    rng = rng or np.random.default_rng(0)
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(n_perm, n))
+    means = np.abs(signs @ d) / n
+    return float((1 + np.sum(means >= obs - tol)) / (n_perm + 1))
+
+
+def adjust_p(p: Sequence[float], method: str = "holm") -> np.ndarray:
+    """p-values adjusted for multiple tests: ``holm`` (Holm-Bonferroni, controls the
+    family-wise error rate) or ``bh`` (Benjamini-Hochberg, controls the false-discovery
+    rate).  NaN entries are left out of the family and stay NaN."""
+    if method not in CORRECTIONS:
+        raise ValueError(f"correction {method!r}: one of {', '.join(CORRECTIONS)}")
+    p = np.asarray(p, float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="mergesort")]
+    ps = p[order]
+    if method == "holm":
+        adj = np.maximum.accumulate((m - np.arange(m)) * ps)
+    else:
+        adj = np.minimum.accumulate((m / np.arange(1, m + 1) * ps)[::-1])[::-1]
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
 def outcome_differences(runs_a: pd.DataFrame, runs_b: pd.DataFrame, pairs: pd.DataFrame,
                         a: str = "A", b: str = "B", n_boot: int = 2000,
-                        seed: int = 0) -> pd.DataFrame:
-    """One row per outcome: means of A and B, mean paired difference B - A and its bootstrap
-    95% CI over the pairs (``n_pairs``: pairs with a value in both runs; ``n_undefined_*``:
-    runs where the outcome is undefined, e.g. ISIS never defeated)."""
+                        seed: int = 0, correction: str = "holm",
+                        alpha: float = 0.05) -> pd.DataFrame:
+    """One row per outcome: means of A and B, mean paired difference B - A, its percentile
+    bootstrap 95% CI over the pairs, the standardised effect size ``d_z`` (mean difference /
+    sd of the differences), the sign-flip permutation p-value and that p adjusted over the
+    outcomes of this comparison (``correction``: ``holm`` or ``bh``); ``significant`` is
+    ``p_adjusted < alpha``.  ``n_pairs``: pairs with a value in both runs; ``n_undefined_*``:
+    runs where the outcome is undefined (e.g. ISIS never defeated); ``few_pairs``: fewer than
+    :data:`MIN_PAIRS` pairs."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot = {n_boot}: need at least 1 bootstrap resample")
     ra = runs_a.set_index(runs_a["run_id"].astype(str)).loc[pairs["run_a"].astype(str)]
     rb = runs_b.set_index(runs_b["run_id"].astype(str)).loc[pairs["run_b"].astype(str)]
     rng = np.random.default_rng(seed)
     rows = []
     cols = [c for c in outcome_columns(runs_a) if c in set(outcome_columns(runs_b))]
     for c in cols:
-        va = _outcome_values(ra, c).to_numpy()
-        vb = _outcome_values(rb, c).to_numpy()
+        va = outcome_values(ra, c).to_numpy()
+        vb = outcome_values(rb, c).to_numpy()
         both = np.isfinite(va) & np.isfinite(vb)
         d = vb[both] - va[both]
         lo, hi = bootstrap_ci(d, n_boot=n_boot, rng=rng)
+        sd = float(d.std(ddof=1)) if len(d) > 1 else np.nan
+        mean = float(d.mean()) if len(d) else np.nan
+        if len(d) > 1 and sd > 0:
+            dz = mean / sd
+        elif len(d) > 1 and sd == 0:
+            dz = 0.0 if mean == 0 else float(np.sign(mean)) * np.inf
+        else:
+            dz = np.nan
         rows.append({"outcome": c + (" (days from start)" if c.endswith("_date") else ""),
                      "A": a, "B": b, "n_pairs": int(both.sum()),
                      "mean_A": float(np.nanmean(va)) if np.isfinite(va).any() else np.nan,
                      "mean_B": float(np.nanmean(vb)) if np.isfinite(vb).any() else np.nan,
-                     "mean_diff": float(d.mean()) if len(d) else np.nan,
+                     "mean_diff": mean, "sd_diff": sd,
                      "ci95_low": lo, "ci95_high": hi,
                      "ci_excludes_0": bool(len(d) > 1 and (lo > 0 or hi < 0)),
+                     "effect_size_dz": dz,
+                     "p_value": sign_flip_p(d, rng=rng) if len(d) > 1 else np.nan,
                      "n_undefined_A": int((~np.isfinite(va)).sum()),
-                     "n_undefined_B": int((~np.isfinite(vb)).sum())})
-    return pd.DataFrame(rows)
+                     "n_undefined_B": int((~np.isfinite(vb)).sum()),
+                     "few_pairs": bool(both.sum() < MIN_PAIRS)})
+    df = pd.DataFrame(rows)
+    if len(df):
+        # an outcome equal in every pair (sd 0, mean 0) cannot reach any level: it is left out
+        # of the family (Tarone 1990) and keeps p = 1
+        p = df["p_value"].to_numpy(float)
+        null = (df["mean_diff"] == 0).to_numpy() & (df["sd_diff"].fillna(0) == 0).to_numpy()
+        adj = adjust_p(np.where(null, np.nan, p), correction)
+        adj = np.where(null & np.isfinite(p), 1.0, adj)
+        df.insert(df.columns.get_loc("p_value") + 1, "p_adjusted", adj)
+        df.insert(df.columns.get_loc("p_adjusted") + 1, "correction", correction)
+        df.insert(df.columns.get_loc("correction") + 1, "significant",
+                  (df["p_adjusted"] < alpha).to_numpy())
+    return df
+
+
+DIFFERENCES_README = """How to read differences.csv (sim compare)
+=========================================
+One row per comparison (B vs the reference A) and scalar outcome of summary.json.  Runs are
+paired on (seed, replicate): paired runs share their random streams (common random numbers),
+so a paired difference B - A is mostly the effect of the change, not noise.
+
+n_pairs          pairs with a value in both runs (n_undefined_A/B: runs where the outcome is
+                 undefined, e.g. a date that never came; they are left out of the pairs).
+mean_A, mean_B   means over the paired runs; mean_diff = mean of B - A; sd_diff its sd.
+ci95_low/high    percentile bootstrap 95% CI of mean_diff over the pairs ({n_boot} resamples).
+                 Per outcome, NOT adjusted for the number of outcomes.  ci_excludes_0 says
+                 whether that unadjusted interval excludes 0.
+effect_size_dz   mean_diff / sd_diff (Cohen's d_z for paired data): about 0.2 small, 0.5
+                 medium, 0.8 large; inf when every pair differs by the same amount.
+p_value          two-sided sign-flip permutation test of mean_diff = 0 (exact up to 16
+                 pairs).  With n pairs no p can be below 2 / 2^n (0.125 for 4 pairs).
+p_adjusted       p adjusted over the outcomes of the same comparison by {correction_name};
+                 significant = p_adjusted < {alpha}.  The family: every outcome of that
+                 comparison with a p-value that is not equal in every pair ({n_tests});
+                 an outcome equal in every pair cannot reach any level and keeps p = 1
+                 (Tarone 1990).
+few_pairs        fewer than {min_pairs} pairs: the bootstrap CI is too narrow (it undercovers
+                 with few pairs) and few outcomes can reach significance; run more --seeds.
+Outcomes are correlated (e.g. territory shares sum to 1), so Holm is conservative; the
+differences describe the model under its assumptions, not the world.
+"""
+
+CORRECTION_NAMES = {"holm": "Holm-Bonferroni (family-wise error rate)",
+                    "bh": "Benjamini-Hochberg (false-discovery rate)"}

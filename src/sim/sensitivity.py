@@ -18,11 +18,19 @@ numeric config keys, as Hydra override paths) with their ranges, the outcomes (s
 Methods and what they report:
 
 * ``latin``  Latin-hypercube sample (``SALib.sample.latin``); Spearman rank correlation of
-  each outcome with each parameter (the tornado plot) and RBD-FAST first-order indices S1
-  (``SALib.analyze.rbd_fast``; rough for small samples).
+  each outcome with each parameter (the tornado plot) with a 95% CI (Fisher z, standard error
+  1.06/sqrt(n-3)), and RBD-FAST first-order indices S1 (``SALib.analyze.rbd_fast``) only from
+  :data:`MIN_SAMPLES` ``["rbd_fast"]`` samples on: below that they are refused (not computed).
 * ``morris`` Morris elementary effects (``samples`` trajectories of D+1 runs): mu* (mean
-  absolute effect, the bar length), sigma (interactions/non-linearity).
-* ``sobol``  Saltelli/Sobol' sample of N(D+2) runs: first-order S1 and total ST indices.
+  absolute effect, the bar length) with its bootstrap CI, sigma (interactions/non-linearity).
+* ``sobol``  Saltelli/Sobol' sample of N(D+2) runs: first-order S1 and total ST indices with
+  bootstrap CIs.
+
+Every index comes with ``low``/``high`` (95% CI; ``conf`` is SALib's half-width).
+:func:`design_warnings` says, before anything runs, when a design is too small for its method
+(fewer than :data:`MIN_SAMPLES`); :func:`analyse` also warns when first-order indices leave
+[0, 1] or sum past 1, which only a too-small sample produces.  ``README.txt`` in the output
+folder says how to read the files.
 
 Each sample runs as one job (:func:`sim.jobs.run_job`, so failures are recorded and a rerun
 into the same ``--out`` skips finished runs) on ``n_jobs`` worker processes.
@@ -42,6 +50,13 @@ import pandas as pd
 log = logging.getLogger("sim")
 
 METHODS = ("latin", "morris", "sobol")
+# Smallest designs that give usable indices (project rules, stated in the outputs):
+#   spearman  n >= 10 points: the 95% CI of rho is then about +-0.6 wide; below it, noise only
+#   rbd_fast  n >= 64 points: below, the bias-corrected S1 of RBD-FAST swings negative and sums
+#             past 1 (tests/test_sensitivity.py measures it); not computed
+#   morris    r >= 10 trajectories (Campolongo et al. 2007 use 10-20) for a stable mu* ranking
+#   sobol     N >= 256 base samples: below, the bootstrap CIs of S1/ST are wider than the indices
+MIN_SAMPLES = {"spearman": 10, "rbd_fast": 64, "morris": 10, "sobol": 256}
 
 
 # --------------------------------------------------------------------------------------
@@ -76,6 +91,27 @@ def normalise_design(d: dict[str, Any], where: str = "design") -> dict[str, Any]
             "overrides": [str(o) for o in d.get("overrides") or []],
             "parameters": params, "outcomes": outcomes,
             "question": str(d.get("question", ""))}
+
+
+def design_warnings(design: dict[str, Any]) -> list[str]:
+    """Why the design is too small for its method (empty if it is not), stated before running."""
+    n, m = design["samples"], design["method"]
+    out = []
+    if m == "latin":
+        if n < MIN_SAMPLES["spearman"]:
+            out.append(f"latin with {n} samples: Spearman correlations from fewer than "
+                       f"{MIN_SAMPLES['spearman']} points are noise (their 95% CIs span most of "
+                       "[-1, 1]); use --samples 64 or more for a study")
+        if n < MIN_SAMPLES["rbd_fast"]:
+            out.append(f"latin with {n} samples: RBD-FAST indices need at least "
+                       f"{MIN_SAMPLES['rbd_fast']} samples and are not computed; Spearman only")
+    elif m == "morris" and n < MIN_SAMPLES["morris"]:
+        out.append(f"morris with {n} trajectories: mu* rankings are unstable below "
+                   f"{MIN_SAMPLES['morris']} trajectories; read the CIs")
+    elif m == "sobol" and n < MIN_SAMPLES["sobol"]:
+        out.append(f"sobol with N = {n}: S1 and ST are unreliable below N = "
+                   f"{MIN_SAMPLES['sobol']} (their CIs are wider than the indices)")
+    return out
 
 
 def problem(design: dict[str, Any]) -> dict[str, Any]:
@@ -182,10 +218,36 @@ def outcome_matrix(design: dict[str, Any], table: pd.DataFrame, runs: pd.DataFra
     return pd.DataFrame(rows).set_index("sample").sort_index()
 
 
-def analyse(design: dict[str, Any], X: np.ndarray, Y: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Long table ``outcome, parameter, index, value, conf`` and a list of warnings."""
+def spearman_ci(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Spearman's rho and its CI by Fisher's z with standard error 1.06/sqrt(n-3)
+    (Fieller, Hartley & Pearson 1957); NaN bounds for n < 4."""
     from scipy import stats
 
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return np.nan, np.nan, np.nan
+    rho = float(stats.spearmanr(x, y).statistic)
+    n = len(x)
+    if n < 4:
+        return rho, np.nan, np.nan
+    z = np.arctanh(np.clip(rho, -0.999999, 0.999999))
+    half = stats.norm.ppf(0.5 + level / 2) * 1.06 / np.sqrt(n - 3)
+    return rho, float(np.tanh(z - half)), float(np.tanh(z + half))
+
+
+def _first_order_check(o: str, name: str, vals: np.ndarray) -> str | None:
+    vals = np.asarray(vals, float)
+    vals = vals[np.isfinite(vals)]
+    if not len(vals):
+        return None
+    if vals.min() < -0.05 or vals.max() > 1.05 or vals.sum() > 1.1:
+        return (f"{o}: {name} indices outside [0, 1] or summing past 1 (min {vals.min():.2f}, "
+                f"sum {vals.sum():.2f}): the sample is too small for them; do not read them")
+    return None
+
+
+def analyse(design: dict[str, Any], X: np.ndarray, Y: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Long table ``outcome, parameter, index, value, conf, low, high`` (``conf``: half-width of
+    the 95% CI as SALib reports it; ``low``/``high``: the 95% CI) and a list of warnings."""
     prob = problem(design)
     names = prob["names"]
     rows, warn = [], []
@@ -203,12 +265,14 @@ def analyse(design: dict[str, Any], X: np.ndarray, Y: pd.DataFrame) -> tuple[pd.
         if np.ptp(yo) == 0:
             warn.append(f"{o}: the same value in every run: all indices 0")
             for n in names:
-                rows.append((o, n, "constant", 0.0, 0.0))
+                rows.append((o, n, "constant", 0.0, 0.0, 0.0, 0.0))
             continue
         if design["method"] == "latin":
             for j, n in enumerate(names):
-                rho = stats.spearmanr(Xo[:, j], yo).statistic if np.ptp(Xo[:, j]) > 0 else np.nan
-                rows.append((o, n, "spearman_rho", float(rho), np.nan))
+                rho, lo, hi = spearman_ci(Xo[:, j], yo)
+                rows.append((o, n, "spearman_rho", rho, np.nan, lo, hi))
+            if len(yo) < MIN_SAMPLES["rbd_fast"]:
+                continue  # refused: design_warnings says so once
             M = int(min(10, max(1, (len(yo) - 1) // 4)))
             try:
                 from SALib.analyze import rbd_fast
@@ -216,7 +280,10 @@ def analyse(design: dict[str, Any], X: np.ndarray, Y: pd.DataFrame) -> tuple[pd.
                 with np.errstate(all="ignore"):
                     si = rbd_fast.analyze(prob, Xo, yo, M=M, seed=design["seed"])
                 for j, n in enumerate(names):
-                    rows.append((o, n, "S1_rbd_fast", float(si["S1"][j]), float(si["S1_conf"][j])))
+                    v, c = float(si["S1"][j]), float(si["S1_conf"][j])
+                    rows.append((o, n, "S1_rbd_fast", v, c, v - c, v + c))
+                if (w := _first_order_check(o, "RBD-FAST S1", si["S1"])):
+                    warn.append(w)
             except Exception as e:  # noqa: BLE001 - small samples
                 warn.append(f"{o}: RBD-FAST failed ({e}); Spearman only")
         elif design["method"] == "morris":
@@ -224,17 +291,52 @@ def analyse(design: dict[str, Any], X: np.ndarray, Y: pd.DataFrame) -> tuple[pd.
 
             si = morris.analyze(prob, Xo, yo, num_levels=design["num_levels"], seed=design["seed"])
             for j, n in enumerate(names):
-                rows.append((o, n, "mu_star", float(si["mu_star"][j]), float(si["mu_star_conf"][j])))
-                rows.append((o, n, "sigma", float(si["sigma"][j]), np.nan))
-                rows.append((o, n, "mu", float(si["mu"][j]), np.nan))
+                v, c = float(si["mu_star"][j]), float(si["mu_star_conf"][j])
+                rows.append((o, n, "mu_star", v, c, v - c, v + c))
+                rows.append((o, n, "sigma", float(si["sigma"][j]), np.nan, np.nan, np.nan))
+                rows.append((o, n, "mu", float(si["mu"][j]), np.nan, np.nan, np.nan))
         else:
             from SALib.analyze import sobol
 
-            si = sobol.analyze(prob, yo, calc_second_order=False, seed=design["seed"])
+            with np.errstate(all="ignore"):
+                si = sobol.analyze(prob, yo, calc_second_order=False, seed=design["seed"])
             for j, n in enumerate(names):
-                rows.append((o, n, "ST", float(si["ST"][j]), float(si["ST_conf"][j])))
-                rows.append((o, n, "S1", float(si["S1"][j]), float(si["S1_conf"][j])))
-    return pd.DataFrame(rows, columns=["outcome", "parameter", "index", "value", "conf"]), warn
+                for key in ("ST", "S1"):
+                    v, c = float(si[key][j]), float(si[f"{key}_conf"][j])
+                    rows.append((o, n, key, v, c, v - c, v + c))
+            if (w := _first_order_check(o, "Sobol' S1", si["S1"])):
+                warn.append(w)
+    return pd.DataFrame(rows, columns=["outcome", "parameter", "index", "value", "conf", "low",
+                                       "high"]), warn
+
+
+README = """How to read this sensitivity study (sim sensitivity)
+===================================================
+Design: method {method}, {samples} samples x {replicates} replicate(s) = {n_runs} runs over
+{n_par} parameters: {params}.
+Outcomes: {outcomes}.
+
+samples.csv    one row per run: sample index, replicate, parameter values, overrides.
+outcomes.csv   one row per sample: each outcome averaged over its ok replicates.
+indices.csv    outcome, parameter, index, value, conf, low, high.  low/high: 95% confidence
+               interval of the index; conf: its half-width as SALib reports it.
+  spearman_rho   (latin) rank correlation of the outcome with the parameter, -1..1; CI by
+                 Fisher's z.  A CI that contains 0 means no detectable monotone effect.
+  S1_rbd_fast    (latin, only from {min_rbd} samples on) share of the outcome's variance
+                 explained by the parameter alone, 0..1; the S1 of all parameters sum to <= 1.
+  mu_star, sigma (morris) mean absolute elementary effect (ranks importance, in the outcome's
+                 units per full parameter range) and its spread (interactions, non-linearity).
+  S1, ST         (sobol) first-order and total-order variance shares, 0..1; ST - S1 is the
+                 share due to interactions.
+sensitivity.png  the main index per outcome, largest on top, with its CI as error bars.
+scatter.png      (latin) each outcome against each parameter: look at it before the indices.
+runs/            the runs, collected (runs.parquet, timeseries.parquet).
+
+Minimum sizes used here: Spearman {min_sp} points, RBD-FAST {min_rbd} points, Morris {min_mo}
+trajectories, Sobol' N = {min_so}.  Indices outside [0, 1] or first-order indices summing past
+1 only come from too small a sample.
+{warnings}
+"""
 
 
 MAIN_INDEX = {"latin": "spearman_rho", "morris": "mu_star", "sobol": "ST"}
@@ -245,8 +347,7 @@ INDEX_LABEL = {"spearman_rho": "Spearman rank correlation with the outcome",
 
 def plot_tornado(design: dict[str, Any], idx: pd.DataFrame, path, dpi: int = 110):
     """One panel per outcome: horizontal bars of the method's main index, largest on top."""
-    from .figures import new_figure as _new_figure
-    from .figures import save_figure as _save
+    from .figures import new_figure, save_figure
 
     main = MAIN_INDEX[design["method"]]
     outs = [o for o in design["outcomes"] if (idx["outcome"] == o).any()]
@@ -254,13 +355,16 @@ def plot_tornado(design: dict[str, Any], idx: pd.DataFrame, path, dpi: int = 110
     ncol = min(2, n)
     nrow = int(np.ceil(n / ncol))
     npar = len(design["parameters"])
-    fig = _new_figure(5.2 * ncol, (0.35 * npar + 1.1) * nrow + 0.5)
+    fig = new_figure(5.2 * ncol, (0.35 * npar + 1.1) * nrow + 0.5)
     for k, o in enumerate(outs):
         ax = fig.add_subplot(nrow, ncol, k + 1)
         sub = idx[(idx["outcome"] == o) & (idx["index"].isin([main, "constant"]))]
         sub = sub.assign(mag=sub["value"].abs()).sort_values("mag")
         colours = ["#CC6677" if v > 0 else "#4477AA" for v in sub["value"]]
-        xerr = sub["conf"].to_numpy() if sub["conf"].notna().any() else None
+        xerr = None
+        if sub["low"].notna().any():
+            xerr = np.vstack([(sub["value"] - sub["low"]).clip(lower=0).fillna(0).to_numpy(),
+                              (sub["high"] - sub["value"]).clip(lower=0).fillna(0).to_numpy()])
         ax.barh(sub["parameter"], sub["value"], color=colours, xerr=xerr, ecolor="#333333",
                 capsize=2)
         if design["method"] == "sobol":
@@ -273,20 +377,21 @@ def plot_tornado(design: dict[str, Any], idx: pd.DataFrame, path, dpi: int = 110
         ax.set_title(o + (" (the same in every run)" if const else ""), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_xlabel(INDEX_LABEL[main], fontsize=7)
-    fig.suptitle(f"Sensitivity ({design['method']}, {design['samples']} samples)", fontsize=10)
+    small = " - design below the minimum size, see README.txt" if design_warnings(design) else ""
+    fig.suptitle(f"Sensitivity ({design['method']}, {design['samples']} samples; bars: 95% CI)"
+                 f"{small}", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def plot_scatter(design: dict[str, Any], table: pd.DataFrame, Y: pd.DataFrame, path, dpi: int = 100):
     """Outcome vs parameter scatter, one panel per (outcome, parameter)."""
-    from .figures import new_figure as _new_figure
-    from .figures import save_figure as _save
+    from .figures import new_figure, save_figure
 
     names = list(design["parameters"])
     outs = design["outcomes"]
     X = table.drop_duplicates("sample").set_index("sample")[names].sort_index()
-    fig = _new_figure(2.2 * len(names) + 0.5, 1.9 * len(outs) + 0.5)
+    fig = new_figure(2.2 * len(names) + 0.5, 1.9 * len(outs) + 0.5)
     for r, o in enumerate(outs):
         for c, n in enumerate(names):
             ax = fig.add_subplot(len(outs), len(names), r * len(names) + c + 1)
@@ -298,7 +403,7 @@ def plot_scatter(design: dict[str, Any], table: pd.DataFrame, Y: pd.DataFrame, p
             if c == 0:
                 ax.set_ylabel(o, fontsize=6)
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def run_study(design: dict[str, Any], out: Path, n_jobs: int = -1, dpi: int = 110) -> dict[str, Any]:
@@ -308,6 +413,9 @@ def run_study(design: dict[str, Any], out: Path, n_jobs: int = -1, dpi: int = 11
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "design.json").write_text(json.dumps(design, indent=2) + "\n", encoding="utf-8")
+    small = design_warnings(design)
+    for w in small:
+        print(f"WARNING: {w}", flush=True)
     X = sample(design)
     table = jobs(design, X, out / "runs")
     table.assign(overrides=table["overrides"].map(" ".join)).to_csv(out / "samples.csv", index=False)
@@ -325,7 +433,18 @@ def run_study(design: dict[str, Any], out: Path, n_jobs: int = -1, dpi: int = 11
     idx.to_csv(out / "indices.csv", index=False)
     for w in warn:
         print(f"WARNING: {w}", flush=True)
-    paths = {"indices": out / "indices.csv", "outcomes": out / "outcomes.csv"}
+    warn = small + warn
+    (out / "README.txt").write_text(README.format(
+        method=design["method"], samples=design["samples"], replicates=design["replicates"],
+        n_runs=len(table), n_par=len(design["parameters"]),
+        params=", ".join(f"{k} [{v['bounds'][0]:g}, {v['bounds'][1]:g}]"
+                         for k, v in design["parameters"].items()),
+        outcomes=", ".join(design["outcomes"]), min_sp=MIN_SAMPLES["spearman"],
+        min_rbd=MIN_SAMPLES["rbd_fast"], min_mo=MIN_SAMPLES["morris"], min_so=MIN_SAMPLES["sobol"],
+        warnings=("WARNINGS of this study:\n" + "\n".join(f"- {w}" for w in warn)) if warn
+        else "No warnings: the design meets the minimum sizes."), encoding="utf-8")
+    paths = {"indices": out / "indices.csv", "outcomes": out / "outcomes.csv",
+             "readme": out / "README.txt"}
     if len(idx):
         paths["tornado"] = plot_tornado(design, idx, out / "sensitivity.png", dpi=dpi)
     if design["method"] == "latin":

@@ -1,20 +1,26 @@
 """``sim collect DIR``: gather a sweep's runs into ``runs.parquet`` + ``timeseries.parquet``
-and draw the ensemble figures.
+and draw the ensemble figures, one ensemble per configuration.
 
     sim collect multirun/2026-01-01_12-00-00_cli_1a2b3c4d
     sim collect DIR --map-dates 2017-11-01,2018-06-01,2019-06-01 --no-background
     sim collect DIR --no-plots --strict         # exit code 1 if any run is not ok
+    sim collect DIR --pool                      # one ensemble per scenario, pooling parameters
 
-Writes into DIR (or ``--out``): ``runs.parquet`` (one row per run: overrides, status
-ok/failed/incomplete/missing, scalar outcomes), ``timeseries.parquet`` (every ok run's time
-series, long, with run_id/scenario/seed/replicate) and ``ensemble/*.png`` (bands, control
-probability maps, key places; see :mod:`sim.ensemble`).  Runs that are not ok are listed on
-stderr; they are never dropped silently.
+Writes into DIR (or ``--out``): ``runs.parquet`` (one row per run: overrides as columns, its
+configuration ``group``, status ok/failed/incomplete/unreadable/missing, scalar outcomes),
+``timeseries.parquet`` (every ok run's time series, long, with run_id, group, scenario, seed,
+replicate and the override columns) and ``ensemble/`` (bands, control probability maps, key
+places, ``outcomes_by_group.csv`` and a ``README.txt`` on how to read them; see
+:mod:`sim.ensemble`).  Statistics are computed per configuration: runs of different parameter
+values are pooled only with ``--pool``.  Runs that are not ok (failed, killed, truncated files)
+are listed on stderr with the reason and left out; they are never dropped silently.  A folder
+without any run is an error (exit code 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -29,20 +35,45 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: first, middle and last step)")
     p.add_argument("--no-background", action="store_true",
                    help="maps without terrain/borders (faster)")
+    p.add_argument("--pool", action="store_true",
+                   help="pool the configurations of each scenario into one ensemble (the "
+                        "figures say so); by default every configuration is its own ensemble")
     p.add_argument("--dpi", type=int, default=110)
     p.add_argument("--strict", action="store_true", help="exit code 1 if any run is not ok")
     return p
 
 
-def main(argv: list[str]) -> int:
-    from ..collect import collect, report, write
+def _dates(text: str) -> list[str]:
+    import pandas as pd
 
+    out = []
+    for d in (x.strip() for x in text.split(",")):
+        if d:
+            try:
+                out.append(str(pd.Timestamp(d).date()))
+            except ValueError:
+                raise ValueError(f"--map-dates: {d!r} is not a date (YYYY-MM-DD)") from None
+    return out
+
+
+def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    try:
+        if not 10 <= args.dpi <= 1200:
+            raise ValueError(f"--dpi {args.dpi}: expected 10..1200")
+        dates = _dates(args.map_dates) or None
+        if not args.dir.is_dir():
+            raise ValueError(f"{args.dir}: no such directory")
+    except ValueError as e:
+        print(f"sim collect: {e}", file=sys.stderr)
+        return 2
+    from ..collect import NoRuns, collect, report, write
+
     t0 = time.perf_counter()
     try:
         col = collect(args.dir)
-    except FileNotFoundError as e:
-        print(f"sim collect: {e}")
+    except (FileNotFoundError, NoRuns) as e:
+        print(f"sim collect: {e}", file=sys.stderr)
         return 2
     out = args.out or args.dir
     paths = write(col, out)
@@ -52,11 +83,13 @@ def main(argv: list[str]) -> int:
     if not args.no_plots and len(col.ok):
         from ..ensemble import ensemble_plots
 
-        dates = [d.strip() for d in args.map_dates.split(",") if d.strip()] or None
         figs = ensemble_plots(col, Path(out) / "ensemble", map_dates=dates,
-                              background=not args.no_background, dpi=args.dpi)
+                              background=not args.no_background, dpi=args.dpi, pool=args.pool)
         for p in figs.values():
             print(f"  {p}")
+    if not len(col.ok):
+        print("sim collect: no run is ok: no ensemble statistics", file=sys.stderr)
+        return 1
     if args.strict and len(col.problems):
         return 1
     return 0
