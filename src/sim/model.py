@@ -693,7 +693,11 @@ class ConflictModel(mesa.Model):
                   slice(max(cols.min() - 1, 0), min(cols.max() + 2, C)))
             for f in hit:
                 g = self.garrison[f][sl]  # a view: edits write through
-                loss = g * garrison_presence(rate_g.reshape(shape)[f][sl])
+                # a garrison is felt in its neighbours' cells too, so with loss rates near 1
+                # (combat.max_loss_fraction = 1) the kernel could take up to 1.25 times what
+                # it holds: never more than all of it (a negative garrison = fighters from
+                # nothing)
+                loss = g * np.minimum(garrison_presence(rate_g.reshape(shape)[f][sl]), np.float32(1.0))
                 g -= loss
                 g_lost[f] = float(loss.sum(dtype=np.float64))
         t = self.units
@@ -1192,6 +1196,7 @@ class ConflictModel(mesa.Model):
             rec((s, "new_fighter_losses", f, self._flow[("new_fighter_losses", f)]))
             rec((s, "new_recruits", f, self._flow[("new_recruits", f)]))
             rec((s, "new_fighters_evacuated", f, self._flow[("new_fighters_evacuated", f)]))
+            rec((s, "cum_fighters_withdrawn", f, float(self.fighter_ledger[f]["withdrawn"])))
         theatre = owner != OUTSIDE
         ung = owner == UNGOVERNED
         rec((s, "share_territory_area", "UNGOVERNED", float(self.area[ung].sum() / area_tot)))
