@@ -30,8 +30,8 @@ LAST_DATE = _dt.date(2262, 4, 11)
 MAX_NAME_LEN = 120
 
 #: model throughput used for the time estimate, in cell-steps per second (benchmarks/README.md
-#: measures ~1-3 million on one core for the real grids; the estimate errs on the fast side so a
-#: run is refused only when it is clearly over budget)
+#: sets a target of at least 1 million at 0.05 degrees; the estimate assumes three times that,
+#: erring on the fast side, so a run is refused only when it is clearly over budget)
 CELL_STEPS_PER_SECOND = 3.0e6
 
 
