@@ -133,10 +133,9 @@ def _map_errors() -> tuple[type[Exception], ...]:
 
 def run_and_save(conf, outdir: Path) -> dict:
     """Run one scenario and write its outputs and plots into ``outdir``."""
+    from .invariants import InvariantError
     from .outputs import write_run_outputs
     from .runner import run_scenario
-
-    from .invariants import InvariantError
     from .runrecord import quiet_c_stderr
 
     outdir.mkdir(parents=True, exist_ok=True)
@@ -232,7 +231,6 @@ def hydra_run(argv: list[str]) -> int:
     sys.argv = [sys.argv[0], *argv]
     decorated = hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")(_run_job)
     from . import callbacks
-
     from .runrecord import LAST_INTERRUPTED, signal_number, signals_raise
 
     callbacks.LAST_SWEEP.clear()

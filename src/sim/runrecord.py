@@ -137,7 +137,7 @@ def signals_raise() -> Iterator[None]:
         yield
         return
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, _frame):
         raise Interrupted(signum)
 
     old = {}
@@ -195,7 +195,7 @@ def quiet_c_stderr(keep: list[str]) -> Iterator[None]:
     try:
         sys.stderr.flush()
         saved = os.dup(2)
-        tmp = tempfile.TemporaryFile()
+        tmp = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     except OSError:
         yield
         return
@@ -253,7 +253,7 @@ class RunGuard(_Callback):
         except ConfigError as e:
             print(f"config error: {e}", file=sys.stderr)
             raise SystemExit(EXIT_REFUSED) from None
-        except Exception:  # noqa: BLE001 - a missing or bad value: validation reports it
+        except Exception:  # noqa: BLE001, S110 - a missing or bad value: validation reports it
             pass
         held = existing_run(outdir)
         if held:
