@@ -197,7 +197,13 @@ def run_job(conf, outdir: Path, overrides: list[str] | None = None, sweep: bool 
     t0 = time.perf_counter()
     write_status(outdir, "running", overrides=overrides, started=_now())
     from .invariants import InvariantError
-    from .runrecord import io_error_line, is_io_error, mark_interrupted, signals_raise
+    from .runrecord import (
+        io_error_line,
+        is_io_error,
+        mark_interrupted,
+        record_io_failure,
+        signals_raise,
+    )
 
     try:
         with signals_raise():  # SIGTERM/SIGINT: status "interrupted", no temporary files left
@@ -220,10 +226,7 @@ def run_job(conf, outdir: Path, overrides: list[str] | None = None, sweep: bool 
         if is_io_error(e):  # full disk, file size limit, unwritable folder: one line
             line = io_error_line(e, outdir)
             detail = "\n".join([line, *getattr(e, "c_stderr", []), traceback.format_exc()])
-            try:
-                mark_failed(outdir, line, overrides, detail=detail)
-            except OSError:
-                pass  # the disk may not take even this
+            record_io_failure(outdir, line, detail, overrides)  # as far as the disk allows
             log.error("run failed (%s) -> %s", line, outdir)
             if not sweep:
                 raise

@@ -126,6 +126,47 @@ def is_io_error(err: BaseException) -> bool:
                                    "NetCDF: HDF error", "HDF5 error"))
 
 
+def record_io_failure(outdir: Path, line: str, detail: str,
+                      overrides: list[str] | None = None) -> None:
+    """Record a run that failed on a write error, as far as the disk allows: ``status.json``
+    first (rewritten in place if a new file cannot be made: a full disk still has the blocks
+    of the old one), then ``error.log``.  Logging errors are silenced from here on (a log file
+    on a full disk would print a traceback per message)."""
+    import gc
+    import logging
+
+    from .jobs import ERROR_FILE, STATUS_FILE, _now, read_status, write_status
+    from .outputs import summary_json
+
+    logging.raiseExceptions = False
+    # a failed netCDF write can hold its (deleted) temporary file open, and its disk space
+    fm = sys.modules.get("xarray.backends.file_manager")
+    if fm is not None:
+        with contextlib.suppress(Exception):
+            for manager in list(fm.FILE_CACHE.values()):
+                with contextlib.suppress(Exception):
+                    manager.close()
+            fm.FILE_CACHE.clear()
+    gc.collect()
+    info: dict[str, Any] = {"error": line, "finished": _now()}
+    if overrides is not None:
+        info["overrides"] = list(overrides)
+    outdir = Path(outdir)
+    try:
+        write_status(outdir, "failed", **info)
+    except OSError:
+        data = {**(read_status(outdir) or {}), **info, "status": "failed"}
+        with contextlib.suppress(OSError), open(outdir / STATUS_FILE, "r+b") as fh:
+            fh.write(summary_json(data).encode("utf-8"))
+            fh.truncate()
+    try:
+        (outdir / ERROR_FILE).write_text(detail.rstrip() + "\n", encoding="utf-8")
+    except OSError:  # the disk is still full: no empty error.log (status.json has the line)
+        with contextlib.suppress(OSError):
+            if (outdir / ERROR_FILE).stat().st_size == 0:
+                (outdir / ERROR_FILE).unlink()
+
+
 # --------------------------------------------------------------------------------------
 # signals
 # --------------------------------------------------------------------------------------
