@@ -227,8 +227,6 @@ IN_PROCESS_CASES = [
     inproc("event-pair-set-twice", "scenario.events.kurdish_baghdad_conflict.set_hostility[1]",
            "scenario=kurdish_baghdad_conflict",
            "scenario.events.kurdish_baghdad_conflict.set_hostility=[[KRG,PMF,0.9],[PMF,KRG,0.1]]"),
-    inproc("hostility-pair-contradicts", "scenario.hostility.SDF.ISIS",
-           "+scenario.hostility.SDF.ISIS=0.5"),
     inproc("deconfliction-faction-twice", "scenario.deconfliction.euphrates.factions",
            "scenario.deconfliction.euphrates.factions=[SDF,SDF]"),
     inproc("air-support-recipient-twice", "scenario.air_support.us_coalition.recipients",

@@ -3,8 +3,9 @@ together (issue 15, item 2).
 
 :func:`sim.config.validate` checks types, ranges and names one value at a time and then calls
 :func:`check`, which looks at values together: a faction hostile to itself, a faction named
-twice in a line or a list, an air-support window that ends before it starts, thresholds in the
-wrong order, a run that ends beyond the dates the outputs can store, a country without people,
+twice in a line or a list (or a pair twice in one event), an air-support window that ends
+before it starts, thresholds in the wrong order, a run that ends beyond the dates the outputs
+can store, a country without people,
 a colour matplotlib cannot draw, a scenario name that cannot be a folder name, a synthetic map
 that runs off the globe, a run longer than the stated time budget, a faction with no country,
 every faction at zero fighters, a governorate whose identity shares are all zero.
@@ -90,10 +91,8 @@ def _check_hostility(cfg) -> None:
             key = f"scenario.hostility.{a}.{b}"
             if a == b:
                 raise ConfigError(f"{key} = {v!r}: a faction cannot be hostile to itself")
-            other = host.get(b, {}).get(a)
-            if other is not None and other != v:
-                raise ConfigError(f"{key} = {v!r} contradicts scenario.hostility.{b}.{a} = "
-                                  f"{other!r} (hostility is symmetric: give the pair once)")
+            # A.B and B.A both given is allowed: hostility is symmetric and the later entry
+            # wins (scenario files use it to override the baseline, see turkey_intervention)
 
 
 def _check_air_support(cfg) -> None:
