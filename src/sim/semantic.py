@@ -5,10 +5,10 @@ together (issue 15, item 2).
 :func:`check`, which looks at values together: a faction hostile to itself, a faction named
 twice in a line or a list (or a pair twice in one event), an air-support window that ends
 before it starts, thresholds in the wrong order, a run that ends beyond the dates the outputs
-can store, a country without people,
-a colour matplotlib cannot draw, a scenario name that cannot be a folder name, a synthetic map
-that runs off the globe, a run longer than the stated time budget, a faction with no country,
-every faction at zero fighters, a governorate whose identity shares are all zero.
+can store, a country without people, a colour matplotlib cannot draw, a scenario name that
+cannot be a folder name, a synthetic map that runs off the globe, a run longer than the stated
+time budget, a faction with no country, every faction at zero fighters, a governorate whose
+identity shares are all zero.
 
 Each check raises :class:`~sim.config.ConfigError` with one line: the key and why.
 This module imports neither Hydra nor numpy (``matplotlib.colors`` only when colours are
