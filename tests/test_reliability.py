@@ -154,6 +154,16 @@ BAD_CASES = [
     bad("bool-not-bool", "output.plots", "output.plots=maybe"),
     bad("override-syntax", "seed", "seed=[1,2"),
     bad("capture-ratio-below-1", "control.capture_ratio", "control.capture_ratio=0.5"),
+    # --- issue 15: values in range that do not make sense together (the rest of this class is
+    #     in IN_PROCESS_CASES below; these few show the CLI path)
+    bad("synthetic-grid-off-the-globe", "geography.synthetic_rows",
+        "geography.synthetic_rows=2000", "geography.synthetic_cols=2000", "scenario.weeks=1"),
+    bad("self-hostility", "scenario.hostility.ISIS.ISIS", "+scenario.hostility.ISIS.ISIS=1"),
+    bad("start-date-beyond-calendar", "scenario.start_date", "scenario.start_date=9999-12-20"),
+    bad("identity-shares-all-zero", "identity_shares.Raqqa", "identity_shares.Raqqa.kurd=0",
+        "identity_shares.Raqqa.sunni_arab=0", "identity_shares.Raqqa.christian_yazidi=0"),
+    bad("interpolation-loop", "scenario.name", "scenario.name=${scenario.name}"),
+    bad("interpolation-loop-two-keys", "seed", "seed=${replicate}", "replicate=${seed}"),
 ]
 assert len(BAD_CASES) >= 30 and len({c.id for c in BAD_CASES}) == len(BAD_CASES)
 
@@ -194,6 +204,151 @@ def test_bad_input_fails_cleanly(case: Bad, bad_results):
         assert (run_dir / "error.log").read_text(encoding="utf-8").strip() == lines[0]
     # no stray outputs in the working directory either (outputs/, multirun/)
     assert not (run_dir.parent / "outputs").exists() and not (run_dir.parent / "multirun").exists()
+
+
+# --------------------------------------------------------------------------------------
+# bad input in-process (issue 15, item 2): the CLI is not the point, so the table is checked
+# with the same calls ``sim run`` makes before a run (compose, validate, build the map's grid,
+# check names against the map); each must raise one line naming the key.
+# --------------------------------------------------------------------------------------
+def inproc(id_: str, key: str, *overrides: str) -> Bad:
+    return Bad(id_, ("geography=tiny", "output.plots=false", "scenario.weeks=4", *overrides), key)
+
+
+LONG_NAME = "x" * 300
+
+IN_PROCESS_CASES = [
+    # self-hostility, contradictions and duplicates
+    inproc("self-hostility", "scenario.hostility.ISIS.ISIS", "+scenario.hostility.ISIS.ISIS=1"),
+    inproc("self-hostility-zero", "scenario.hostility.SDF.SDF", "+scenario.hostility.SDF.SDF=0"),
+    inproc("event-self-hostility", "scenario.events.kurdish_baghdad_conflict.set_hostility[0]",
+           "scenario=kurdish_baghdad_conflict",
+           "scenario.events.kurdish_baghdad_conflict.set_hostility=[[SDF,SDF,0.9]]"),
+    inproc("event-pair-set-twice", "scenario.events.kurdish_baghdad_conflict.set_hostility[1]",
+           "scenario=kurdish_baghdad_conflict",
+           "scenario.events.kurdish_baghdad_conflict.set_hostility=[[KRG,PMF,0.9],[PMF,KRG,0.1]]"),
+    inproc("deconfliction-faction-twice", "scenario.deconfliction.euphrates.factions",
+           "scenario.deconfliction.euphrates.factions=[SDF,SDF]"),
+    inproc("air-support-recipient-twice", "scenario.air_support.us_coalition.recipients",
+           "scenario.air_support.us_coalition.recipients=[SDF,SDF]"),
+    inproc("air-support-against-twice", "scenario.air_support.turkey.against",
+           "scenario.air_support.turkey.against=[SDF,SDF]"),
+    inproc("air-support-against-own-recipient", "scenario.air_support.us_coalition.against",
+           "scenario.air_support.us_coalition.against=[ISIS,SDF]"),
+    inproc("withdraw-twice", "scenario.events.us_withdrawal.withdraw", "scenario=us_withdrawal",
+           "scenario.events.us_withdrawal.withdraw=[US_COALITION,US_COALITION]"),
+    inproc("faction-country-twice", "factions.SDF.countries", "factions.SDF.countries=[SYR,SYR]"),
+    inproc("theatre-country-twice", "geography.theatre_countries",
+           "geography.theatre_countries=[SYR,IRQ,SYR]"),
+    # unknown factions, wherever a faction is named
+    inproc("unknown-faction-event-second", "scenario.events.kurdish_baghdad_conflict.set_hostility",
+           "scenario=kurdish_baghdad_conflict",
+           "scenario.events.kurdish_baghdad_conflict.set_hostility=[[KRG,HEZBOLLAH,0.5]]"),
+    inproc("unknown-faction-air-against", "scenario.air_support.russia.against",
+           "scenario.air_support.russia.against=[WAGNER]"),
+    inproc("unknown-faction-deconfliction", "scenario.deconfliction.euphrates.factions",
+           "scenario.deconfliction.euphrates.factions=[SDF,RUSSIA]"),
+    inproc("unknown-faction-multiplier", "scenario.strength_multiplier.WAGNER",
+           "+scenario.strength_multiplier.WAGNER=2"),
+    # inverted date ranges, thresholds, calendar
+    inproc("air-support-ends-before-start", "scenario.air_support.russia.end",
+           "scenario.air_support.russia.start=2018-01-01", "scenario.air_support.russia.end=2017-09-01"),
+    inproc("air-support-empty-window", "scenario.air_support.russia.end",
+           "scenario.air_support.russia.start=2018-01-01", "scenario.air_support.russia.end=2018-01-01"),
+    inproc("full-share-below-dominant", "control.full_share", "control.full_share=0.5"),
+    inproc("start-date-9999", "scenario.start_date", "scenario.start_date=9999-12-20"),
+    inproc("run-ends-beyond-2262", "scenario.start_date", "scenario.start_date=2260-01-01",
+           "scenario.weeks=500"),
+    inproc("start-date-before-1678", "scenario.start_date", "scenario.start_date=1500-01-01"),
+    # people
+    inproc("population-target-zero", "geography.population_target.SYR",
+           "geography.population_target.SYR=0"),
+    inproc("identity-shares-zero", "identity_shares.Raqqa", "identity_shares.Raqqa.kurd=0",
+           "identity_shares.Raqqa.sunni_arab=0", "identity_shares.Raqqa.christian_yazidi=0"),
+    inproc("identity-west-zero", "identity_shares.West", "+identity_shares.West={sunni_arab: 0}"),
+    # factions
+    inproc("faction-without-country", "factions.SDF.countries", "factions.SDF.countries=[]"),
+    inproc("all-factions-zero-fighters", "factions.*.fighters",
+           *(f"factions.{f}.fighters=0" for f in ("ISIS", "SYRIAN_GOV", "SDF", "SYRIAN_REBELS",
+                                                  "ISLAMIST_REBELS", "TURKEY_SNA", "US_COALITION",
+                                                  "IRAQI_GOV", "PMF", "KRG"))),
+    inproc("colour-invalid", "factions.SDF.colour", "factions.SDF.colour=notacolour"),
+    inproc("colour-bad-hex", "factions.ISIS.colour", "factions.ISIS.colour='#12345'"),
+    # names that cannot be folder names
+    inproc("scenario-name-traversal", "scenario.name", "scenario.name=../../x"),
+    inproc("scenario-name-slash", "scenario.name", "scenario.name=a/b"),
+    inproc("scenario-name-dotdot", "scenario.name", "scenario.name=.."),
+    inproc("scenario-name-300-chars", "scenario.name", f"scenario.name={LONG_NAME}"),
+    inproc("scenario-name-blank-edges", "scenario.name", "scenario.name=' x'"),
+    # grids and budgets
+    inproc("synthetic-rows-off-the-globe", "geography.synthetic_rows",
+           "geography.synthetic_rows=2000", "geography.synthetic_cols=2000", "scenario.weeks=1"),
+    inproc("synthetic-cols-off-the-globe", "geography.synthetic_cols",
+           "geography.synthetic_cols=2000", "geography.lon_min=40", "geography.resolution_deg=1"),
+    inproc("synthetic-grid-over-memory-budget", "geography.memory_budget_mb",
+           "geography.synthetic_rows=1000", "geography.synthetic_cols=1000",
+           "geography.resolution_deg=0.01", "geography.memory_budget_mb=100"),
+    inproc("run-over-time-budget", "time_budget_minutes", "time_budget_minutes=1",
+           "geography=res_0025", "scenario.weeks=5000"),
+]
+assert len({c.id for c in IN_PROCESS_CASES}) == len(IN_PROCESS_CASES)
+
+
+@pytest.fixture(scope="module")
+def fast_compose():
+    """Hydra's compose is slow (~1 s); compose once per choice of config groups and apply the
+    other overrides with Hydra's own override parser (values as ``sim run`` would get them)."""
+    import copy
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from sim.cli import compose
+
+    parser = OverridesParser.create()
+    bases: dict[tuple[str, ...], dict] = {}
+
+    def run(overrides) -> dict:
+        groups = tuple(o for o in overrides if o.split("=", 1)[0] in ("geography", "scenario"))
+        if groups not in bases:
+            bases[groups] = compose(list(groups))
+        cfg = OmegaConf.create(copy.deepcopy(bases[groups]))
+        for ov in parser.parse_overrides([o for o in overrides if o not in groups]):
+            OmegaConf.update(cfg, ov.key_or_group, ov.value(), merge=False, force_add=True)
+        return OmegaConf.to_container(cfg, resolve=True)
+
+    return run
+
+
+def _pre_run_checks(conf_dict: dict) -> None:
+    """What ``sim run`` does before the run: validate, check the map's budget, names, rivers."""
+    from sim.config import validate_geography
+    from sim.geography import build_geography
+    from sim.runner import as_config
+
+    conf = as_config(conf_dict)
+    geo = build_geography(conf.geography, n_factions=len(conf.factions), n_steps=conf.scenario.weeks)
+    validate_geography(conf, geo)
+
+
+@pytest.mark.parametrize("case", IN_PROCESS_CASES, ids=lambda c: c.id)
+def test_bad_input_in_process(case: Bad, fast_compose):
+    from sim.config import ConfigError
+    from sim.geography import MemoryBudgetError
+
+    with pytest.raises((ConfigError, MemoryBudgetError)) as exc:
+        _pre_run_checks(fast_compose(case.overrides))
+    msg = str(exc.value)
+    assert "\n" not in msg, msg
+    assert case.key in msg, f"{case.key!r} not named in: {msg}"
+
+
+def test_count_bad_inputs():
+    """The closing note of issue 15 quotes this count."""
+    n = len(BAD_CASES) + len(IN_PROCESS_CASES) + len(RUN_RECORD_CASES)
+    print(f"bad inputs: {len(BAD_CASES)} through the CLI, {len(IN_PROCESS_CASES)} in-process, "
+          f"{len(RUN_RECORD_CASES)} run-record cases; {n} in all")
+    assert n >= 100
 
 
 def test_hydra_full_error_keeps_hydra_report(tmp_path):
@@ -264,6 +419,203 @@ def test_config_error_in_library_use_is_one_line():
     cfg = compose([*FAST, "scenario.weeks=0"])
     with pytest.raises(ConfigError, match=r"^scenario\.weeks = 0: allowed range"):
         run_scenario(cfg)
+
+
+# ======================================================================================
+# run records (issue 15, item 3): an existing run is never overwritten or modified; a stopped,
+# failed or invalid run says so in status.json; write errors are one line naming the path
+# ======================================================================================
+RUN_RECORD_CASES = [  # each a bad input or event, tested below
+    "reused run dir, valid config", "reused run dir, rejected config", "reused run dir, failed run",
+    "run dir under a file", "file size limit (ulimit -f) while writing control.nc",
+    "SIGINT during the run", "SIGTERM during the run", "SIGTERM while writing control.nc",
+    "run breaking an invariant", "scenario.name=../../x with the default run dir",
+    "interpolation loop in the default run dir",
+]
+
+
+def _digest(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def _one_line_no_traceback(proc) -> str:
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr[-3000:]
+    return lines[0]
+
+
+def test_existing_run_is_never_overwritten(tmp_path):
+    run = tmp_path / "run"
+    first = sim_run([*FAST, "scenario.weeks=2", f"hydra.run.dir={run}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = _digest(run)
+    assert ".hydra/config.yaml" in before and _status(run) == "ok"
+    for args in (["scenario.weeks=2"], ["scenario.weeks=0"], ["seed=3"]):
+        proc = sim_run([*FAST, *args, f"hydra.run.dir={run}"], cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        line = _one_line_no_traceback(proc)
+        assert "already holds a run" in line and str(run) in line, line
+        assert _digest(run) == before  # nothing modified: .hydra/, status.json, the log
+    # a failed run is a run too
+    failed = tmp_path / "failed"
+    proc = sim_run([*FAST, "scenario.weeks=2", f"hydra.run.dir={failed}"], cwd=tmp_path,
+                   SIM_FAULT_INJECT="*")
+    assert proc.returncode != 0 and _status(failed) == "failed"
+    before = _digest(failed)
+    proc = sim_run([*FAST, "scenario.weeks=2", f"hydra.run.dir={failed}"], cwd=tmp_path)
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr
+    assert _digest(failed) == before
+
+
+def test_unwritable_run_dir_is_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    run = blocker / "run"
+    proc = sim_run([*FAST, "scenario.weeks=2", f"hydra.run.dir={run}"], cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    line = _one_line_no_traceback(proc)
+    assert line.startswith("cannot write") and str(run) in line, line
+
+
+def test_scenario_name_cannot_escape_outputs(tmp_path):
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    proc = sim_run([*FAST, "scenario.name=../../x"], cwd=cwd)
+    assert proc.returncode == 2
+    line = _one_line_no_traceback(proc)
+    assert "scenario.name" in line
+    assert list(cwd.iterdir()) == [] and not (tmp_path / "x").exists()
+
+
+def test_interpolation_loop_in_default_run_dir_names_the_key(tmp_path):
+    proc = sim_run([*FAST, "scenario.name=${scenario.name}"], cwd=tmp_path)
+    assert proc.returncode == 2
+    line = _one_line_no_traceback(proc)
+    assert line.startswith("config error: scenario.name"), line
+    assert not (tmp_path / "outputs").exists()
+
+
+def _wait_running(run: Path, p: subprocess.Popen, timeout: float = 240) -> int:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout and p.poll() is None:
+        st = (run / "status.json")
+        if st.exists():
+            try:
+                info = json.loads(st.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                info = {}
+            if info.get("status") == "running":
+                return int(info["pid"])
+        time.sleep(0.05)
+    raise AssertionError("the run never started")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_marks_run_interrupted(tmp_path, sig):
+    run = tmp_path / "run"
+    with (tmp_path / "err.txt").open("w") as errf:
+        p = subprocess.Popen([*CLI, *FAST, "scenario.weeks=5000", f"hydra.run.dir={run}"],
+                             cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=errf)
+        try:
+            pid = _wait_running(run, p)
+            time.sleep(0.5)
+            os.kill(pid, sig)
+            p.wait(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    err = (tmp_path / "err.txt").read_text(encoding="utf-8")
+    assert p.returncode == 128 + sig, err[-3000:]
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err[-3000:]
+    assert err.startswith(f"interrupted by {signal.Signals(sig).name}")
+    info = json.loads((run / "status.json").read_text(encoding="utf-8"))
+    assert info["status"] == "interrupted" and signal.Signals(sig).name in info["error"]
+    assert not list(run.glob(".*.tmp")) and not (run / "summary.json").exists()
+
+
+INVARIANT_SCRIPT = r"""
+import sys
+import sim.invariants as inv
+inv.check_run = lambda model, res: [inv.Violation("territory_shares",
+                                                  "share_territory_area of ISIS at step 1 = -0.36")]
+from sim.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def test_invariant_failure_fails_the_run_and_keeps_data(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", INVARIANT_SCRIPT, "run", *FAST, "scenario.weeks=2",
+                           f"hydra.run.dir={run}"], cwd=tmp_path, env=_env(), capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    line = _one_line_no_traceback(proc)
+    assert "territory_shares" in line and "INVALID" in line, line
+    info = json.loads((run / "status.json").read_text(encoding="utf-8"))
+    assert info["status"] == "failed" and info["failed_invariant"] == "territory_shares"
+    assert "territory_shares" in (run / "INVALID").read_text(encoding="utf-8")
+    from sim.outputs import read_summary
+
+    summ = read_summary(run / "summary.json")  # the data are kept for inspection
+    assert summ["invariant_violations"] == {"territory_shares":
+                                            "share_territory_area of ISIS at step 1 = -0.36"}
+    assert (run / "timeseries.parquet").exists() and (run / "control.nc").exists()
+
+
+def _limit_file_size(nbytes: int):
+    def apply():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+    return apply
+
+
+@pytest.mark.slow
+def test_file_size_limit_is_one_line(tmp_path):
+    """``ulimit -f``: control.nc (~330 kB for 300 weeks) no longer fits; HDF5's own error stack
+    (dozens of lines) goes to error.log, the terminal gets one line naming the file."""
+    run = tmp_path / "run"
+    proc = subprocess.run([*CLI, *FAST, "scenario.weeks=300", f"hydra.run.dir={run}"],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600,
+                          check=False, preexec_fn=_limit_file_size(200_000))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    line = _one_line_no_traceback(proc)
+    assert line.startswith(f"cannot write {run / 'control.nc'}"), line
+    assert _status(run) == "failed"
+    assert not list(run.glob(".*.tmp")) and not (run / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_mid_write_leaves_no_temporary_file(tmp_path):
+    """SIGTERM the moment the temporary file of ``control.nc`` appears: the run ends as
+    ``interrupted`` (exit 143, one line) and removes the temporary file."""
+    for attempt in range(3):
+        run = tmp_path / f"run{attempt}"
+        p = subprocess.Popen([*CLI, "geography=res_010", "scenario.weeks=40", "output.plots=false",
+                              f"hydra.run.dir={run}"], cwd=tmp_path, env=_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        caught = False
+        try:
+            while p.poll() is None and not caught:
+                if run.exists() and any(n.startswith(".control.nc.") and n.endswith(".tmp")
+                                        for n in os.listdir(run)):
+                    p.send_signal(signal.SIGTERM)
+                    caught = True
+                    break
+                time.sleep(0.001)
+            _, err = p.communicate(timeout=300)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        if caught and p.returncode == 128 + signal.SIGTERM:
+            break
+    else:
+        pytest.fail("never caught a run while it was writing control.nc")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err[-3000:]
+    assert _status(run) == "interrupted"
+    assert not list(run.glob(".*.tmp")), sorted(os.listdir(run))
+    assert not (run / "control.nc").exists() and not (run / "summary.json").exists()
 
 
 # ======================================================================================

@@ -35,10 +35,18 @@ def _run_job(cfg) -> dict | None:
     from omegaconf.errors import OmegaConfBaseException
 
     from .config import ConfigError, from_dict, validate_geography
+    from .invariants import InvariantError
     from .jobs import mark_failed, run_job, skip_if_finished
+    from .runrecord import EXIT_IO, io_error_line, is_io_error
 
     outdir = Path(HydraConfig.get().runtime.output_dir)
-    sweep, overrides = in_sweep(), list(HydraConfig.get().overrides.task)
+    # unresolved: an override like ``scenario.name=${scenario.name}`` is an interpolation
+    # string in Hydra's config too; resolving it here would fail before the key is named
+    from omegaconf import OmegaConf
+
+    sweep = in_sweep()
+    overrides = [str(o) for o in OmegaConf.to_container(HydraConfig.get().overrides.task,
+                                                          resolve=False)]
     try:
         # validated by sim.config alone (as runner.as_config does): a bad value fails fast,
         # before numpy/scipy/pandas are even imported
@@ -58,7 +66,17 @@ def _run_job(cfg) -> dict | None:
             return mark_failed(outdir, f"config error: {_one_line(e)}", overrides)
         _fail(outdir, f"config error: {_one_line(e)}", config_error=True)
         raise SystemExit(2) from None
-    return run_job(conf, outdir, overrides, sweep=sweep, skip_finished=False)
+    try:
+        return run_job(conf, outdir, overrides, sweep=sweep, skip_finished=False)
+    except InvariantError as e:  # one line; the data are kept in outdir, marked INVALID
+        print(f"run failed: {e} (data kept for inspection in {outdir}, marked INVALID)",
+              file=sys.stderr)
+        raise SystemExit(3) from None
+    except Exception as e:
+        if not is_io_error(e):
+            raise
+        print(io_error_line(e, outdir), file=sys.stderr)
+        raise SystemExit(EXIT_IO) from None
 
 
 def _map_errors() -> tuple[type[Exception], ...]:
@@ -132,13 +150,23 @@ def hydra_run(argv: list[str]) -> int:
     sys.argv = [sys.argv[0], *argv]
     decorated = hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")(_run_job)
     from . import callbacks
+    from .runrecord import LAST_INTERRUPTED, signal_number, signals_raise
 
     callbacks.LAST_SWEEP.clear()
+    LAST_INTERRUPTED.clear()
     try:
-        with _hydra_errors_on_one_line():
+        with signals_raise(), _hydra_errors_on_one_line():
             decorated()
     except SystemExit as e:
         return int(e.code or 0)
+    except KeyboardInterrupt as e:  # SIGINT or SIGTERM (runrecord.Interrupted): one line
+        import signal
+
+        name = signal.Signals(signal_number(e)).name
+        where = LAST_INTERRUPTED.get("dir")
+        print(f"interrupted by {name}" + (f": {where} marked interrupted" if where else ""),
+              file=sys.stderr)
+        return 128 + signal_number(e)
     # a sweep whose runs all ran but some failed: exit code 3 (the failures are listed above)
     return 3 if callbacks.LAST_SWEEP.get("failed") else 0
 

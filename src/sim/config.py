@@ -275,6 +275,9 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     identity_shares: dict[str, dict[str, float]] = _dict()
     output_dir: str = "."
+    # refuse a run whose estimated wall time exceeds this many minutes (0 = no limit);
+    # see sim.semantic.estimated_minutes
+    time_budget_minutes: float = rng_(0, 1e7, default=0.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -557,6 +560,10 @@ def validate(cfg: Config) -> None:
             float(item[2]) > 0 for ev in s.events.values() for item in ev.set_hostility):
         raise ConfigError("scenario.hostility: no two factions are ever hostile, so nothing would "
                           "happen (an empty scenario? the scenario file must set scenario.hostility)")
+    # values that are each in range but do not make sense together (issue 15)
+    from .semantic import check as _check_semantics
+
+    _check_semantics(cfg)
 
 
 def validate_geography(cfg: Config, geo: Any) -> None:

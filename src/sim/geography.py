@@ -310,6 +310,10 @@ def build_geography(cfg: GeographyConfig, n_factions: int = 10, n_steps: int = 1
     Raises :class:`MemoryBudgetError` before allocating when the grid is too fine.
     """
     grid = grid_for(cfg)
+    if cfg.kind == "synthetic":  # its extent comes from synthetic_rows x synthetic_cols
+        grid = GridSpec(cfg.lon_min, cfg.lon_min + cfg.synthetic_cols * cfg.resolution_deg,
+                        cfg.lat_max - cfg.synthetic_rows * cfg.resolution_deg, cfg.lat_max,
+                        cfg.resolution_deg)
     check_memory(grid, cfg.memory_budget_mb, n_factions, n_steps)
     key = _cfg_key(cfg)
     return _build_cached(key)

@@ -2,14 +2,19 @@
 
 Every run directory of a sweep gets ``status.json``::
 
-    {"status": "running" | "ok" | "failed", "overrides": [...], "started": ..., "finished": ...,
-     "seconds": ..., "error": "last line of the error", "pid": ..., "host": ...}
+    {"status": "running" | "ok" | "failed" | "interrupted", "overrides": [...], "started": ...,
+     "finished": ..., "seconds": ..., "error": "last line of the error", "pid": ..., "host": ...,
+     "failed_invariant": "name (only when a run-end invariant failed)"}
 
 * ``running`` is written when the run starts; a directory left in that state (killed, out of
   memory, still running) is reported as *incomplete* by ``sim collect``.
 * ``ok`` is written after ``summary.json`` (itself written last of the outputs).
 * ``failed``: the run raised; the traceback is in ``error.log``.  In a sweep the exception is
   swallowed so the other runs go on; a single ``sim run`` re-raises it (non-zero exit code).
+  A run that broke a run-end invariant (:mod:`sim.invariants`) is ``failed`` with
+  ``failed_invariant``; its data are kept beside an ``INVALID`` file.
+* ``interrupted``: SIGINT or SIGTERM stopped the run (:mod:`sim.runrecord`); no temporary files
+  are left.
 
 A rerun of a sweep into the same directory (``hydra.sweep.dir=...``) skips every run whose
 ``summary.json`` already holds exactly the same resolved config (and whose status is ``ok``).
@@ -71,13 +76,14 @@ def write_status(outdir: Path, status: str, **info: Any) -> dict[str, Any]:
 
 
 def mark_failed(outdir: Path, message: str, overrides: list[str] | None = None,
-                detail: str | None = None) -> dict[str, Any]:
-    """Record a failed run: ``error.log`` (``detail`` or ``message``) and ``status.json``."""
+                detail: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Record a failed run: ``error.log`` (``detail`` or ``message``) and ``status.json``
+    (plus ``extra`` fields, e.g. ``failed_invariant``)."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / ERROR_FILE).write_text((detail or message).rstrip() + "\n", encoding="utf-8")
     info: dict[str, Any] = {"error": message.strip().splitlines()[-1] if message.strip() else "",
-                            "finished": _now()}
+                            "finished": _now(), **extra}
     if overrides is not None:
         info["overrides"] = list(overrides)
     write_status(outdir, "failed", **info)
@@ -188,12 +194,42 @@ def run_job(conf, outdir: Path, overrides: list[str] | None = None, sweep: bool 
             stale.replace(outdir / (ERROR_FILE + ".previous"))
     t0 = time.perf_counter()
     write_status(outdir, "running", overrides=overrides, started=_now())
+    from .invariants import InvariantError
+    from .runrecord import (
+        io_error_line,
+        is_io_error,
+        mark_interrupted,
+        record_io_failure,
+        signals_raise,
+    )
+
     try:
-        item = fault_requested(overrides, conf)
-        if item is not None:
-            raise InjectedFault(f"{FAULT_ENV}: injected failure ({item})")
-        run_and_save(conf, outdir)
+        with signals_raise():  # SIGTERM/SIGINT: status "interrupted", no temporary files left
+            item = fault_requested(overrides, conf)
+            if item is not None:
+                raise InjectedFault(f"{FAULT_ENV}: injected failure ({item})")
+            run_and_save(conf, outdir)
+    except KeyboardInterrupt as e:  # includes runrecord.Interrupted (SIGTERM)
+        mark_interrupted(outdir, e, overrides)
+        raise
+    except InvariantError as e:  # the data are kept (marked INVALID); the run failed
+        mark_failed(outdir, str(e), overrides, detail="\n".join(map(str, e.violations)),
+                    failed_invariant=e.name)
+        log.error("run failed: %s -> %s", e, outdir)
+        if not sweep:
+            raise
+        return {"status": "failed", "output_dir": str(outdir), "error": str(e),
+                "seconds": time.perf_counter() - t0}
     except Exception as e:  # a sweep must survive any failure of one run
+        if is_io_error(e):  # full disk, file size limit, unwritable folder: one line
+            line = io_error_line(e, outdir)
+            detail = "\n".join([line, *getattr(e, "c_stderr", []), traceback.format_exc()])
+            record_io_failure(outdir, line, detail, overrides)  # as far as the disk allows
+            log.error("run failed (%s) -> %s", line, outdir)
+            if not sweep:
+                raise
+            return {"status": "failed", "output_dir": str(outdir), "error": line,
+                    "seconds": time.perf_counter() - t0}
         msg = f"{type(e).__name__}: {e}"
         mark_failed(outdir, msg, overrides, detail=traceback.format_exc())
         log.error("run failed (%s) -> %s", msg.splitlines()[0] if msg else "", outdir / ERROR_FILE)
@@ -220,12 +256,30 @@ def merge_overrides(*groups: list[str]) -> list[str]:
 
 def run_and_save(conf, outdir: Path) -> dict:
     """Run one scenario and write its outputs and plots into ``outdir``."""
+    from .invariants import InvariantError
     from .outputs import write_run_outputs
     from .runner import run_scenario
+    from .runrecord import quiet_c_stderr
 
     outdir.mkdir(parents=True, exist_ok=True)
-    res = run_scenario(conf)
-    write_run_outputs(res, outdir, netcdf=conf.output.netcdf)
+    try:
+        res = run_scenario(conf)
+    except InvariantError as e:  # keep the data for inspection, clearly marked; no plots
+        from .invariants import INVALID_FILE
+
+        (outdir / INVALID_FILE).write_text(
+            "These outputs broke run-end invariants (sim.invariants); do not use them:\n"
+            + "".join(f"  {v}\n" for v in e.violations), encoding="utf-8")
+        if e.results is not None:
+            write_run_outputs(e.results, outdir, netcdf=conf.output.netcdf)
+        raise
+    c_stderr: list[str] = []
+    try:
+        with quiet_c_stderr(c_stderr):  # HDF5's own error stack: to error.log, not the terminal
+            write_run_outputs(res, outdir, netcdf=conf.output.netcdf)
+    except Exception as e:
+        e.c_stderr = c_stderr  # type: ignore[attr-defined]
+        raise
     if conf.output.plots:
         from .plotting import save_run_plots
 

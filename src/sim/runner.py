@@ -39,8 +39,13 @@ def build_model(cfg: Config | dict):
     return ConflictModel(cfg, geo)
 
 
-def run_scenario(cfg: Config | dict, progress: Callable[[int, int], None] | None = None) -> Results:
-    """Run one scenario to its horizon and return its :class:`~sim.results.Results`."""
+def run_scenario(cfg: Config | dict, progress: Callable[[int, int], None] | None = None,
+                 check: bool = True) -> Results:
+    """Run one scenario to its horizon and return its :class:`~sim.results.Results`.
+
+    The run-end invariants of :mod:`sim.invariants` are checked on every run; their failures
+    are listed in ``summary["invariant_violations"]`` and, with ``check`` (the default), raised
+    as :class:`~sim.invariants.InvariantError`, which carries the results."""
     t0 = time.perf_counter()
     cfg = as_config(cfg)
     model = build_model(cfg)
@@ -55,7 +60,14 @@ def run_scenario(cfg: Config | dict, progress: Callable[[int, int], None] | None
         control[k], level[k], damage[k] = model.owner, model.level, model.damage
         if progress is not None:
             progress(k, n)
-    return collect_results(model, cfg, control, level, damage, time.perf_counter() - t0)
+    res = collect_results(model, cfg, control, level, damage, time.perf_counter() - t0)
+    from .invariants import InvariantError, check_run, summary_note
+
+    bad = check_run(model, res)
+    res.summary["invariant_violations"] = summary_note(bad)
+    if bad and check:
+        raise InvariantError(bad, res)
+    return res
 
 
 def timeseries_frame(model) -> pd.DataFrame:
@@ -140,5 +152,7 @@ def summarise(model, ts: pd.DataFrame, control: np.ndarray) -> dict[str, Any]:
         }
     out["watch_places"] = watch
     out["people_conserved_error"] = float(model.people_total() - model.initial_people)
-    out["fighters_conserved_error"] = float(max(abs(model.fighter_balance(f)) for f in model.faction_names))
+    # np.max, not max(): a NaN balance must show as NaN (null), not be skipped
+    out["fighters_conserved_error"] = float(np.max(np.abs([model.fighter_balance(f)
+                                                           for f in model.faction_names])))
     return out

@@ -123,7 +123,10 @@ def take_garrison_losses(garrison: np.ndarray, rate: np.ndarray, idx: np.ndarray
           slice(max(cols.min() - 1, 0), min(cols.max() + 2, C)))
     for f in hit:
         g = garrison[f][sl]  # a view: edits write through
-        loss = g * presence_kernel(rate[f][sl])
+        # a garrison is felt in its neighbours' cells too, so with loss rates near 1
+        # (combat.max_loss_fraction = 1) the kernel could take up to 1.25 times what it holds:
+        # never more than all of it (a negative garrison = fighters from nothing)
+        loss = g * np.minimum(presence_kernel(rate[f][sl]), np.float32(1.0))
         g -= loss
         lost[f] = float(loss.sum(dtype=np.float64))
     return lost
