@@ -1,4 +1,4 @@
-"""Command line: ``sim run|collect|compare|sensitivity|validate|app``.
+"""Command line: ``sim run|collect|compare|sensitivity|validate|app|export``.
 
 Only this module imports Hydra.  ``sim run`` composes ``configs/config.yaml`` with any Hydra
 overrides (``sim run scenario=us_withdrawal geography=res_010 seed=3``, ``sim run -m ...`` for
@@ -17,7 +17,7 @@ from pathlib import Path
 
 log = logging.getLogger("sim")
 
-SUBCOMMANDS = ("run", "collect", "compare", "sensitivity", "validate", "app", "bench")
+SUBCOMMANDS = ("run", "collect", "compare", "sensitivity", "validate", "app", "bench", "export")
 
 
 def config_dir() -> Path:
