@@ -10,8 +10,9 @@ Ensemble figures (``sim collect DIR`` writes them into ``DIR/ensemble/``):
   one panel per scenario;
 * ``metric_bands.png``      the same for ``new_battles_former_allies`` and ``n_displaced``
   (faction ``ALL``), one line per scenario;
-* ``control_probability.png``  per-faction probability of control at chosen dates (share of
-  runs in which the faction holds the cell);
+* ``control_probability.png``  probability of control at chosen dates (share of runs in which
+  the faction holds the cell): a grid, a row per faction and a column per date, one colour bar,
+  and a row with the most likely controller (:func:`sim.plotting.plot_probability_grid`);
 * ``key_places.png``        distribution of the final controller of each key place.
 
 Comparison (``sim compare``): paired differences B - A over replicates that share seed and
