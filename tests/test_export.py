@@ -11,7 +11,7 @@ from sim.outputs import write_control
 
 rasterio = pytest.importorskip("rasterio")
 
-from tests.test_outputs import FACTIONS, make_results  # noqa: E402
+from test_outputs import FACTIONS, make_results  # pytest puts tests/ on sys.path
 
 
 @pytest.fixture(scope="module")

@@ -266,8 +266,8 @@ def LeverInputs(model, user_params: dict, *, model_parameters=None):
     solara.Text(APPLY_NOTE, style={"font-size": "0.8em", "color": "#555"})
     for name, opt in adjust.items():
         value = current.get(name, opt.get("value"))
-        with solara.Tooltip(opt.get("help", "")):
-            with solara.Column(gap="0px", classes=[f"sim-lever-{name}"]):
+        with (solara.Tooltip(opt.get("help", "")),
+              solara.Column(gap="0px", classes=[f"sim-lever-{name}"])):
                 t = opt.get("type")
                 text = lever_text(opt, value)
                 if t in ("SliderFloat", "SliderInt"):  # the value line above a full-width slider
