@@ -560,7 +560,7 @@ def ensemble_figure(ens: dict[str, Any]) -> Figure:
     s = ens["settings"]
     ax.set_title(f"Territory share: median and 10–90% band of {ens['n']} replicates",
                  fontsize=9)
-    ax2 = fig.add_axes((0.56, 0.06, 0.42, 0.84))
+    ax2 = fig.add_axes((0.56, 0.1, 0.42, 0.8))
     geo = ens["geo"]
     plot_map(ax2, geo, control=ens["best"], factions=ens["factions"], colours=ens["colours"],
              title=f"Most likely controller at {ens['dates'][-1]} (paler: < 60% of runs agree)",
@@ -582,23 +582,28 @@ def ensemble_figure(ens: dict[str, Any]) -> Figure:
 def EnsembleView(model):
     """Run a few replicates of the settings in force and show their median and bands."""
     n, set_n = solara.use_state(3)
-    result, set_result = solara.use_state(None)
+    request, set_request = solara.use_state(None)  # (run number, settings, n) of the last click
     status, set_status = solara.use_state("")
-    busy, set_busy = solara.use_state(False)
     settings = model_settings(model)
 
-    def start():
-        set_busy(True)
-        set_status(f"running {n} replicates of {settings['scenario_name']} …")
-        try:
-            ens = run_ensemble(settings, n, progress=lambda k, m: set_status(
-                f"ran {k} of {m} replicates …"))
-            set_result(ens)
-            set_status(f"{n} replicates done")
-        except Exception as e:  # noqa: BLE001 - shown on the page
-            set_status(f"ensemble failed: {e}")
-        finally:
-            set_busy(False)
+    def work():
+        if request is None:
+            return None
+        _, want, k = request
+        set_status(f"running {k} replicates of {want['scenario_name']} …")
+        ens = run_ensemble(want, k, progress=lambda i, m: set_status(
+            f"ran {i} of {m} replicates …"))
+        set_status(f"{k} replicates done")
+        return ens
+
+    # solara runs this in a thread with the page's context, once per click
+    job = solara.use_thread(work, dependencies=[request])
+    result = job.value if job.state == solara.ResultState.FINISHED else None
+    fig = solara.use_memo(lambda: ensemble_figure(result) if result is not None else None,
+                          [id(result)])
+    busy = job.state == solara.ResultState.RUNNING
+    if job.state == solara.ResultState.ERROR:
+        status = f"ensemble failed: {job.error}"
 
     with solara.Column():
         solara.Markdown("**Ensemble**: runs replicates 0..n−1 of the scenario and levers in "
@@ -607,12 +612,11 @@ def EnsembleView(model):
                         "controller at the end.")
         with solara.Row():
             solara.ToggleButtonsSingle(value=n, values=list(ENSEMBLE_SIZES), on_value=set_n)
-            solara.Button(f"Run {n} replicates", on_click=lambda: threading.Thread(
-                target=start, daemon=True).start(), disabled=busy, color="primary")
+            solara.Button(f"Run {n} replicates", disabled=busy, color="primary",
+                          on_click=lambda: set_request(((request or (0,))[0] + 1, settings, n)))
         solara.Text(status)
-        if result is not None:
-            solara.FigureMatplotlib(ensemble_figure(result), format="png", dpi=100,
-                                    dependencies=[id(result)])
+        if fig is not None:
+            solara.FigureMatplotlib(fig, format="png", dpi=100, dependencies=[id(result)])
 
 
 @solara.component
