@@ -189,7 +189,11 @@ def test_control_dataset_layout(results, geo):
     assert a["factions"] == "ISIS,SYRIAN_GOV,SDF"
     assert a["ungoverned"] == -1 and a["outside"] == -2
     assert ds.attrs["Conventions"] == "CF-1.8"
-    assert "history" not in ds.attrs
+    assert "seed 0" in ds.attrs["history"] and "geography tiny" in ds.attrs["history"]
+    for name in ("controller", "contested", "damage"):
+        assert ds[name].attrs["grid_mapping"] == "crs"
+    assert ds["crs"].attrs["grid_mapping_name"] == "latitude_longitude"
+    assert 'ID["EPSG",4326]' in ds["crs"].attrs["crs_wkt"] == ds["crs"].attrs["spatial_ref"]
 
 
 def test_control_dataset_rejects_bad_shapes(results):
@@ -216,7 +220,8 @@ def test_control_roundtrip(tmp_path, results, geo):
     assert ds["damage"].dtype == np.float32
     np.testing.assert_array_equal(ds["controller"].values, results.control)
     np.testing.assert_array_equal(ds["contested"].values, results.control_level)
-    np.testing.assert_array_equal(ds["damage"].values, results.damage)
+    np.testing.assert_array_equal(ds["damage"].values,
+                                  np.where(results.control == OUTSIDE, np.nan, results.damage))
     np.testing.assert_array_equal(ds["time"].values,
                                   np.array(results.dates, dtype="datetime64[ns]"))
     np.testing.assert_array_equal(ds["lat"].values, geo.grid.lats)
@@ -233,8 +238,43 @@ def test_control_roundtrip(tmp_path, results, geo):
     assert ds["contested"].attrs["flag_meanings"] == "none full dominant contested"
     assert ds["damage"].attrs["units"] == "1"
     assert ds.attrs["Conventions"] == "CF-1.8"
-    assert "history" not in ds.attrs
-    assert "_FillValue" not in ds["controller"].encoding
+    assert ds.attrs["history"].startswith("sim ")
+    assert ds["controller"].encoding["_FillValue"] == -128
+    assert np.isnan(ds["damage"].encoding["_FillValue"])
+
+
+def test_control_netcdf_is_cf_and_georeferenced(tmp_path, results, geo):
+    """control.nc as CF readers and GDAL see it: time as int32 days since the start with a
+    calendar (decoded to datetimes by xarray), a WGS 84 grid mapping that GDAL reads as
+    EPSG:4326 with the model's cell transform, fill values declared."""
+    import netCDF4
+    import xarray as xr
+
+    path = write_control(results, tmp_path / "control.nc")
+    with netCDF4.Dataset(path) as nc:
+        t = nc.variables["time"]
+        assert t.dtype == np.int32
+        assert t.units == "days since 2017-10-01" and t.calendar == "standard"
+        assert list(t[:]) == [0, 7, 14, 21, 28]
+        assert nc.variables["controller"].grid_mapping == "crs"
+        assert nc.variables["controller"]._FillValue == -128
+        assert np.isnan(nc.variables["damage"]._FillValue)
+        crs = nc.variables["crs"]
+        assert crs.grid_mapping_name == "latitude_longitude"
+        assert crs.semi_major_axis == 6378137.0 and crs.inverse_flattening == 298.257223563
+        assert "WGS 84" in crs.spatial_ref
+        assert "history" in nc.ncattrs()
+    with xr.open_dataset(path) as ds:  # plain xarray: CF decoding
+        assert np.issubdtype(ds["time"].dtype, np.datetime64)
+        assert str(ds["time"].values[0])[:10] == "2017-10-01"
+    rasterio = pytest.importorskip("rasterio")
+    with rasterio.open(f'NETCDF:"{path}":controller') as src:
+        assert src.crs is not None and src.crs.to_epsg() == 4326
+        res = geo.grid.res
+        assert src.transform.a == pytest.approx(res) and src.transform.e == pytest.approx(-res)
+        assert src.transform.c == pytest.approx(geo.grid.lon_min)
+        assert src.transform.f == pytest.approx(geo.grid.lat_max)
+        np.testing.assert_array_equal(src.read(1), results.control[0])
 
 
 def test_control_bytes_deterministic(tmp_path, geo, results):

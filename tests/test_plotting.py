@@ -183,11 +183,11 @@ def test_result_plots_write_pngs(results, tmp_path):
     w, h = _png(tmp_path / "c.png")
     assert w > h  # three panels side by side
     plot_territory_share(results, tmp_path / "share.png", dpi=60)
-    _png(tmp_path / "share.png", size=(450, 252))
+    _png(tmp_path / "share.png", size=(480, 264))
     plot_conflict_dyads(results, tmp_path / "dyads.png", dpi=60)
-    _png(tmp_path / "dyads.png", size=(450, 360))
+    _png(tmp_path / "dyads.png", size=(480, 384))
     plot_displacement(results, tmp_path / "disp.png", dpi=60)
-    _png(tmp_path / "disp.png", size=(450, 336))
+    _png(tmp_path / "disp.png", size=(480, 360))
 
 
 def test_missing_metrics_do_not_crash(geo, tmp_path):
@@ -262,3 +262,162 @@ def test_import_does_not_pull_hydra_or_model():
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().lower() == "agg"
+
+
+# ---------------------------------------------------------------------------------------- paper
+def _with_run(results, **over):
+    import copy
+
+    r = copy.copy(results)
+    r.summary = {"scenario": "us_withdrawal", "seed": 7, "replicate": 3}
+    r.config = {"scenario": {"name": "us_withdrawal", "events": {
+        "us_withdrawal": {"name": "US ground forces withdraw", "date": "2017-07-15"}},
+        "air_support": {"us_coalition": {"end": "2017-07-22"}}}}
+    for k, v in over.items():
+        setattr(r, k, v)
+    return r
+
+
+def _texts(fig) -> str:
+    return " ".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
+
+
+def test_titles_and_footers_name_scenario_seed_and_overrides(results, tmp_path):
+    from sim.plotting import run_caption
+
+    r = _with_run(results)
+    label, footer = run_caption(r, ["scenario=us_withdrawal", "air.x=0", "hydra.job.chdir=x"])
+    assert label == "us_withdrawal · seed 7 · replicate 3"
+    assert "overrides: scenario=us_withdrawal, air.x=0" in footer and "hydra" not in footer
+    (tmp_path / "status.json").write_text('{"overrides": ["replicate=3", "seed=7"]}')
+    for fn, name in ((plot_territory_share, "t.png"), (plot_conflict_dyads, "d.png"),
+                     (plot_displacement, "p.png")):
+        fig = fn(r, tmp_path / name, dpi=40, overrides=["seed=7"])
+        assert "us_withdrawal · seed 7 · replicate 3" in fig._suptitle.get_text()
+        assert "overrides: seed=7" in _texts(fig)
+    fig = plot_control_maps(r, ["2017-07-01"], tmp_path / "m.png", dpi=40)
+    assert "us_withdrawal" in fig._suptitle.get_text()
+    # save_run_plots takes the overrides from the run's status.json
+    save_run_plots(r, tmp_path, ["2017-07-01"], gif=False, dpi=30)
+
+
+def test_policy_events_marked(results, tmp_path):
+    from sim.plotting import policy_events
+
+    r = _with_run(results)
+    ev = policy_events(r.config)
+    assert [str(d) for d, _ in ev] == ["2017-07-15", "2017-07-22"]
+    assert ev[1][1] == "us coalition air support ends"
+    fig = plot_territory_share(r, tmp_path / "t.png", dpi=40)
+    assert "us withdrawal" in _texts(fig)
+    vlines = [ln for ax in fig.axes for ln in ax.lines if len(set(ln.get_xdata())) == 1
+              and ln.get_linestyle() not in ("-", "None")]
+    assert len(vlines) >= 2
+
+
+def test_dyads_smoothed_top_and_other(results, tmp_path):
+    fig = plot_conflict_dyads(results, tmp_path / "d.png", top=3, window=4, dpi=40)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(labels) == 4 and labels[-1].startswith("other 5 dyads")
+    assert "4-week mean" in ax.get_ylabel()
+    # the first top dyad is ISIS|SDF (5 + step % 3): its 4-week rolling mean
+    raw = 5 + np.arange(T + 1) % 3
+    expect = pd.Series(raw, dtype=float).rolling(4, min_periods=1).mean().to_numpy()
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), expect)
+    assert labels[0].startswith("ISIS – SDF")
+
+
+def test_territory_split_axis_when_one_faction_dominates(geo, tmp_path):
+    dates = [np.datetime64("2017-07-01") + np.timedelta64(7 * t, "D") for t in range(T + 1)]
+    rows = []
+    for f, v in (("IRAQI_GOV", 0.54), ("ISIS", 0.12), ("SDF", 0.08), ("KRG", 0.1),
+                 ("SYRIAN_GOV", 0.11), ("UNGOVERNED", 0.05)):
+        rows += [(pd.Timestamp(d), t, "share_territory_area", f, v) for t, d in enumerate(dates)]
+    res = _results(geo, pd.DataFrame(rows, columns=["date", "step", "metric", "faction", "value"]))
+    fig = plot_territory_share(res, tmp_path / "split.png", dpi=40)
+    top, bottom = fig.axes[:2]
+    assert top.get_ylim()[0] > 12 and top.get_ylim()[1] >= 54  # the big one on its own scale
+    assert bottom.get_ylim() == pytest.approx((0, 12 * 1.08))  # the rest not squeezed
+    _png(tmp_path / "split.png")
+
+
+def test_palette_distinct_on_terrain_and_for_colour_blind():
+    """Every pair of faction colours differs under normal vision and simulated deuteranopia
+    and protanopia (Machado et al. 2009, severity 1) by a CIE76 distance of at least 12 after
+    compositing at the map's 65% over the desert beige."""
+    from matplotlib.colors import to_rgb
+
+    from sim.plotting import _TERRAIN_RGB
+
+    machado = np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                        [-0.011820, 0.042940, 0.968881]])
+
+    def lab(rgb):
+        rgb = np.asarray(rgb, float)
+        lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+        xyz = lin @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                              [0.0193, 0.1192, 0.9505]]).T / [0.9505, 1.0, 1.089]
+        f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+        return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+    ground = np.array(to_rgb(_TERRAIN_RGB["desert"]))
+    protan = np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                       [-0.003882, -0.048116, 1.051998]])
+    for sim_cvd in (None, machado, protan):
+        cols = {}
+        for f, c in FACTION_COLOURS.items():
+            rgb = 0.65 * np.array(to_rgb(c)) + 0.35 * ground
+            if sim_cvd is not None:
+                lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+                lin = np.clip(sim_cvd @ lin, 0, 1)
+                rgb = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
+            cols[f] = lab(rgb)
+        names = sorted(cols)
+        worst = min((np.linalg.norm(cols[a] - cols[b]), a, b)
+                    for i, a in enumerate(names) for b in names[i + 1:])
+        assert worst[0] >= 12, worst
+        # and every colour stands out from the desert itself
+        assert min(np.linalg.norm(cols[f] - lab(ground)) for f in names) >= 10
+
+
+def test_faction_configs_use_the_palette():
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "faction"
+    for p in root.glob("*.yaml"):
+        d = yaml.safe_load(p.read_text())
+        assert d["colour"].upper() == FACTION_COLOURS[d["name"]].upper(), p.name
+
+
+def test_probability_grid_has_colour_bar_and_most_likely_row(tmp_path):
+    from sim.plotting import plot_probability_grid
+
+    rng = np.random.default_rng(0)
+    prob = rng.random((2, 3, 12, 16)).astype(np.float32)
+    prob /= prob.sum(axis=1, keepdims=True) * 1.1
+    prob[:, 2] = 0.0  # never holds anything: no row
+    outside = np.zeros((12, 16), bool)
+    outside[:, 0] = True
+    fig = plot_probability_grid(prob, ["ISIS", "SDF", "KRG"], ["2018-01-01", "2019-01-01"],
+                                outside, (40, 41.6, 34.8, 36), tmp_path / "p.png", n_runs=8,
+                                title="Probability of control — baseline", footer="baseline · 8")
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert "ISIS" in labels and "SDF" in labels and "KRG" not in labels
+    assert any("most likely" in lab for lab in labels)
+    cbar = [ax for ax in fig.axes if "probability of control" in ax.get_ylabel()]
+    assert len(cbar) == 1 and "8 runs" in cbar[0].get_ylabel()
+    assert len(fig.axes) == 2 * 3 + 1  # (2 factions + most likely) x 2 dates + colour bar
+    _png(tmp_path / "p.png")
+
+
+def test_metric_words_units():
+    from sim.plotting import metric_words
+
+    assert metric_words("n_displaced") == ("Internally displaced people", "million people", 1e-6)
+    words, unit, _ = metric_words("share_territory_area", "SDF")
+    assert words.endswith(": SDF") and unit == "% of area"
+    words, unit, _ = metric_words("new_widgets")
+    assert "_" not in words and unit == "per week"

@@ -1,4 +1,4 @@
-"""Command line: ``sim run|collect|compare|sensitivity|discover|validate|app``.
+"""Command line: ``sim run|collect|compare|sensitivity|discover|validate|app|export``.
 
 Only this module, :mod:`sim.compose` (config composition for everyone else), the sweep
 callbacks and the launcher plugin import Hydra.  ``sim run`` composes ``configs/config.yaml`` with any Hydra
@@ -22,7 +22,7 @@ log = logging.getLogger("sim")
 
 __all__ = ["SUBCOMMANDS", "compose", "config_dir", "hydra_run", "main", "register_resolvers"]
 
-SUBCOMMANDS = ("run", "collect", "compare", "sensitivity", "discover", "validate", "app")
+SUBCOMMANDS = ("run", "collect", "compare", "sensitivity", "discover", "validate", "app", "export")
 
 
 def _run_job(cfg) -> dict | None:

@@ -13,8 +13,10 @@ different parameter values, unless the caller groups by ``scenario`` on purpose 
   one panel per configuration;
 * ``metric_bands.png``      the same for ``new_battles_former_allies`` and ``n_displaced``
   (faction ``ALL``), one line per configuration;
-* ``control_probability[_<label>].png``  per-faction probability of control at chosen dates (share
-  of runs in which the faction holds the cell), one file per configuration;
+* ``control_probability[_<label>].png``  probability of control at chosen dates (share of runs
+  in which the faction holds the cell), one file per configuration: a grid, a row per faction
+  and a column per date, one colour bar, and a row with the most likely controller
+  (:func:`sim.plotting.plot_probability_grid`);
 * ``key_places.png``        distribution of the final controller of each key place;
 * ``outcomes_by_group.csv`` n, mean, sd and quantiles of every scalar outcome per configuration.
 
@@ -38,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .figures import new_figure, save_figure
-from .plotting import faction_colours
+from .plotting import faction_colours, faction_label, metric_words, thousands_axis
 
 log = logging.getLogger("sim")
 
@@ -144,15 +146,21 @@ def plot_territory_bands(ts: pd.DataFrame, path, colours: dict[str, str] | None 
             b = bands(sub, "share_territory_area", f, by=by)
             if b.empty or np.nanmax(b["q90"]) < min_share:
                 continue
-            _band(ax, b["date"], b["q10"], b["q50"], b["q90"], cols[f], f)
-        ax.set_title(f"{lab[g]}  (n = {nrun} runs)", fontsize=8)
-        ax.set_ylabel("share of theatre area", fontsize=8)
-        ax.set_ylim(bottom=0)
+            _band(ax, b["date"], 100 * b["q10"], 100 * b["q50"], 100 * b["q90"], cols[f],
+                  faction_label(f))
+        ax.set_title(f"{lab[g]}  (n = {nrun} runs)", fontsize=9)
+        ax.set_ylabel("% of the theatre's area (log above 2%)", fontsize=8)
+        ax.set_yscale("symlog", linthresh=2.0)
+        ax.set_ylim(0, 100)
+        from matplotlib.ticker import FixedLocator, FuncFormatter
+
+        ax.yaxis.set_major_locator(FixedLocator([0, 1, 2, 5, 10, 20, 50, 100]))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         _date_axis(ax)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6, ncol=2, loc="upper right", framealpha=0.8)
+            ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.suptitle("Territory held: median and 10-90% band over replicates" +
-                 (f"\n{note}" if note else ""), fontsize=9)
+                 (f"\n{note}" if note else ""), fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path, dpi)
 
@@ -171,12 +179,15 @@ def plot_metric_bands(ts: pd.DataFrame, path, metrics=BAND_METRICS, dpi: int = 1
         if b.empty:
             ax.text(0.5, 0.5, f"no {m} in the runs", transform=ax.transAxes, ha="center")
             continue
+        words, unit, scale = metric_words(m, f)
         for i, g in enumerate(keys):
             bs = b[b[by].astype(str) == g]
             if len(bs):
-                _band(ax, bs["date"], bs["q10"], bs["q50"], bs["q90"],
+                _band(ax, bs["date"], scale * bs["q10"], scale * bs["q50"], scale * bs["q90"],
                       _SCEN_COLOURS[i % len(_SCEN_COLOURS)], f"{lab[g]} (n = {int(nrun.get(g, 0))})")
-        ax.set_title(f"{m} ({f})", fontsize=9)
+        ax.set_title(words, fontsize=9)
+        ax.set_ylabel(unit, fontsize=8)
+        thousands_axis(ax)
         _date_axis(ax)
         ax.legend(fontsize=7, loc="upper left", framealpha=0.8)
     fig.suptitle("Median and 10-90% band over replicates" + (f"\n{note}" if note else ""),
@@ -303,37 +314,27 @@ def _map_grid(n_rows: int, n_cols: int, lat, lon):
 
 def plot_control_probability(cp: dict[str, Any], path, factions: Sequence[str] | None = None,
                              min_prob: float = 0.05, background: bool = True, dpi: int = 110,
-                             label: str = ""):
-    """One map per (date, faction): probability of control shaded in the faction's colour."""
-    from matplotlib.colors import to_rgb
+                             label: str | None = None):
+    """Probability of control as a grid (a row per faction, a column per date, one colour
+    bar) plus the most likely controller: :func:`sim.plotting.plot_probability_grid`."""
+    from .plotting import plot_probability_grid
 
     if cp.get("prob") is None:
         raise ValueError("no control.nc in the runs: no control maps")
     prob, allf = cp["prob"], cp["factions"]
-    pick = [i for i, f in enumerate(allf) if (factions is None or f in factions)
-            and float(prob[:, i].max()) >= min_prob]
-    cols = faction_colours(allf, dict(zip(allf, cp["colours"])) if cp.get("colours") else None)
+    if factions is not None:
+        prob = np.where(np.isin(allf, list(factions))[None, :, None, None], prob, 0.0)
     lat, lon = np.asarray(cp["lat"]), np.asarray(cp["lon"])
     ext = _extent(lat, lon)
-    fig, aspect = _map_grid(len(cp["dates"]), max(len(pick), 1), lat, lon)
-    for r, dt in enumerate(cp["dates"]):
-        for c, j in enumerate(pick):
-            ax = fig.add_subplot(len(cp["dates"]), len(pick), r * len(pick) + c + 1)
-            has_bg = background and _background(ax, cp.get("geography"), prob.shape[-2:], ext, aspect)
-            p = prob[r, j]
-            img = np.zeros((*p.shape, 4), np.float32)
-            img[..., :3] = to_rgb(cols[j])
-            img[..., 3] = np.where(cp["outside"], 0.0, 0.9 * p)
-            if not has_bg:
-                ax.imshow(np.where(cp["outside"], np.nan, 0.0), extent=ext, cmap="Greys",
-                          vmin=0, vmax=4, interpolation="nearest", aspect=aspect)
-            ax.imshow(img, extent=ext, interpolation="nearest", aspect=aspect, zorder=5)
-            _panel(ax, ext, allf[j] if r == 0 else None, str(dt) if c == 0 else None)
-    fig.suptitle((f"{label}: " if label else "") +
-                 f"probability of control (share of {cp['n']} runs; darker = more likely)",
-                 fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path, dpi)
+    bg = None
+    if background and cp.get("geography"):
+        bg = _background_image(str(cp["geography"]), tuple(int(x) for x in prob.shape[-2:]))
+    colours = dict(zip(allf, cp["colours"])) if cp.get("colours") else None
+    title = f"Probability of control — {label}" if label else None
+    plot_probability_grid(prob, allf, cp["dates"], cp["outside"], ext, path, cp["n"],
+                          colours=colours, background=bg, min_prob=min_prob, title=title,
+                          footer=f"{label or ''} · {cp['n']} replicates".strip(" ·"), dpi=dpi)
+    return Path(path)
 
 
 def _panel(ax, ext, title: str | None, ylabel: str | None) -> None:
@@ -622,10 +623,14 @@ def plot_diff_bands(ts_a: pd.DataFrame, ts_b: pd.DataFrame, pairs: pd.DataFrame,
             continue
         q = d.quantile(list(QUANTILES), axis=0)
         colour = faction_colours([f], colours)[0] if f != "ALL" else "#332288"
-        _band(ax, d.columns, q.loc[QUANTILES[0]], q.loc[QUANTILES[1]], q.loc[QUANTILES[2]],
-              colour, f)
+        words, unit, scale = metric_words(m, f)
+        _band(ax, d.columns, scale * q.loc[QUANTILES[0]], scale * q.loc[QUANTILES[1]],
+              scale * q.loc[QUANTILES[2]], colour, f)
         ax.axhline(0, color="#444444", linewidth=0.6)
-        ax.set_title(f if m == "share_territory_area" else f"{m} ({f})", fontsize=8)
+        ax.set_title(words, fontsize=8)
+        ax.set_ylabel(f"difference, {unit.replace('% of area', 'percentage points')}",
+                      fontsize=7)
+        thousands_axis(ax)
         _date_axis(ax)
     fig.suptitle(title or f"Paired difference {label}: median and 10-90% band over "
                  f"{len(pairs)} replicate pairs", fontsize=9)

@@ -130,9 +130,10 @@ def in_range(points: pd.DataFrame, dates, slack_days: int = 7) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------ plot overlays
-def overlay_isis_area(ax, results) -> bool:
+def overlay_isis_area(ax, results, scale: float = 1.0) -> bool:
     """Draw the historical ISIS area (IHS estimates and officials' share lost), as a share of
-    the theatre's area, on ``ax`` where it falls within the run; True if anything was drawn."""
+    the theatre's area times ``scale`` (100: per cent), on ``ax`` where it falls within the
+    run; True if anything was drawn."""
     try:
         pts = in_range(isis_area_points(), results.dates)
         area = theatre_area_km2(results.geo)
@@ -143,7 +144,7 @@ def overlay_isis_area(ax, results) -> bool:
     for kind, marker in (("IHS estimate", "D"), ("share lost (officials)", "o")):
         p = pts[pts["kind"] == kind]
         if len(p):
-            ax.scatter(p["date"], p["km2"] / area, marker=marker, s=22, facecolor="white",
+            ax.scatter(p["date"], scale * p["km2"] / area, marker=marker, s=22, facecolor="white",
                        edgecolor="black", linewidth=1.0, zorder=6,
                        label=f"ISIS, history: {kind}")
     return True

@@ -5,16 +5,23 @@ the destination directory, which is then renamed over the final name with :func:
 A run killed mid-write therefore leaves either the previous file or none, never a truncated one.
 
 The files are deterministic: identical :class:`~sim.results.Results` give byte-identical
-``timeseries.parquet`` and ``control.nc`` (no timestamps, no history attribute, fixed sort
-order, fixed compression settings).  ``summary.json`` holds ``wall_seconds`` and
+``timeseries.parquet`` and ``control.nc`` (no timestamps, fixed sort order, fixed compression
+settings; the ``history`` attribute of ``control.nc`` names the writer, the scenario, seed and
+overrides but no wall-clock time).  ``summary.json`` holds ``wall_seconds`` and
 ``phase_seconds`` and so differs between runs by design.
 
 Layout of ``control.nc`` (CF-1.8), see :func:`control_dataset`::
 
     controller (time, lat, lon) int8     faction index, -1 ungoverned, -2 outside the theatre
     contested  (time, lat, lon) int8     control level: 0 none, 1 full, 2 dominant, 3 contested
-    damage     (time, lat, lon) float32  destroyed share of housing, 0..1
+    damage     (time, lat, lon) float32  destroyed share of housing, 0..1 (NaN outside the theatre)
+    crs        ()               int32    grid mapping: WGS 84 (EPSG:4326), ``crs_wkt``/``spatial_ref``
+    time       (time)           int32    days since the start date (calendar ``standard``)
     lat is north -> south (row 0 = north, as in the model arrays); lon is west -> east.
+
+Every data variable names ``grid_mapping: crs``, so GDAL, QGIS and rioxarray read the CRS.
+The int8 variables declare ``_FillValue`` -128 (never written: every cell has a value);
+:func:`read_control` keeps them as int8 (``mask_and_scale`` off for them).
 """
 
 from __future__ import annotations
@@ -43,6 +50,21 @@ CONTROL_FILE = "control.nc"
 SUMMARY_FILE = "summary.json"
 
 CONTROL_LEVELS = ("none", "full", "dominant", "contested")
+INT8_FILL = np.int8(-128)  # _FillValue of controller/contested (no cell is ever missing)
+
+#: WGS 84 geographic 2D (EPSG:4326) as OGC WKT 2 (what GDAL writes for EPSG:4326)
+WGS84_WKT = (
+    'GEOGCRS["WGS 84",ENSEMBLE["World Geodetic System 1984 ensemble",'
+    'MEMBER["World Geodetic System 1984 (Transit)"],MEMBER["World Geodetic System 1984 (G730)"],'
+    'MEMBER["World Geodetic System 1984 (G873)"],MEMBER["World Geodetic System 1984 (G1150)"],'
+    'MEMBER["World Geodetic System 1984 (G1674)"],MEMBER["World Geodetic System 1984 (G1762)"],'
+    'MEMBER["World Geodetic System 1984 (G2139)"],'
+    'ELLIPSOID["WGS 84",6378137,298.257223563,LENGTHUNIT["metre",1]],'
+    'ENSEMBLEACCURACY[2.0]],PRIMEM["Greenwich",0,ANGLEUNIT["degree",0.0174532925199433]],'
+    'CS[ellipsoidal,2],AXIS["geodetic latitude (Lat)",north,ORDER[1],'
+    'ANGLEUNIT["degree",0.0174532925199433]],AXIS["geodetic longitude (Lon)",east,ORDER[2],'
+    'ANGLEUNIT["degree",0.0174532925199433]],USAGE[SCOPE["Horizontal component of 3D system."],'
+    'AREA["World."],BBOX[-90,-180,90,180]],ID["EPSG",4326]]')
 
 TIMESERIES_SCHEMA = pa.schema([
     pa.field("date", pa.timestamp("ns"), nullable=False),
@@ -211,6 +233,7 @@ def control_dataset(results: Results) -> xr.Dataset:
         "outside": np.int8(OUTSIDE),
         "comment": ("index into the faction coordinate; -1 = theatre cell nobody holds, "
                     "-2 = cell outside the theatre (other countries, sea, lakes)"),
+        "grid_mapping": "crs",
     })
     contested = xr.Variable(dims, level, attrs={
         "long_name": "control level (Kalyvas)",
@@ -219,13 +242,20 @@ def control_dataset(results: Results) -> xr.Dataset:
         "comment": ("0 none: no faction present; 1 full: one faction holds the cell alone; "
                     "2 dominant: the controller clearly outweighs its rivals; "
                     "3 contested: rival factions are comparably strong"),
+        "grid_mapping": "crs",
     })
+    outside = control == OUTSIDE
+    if outside.any():  # no housing outside the theatre: nodata there
+        damage = np.where(outside, np.float32(np.nan), damage).astype(np.float32)
     damage_v = xr.Variable(dims, damage, attrs={
         "long_name": "destroyed share of housing",
         "units": "1",
         "valid_min": np.float32(0.0),
         "valid_max": np.float32(1.0),
+        "grid_mapping": "crs",
+        "comment": "NaN (_FillValue) outside the theatre",
     })
+    crs = xr.Variable((), np.int32(0), attrs=crs_attrs())
     colours = [str(results.colours.get(f, "")) for f in factions]
     coords = {
         "time": ("time", times, {"standard_name": "time", "long_name": "date after step",
@@ -251,22 +281,57 @@ def control_dataset(results: Results) -> xr.Dataset:
         "resolution_deg": float(geo.grid.res),
         "factions": ",".join(factions),
         "comment": "lat runs north to south (row 0 = north); time[0] is the initial state",
+        "history": _history(results),
     }
-    return xr.Dataset({"controller": controller, "contested": contested, "damage": damage_v},
-                      coords=coords, attrs=attrs)
+    return xr.Dataset({"controller": controller, "contested": contested, "damage": damage_v,
+                       "crs": crs}, coords=coords, attrs=attrs)
+
+
+def crs_attrs() -> dict[str, Any]:
+    """CF grid-mapping attributes of WGS 84 latitude/longitude (EPSG:4326)."""
+    return {
+        "grid_mapping_name": "latitude_longitude",
+        "longitude_of_prime_meridian": 0.0,
+        "semi_major_axis": 6378137.0,
+        "inverse_flattening": 298.257223563,
+        "crs_wkt": WGS84_WKT,
+        "spatial_ref": WGS84_WKT,  # the name GDAL looks for
+        "epsg_code": "EPSG:4326",
+        "long_name": "WGS 84",
+    }
+
+
+def _history(results: Results) -> str:
+    """CF ``history``: which program wrote the file from which run (no wall-clock time, so the
+    bytes stay deterministic)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("syria-iraq-vacuum-sim")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        v = "unknown"
+    cfg = results.config or {}
+    summ = results.summary or {}
+    scen = summ.get("scenario") or (cfg.get("scenario") or {}).get("name", "?")
+    seed = summ.get("seed", cfg.get("seed", "?"))
+    rep = summ.get("replicate", cfg.get("replicate", "?"))
+    return (f"sim {v} (sim.outputs.write_control): scenario {scen}, seed {seed}, replicate {rep}, "
+            f"geography {results.geo.name}, {len(results.dates) - 1} steps")
 
 
 def _netcdf_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     chunks = (1, ds.sizes["lat"], ds.sizes["lon"])
     enc: dict[str, dict[str, Any]] = {
         name: {"zlib": True, "complevel": NETCDF_COMPLEVEL, "shuffle": True,
-               "chunksizes": chunks, "_FillValue": None}
-        for name in ("controller", "contested", "damage")
+               "chunksizes": chunks, "_FillValue": fill}
+        for name, fill in (("controller", INT8_FILL), ("contested", INT8_FILL),
+                           ("damage", np.float32(np.nan)))
     }
-    for name in ("lat", "lon", "faction_code"):
+    for name in ("lat", "lon", "faction_code", "crs"):
         enc[name] = {"_FillValue": None}
-    enc["time"] = {"_FillValue": None, "dtype": "int64", "calendar": "proleptic_gregorian",
-                   "units": _time_units(ds["time"].values)}
+    units = _time_units(ds["time"].values)
+    enc["time"] = {"_FillValue": None, "dtype": "int32" if units.startswith("days") else "float64",
+                   "calendar": "standard", "units": units}
     return enc
 
 
@@ -292,9 +357,17 @@ def write_control(results: Results, path: _PathLike) -> Path:
 
 
 def read_control(path: _PathLike) -> xr.Dataset:
-    """Read ``control.nc`` fully into memory (the file is closed on return)."""
+    """Read ``control.nc`` fully into memory (the file is closed on return).  ``controller``
+    and ``contested`` stay int8 (their ``_FillValue`` is never used, so nothing is masked)."""
+    with xr.open_dataset(path, engine="netcdf4", mask_and_scale=False) as raw:
+        ints = {n: raw[n].values for n in ("controller", "contested") if n in raw}
     with xr.open_dataset(path, engine="netcdf4") as ds:
-        return ds.load()
+        ds = ds.load()
+    for n, v in ints.items():
+        attrs, enc = dict(ds[n].attrs), dict(ds[n].encoding)
+        ds[n] = (ds[n].dims, v, attrs)
+        ds[n].encoding.update(enc)
+    return ds
 
 
 # --------------------------------------------------------------------------------------
