@@ -194,7 +194,7 @@ def retreat(garrison: np.ndarray, own: np.ndarray, loss_fraction: float,
     fighter lands); those with no own ground in reach are a pocket wiped out, of whom
     ``trapped_hide`` go to ground.  Returns ``(new_garrison, hidden, hidden_trapped,
     killed)``: ``new_garrison`` is 0 on lost cells, ``hidden`` and ``hidden_trapped`` the
-    fighters gone to ground per cell (or None) and ``killed`` the total lost; ``None`` if no
+    fighters gone to ground per cell (zeros when none) and ``killed`` the total lost; ``None`` if no
     cell was lost."""
     lost = (garrison > 0) & ~own
     if not lost.any():
@@ -202,7 +202,7 @@ def retreat(garrison: np.ndarray, own: np.ndarray, loss_fraction: float,
     out = garrison.copy()
     gar = np.where(lost, garrison, 0.0)
     out[lost] = 0.0
-    hidden = hidden_trapped = None
+    hidden = hidden_trapped = np.zeros_like(gar)
     if underground_share > 0:
         hidden = gar * underground_share
         gar = gar - hidden
