@@ -676,25 +676,33 @@ def plot_conflict_dyads(results: Results, path, top: int = 6, dpi: int = 110) ->
 
 
 def plot_displacement(results: Results, path, dpi: int = 110) -> Figure:
-    """Displaced, abroad and returnees (stocks, top) and new displacement (flow, bottom)."""
+    """Displaced, abroad and returnees (stocks, top) and new displacement (flow, bottom).
+
+    The stocks include the people already displaced on 1 July 2017 (``n_displaced``,
+    ``n_abroad``); dashed lines show what remains of that initial stock
+    (``n_displaced_initial``, ``n_abroad_initial``), so the gap is the displacement since."""
     fig = _new_figure(7.5, 5.6)
     ax1 = fig.add_subplot(2, 1, 1)
     ax2 = fig.add_subplot(2, 1, 2, sharex=ax1)
     drawn = False
-    for metric, label, colour in (("n_displaced", "internally displaced", "#0072B2"),
-                                  ("n_abroad", "abroad", "#E69F00"),
-                                  ("cum_returnees", "returnees (cumulative)", "#009E73")):
+    for metric, label, colour, ls in (
+            ("n_displaced", "internally displaced (all)", "#0072B2", "-"),
+            ("n_displaced_initial", "of whom displaced before Jul 2017", "#0072B2", "--"),
+            ("n_abroad", "refugees abroad (all)", "#E69F00", "-"),
+            ("n_abroad_initial", "of whom abroad before Jul 2017", "#E69F00", "--"),
+            ("cum_returnees", "returns since Jul 2017 (cumulative)", "#009E73", "-")):
         w = _series(results, metric)
         if w is None:
             continue
-        ax1.plot(w.index, _total(w) / 1e6, color=colour, lw=1.8, label=label)
+        ax1.plot(w.index, _total(w) / 1e6, color=colour, lw=1.8 if ls == "-" else 1.2, ls=ls,
+                 label=label)
         drawn = True
     if drawn:
         from .history import overlay_displacement
 
         overlay_displacement(ax1, results)  # reported displacement of single operations
         ax1.set_ylabel("million people")
-        ax1.set_title("Displacement", fontsize=10)
+        ax1.set_title("Displacement: stocks including those displaced before July 2017", fontsize=10)
         _date_axis(ax1)
         ax1.legend(fontsize=7, frameon=False)
     else:
@@ -709,7 +717,7 @@ def plot_displacement(results: Results, path, dpi: int = 110) -> Figure:
         width = 0.8 * step_days
         ax2.bar(s.index, s.values, width=width, color="#CC79A7", label="newly displaced")
         ax2.set_ylabel("thousand people / step")
-        ax2.set_title("New displacement", fontsize=10)
+        ax2.set_title("New displacement since July 2017 (people leaving home each week)", fontsize=10)
         _date_axis(ax2)
     fig.tight_layout()
     return _save(fig, path, dpi)
