@@ -442,3 +442,14 @@ outcomes: [final_share_territory_area_ISIS, cum_displaced, not_an_outcome]
     assert (out / "sensitivity.png").stat().st_size > 1000
     assert len(pd.read_csv(out / "samples.csv")) == 2 * (2 + 1)
     assert "not_an_outcome" in p.stdout  # an unknown outcome is reported, not silently dropped
+
+
+def test_report_warns_when_resolutions_are_mixed():
+    from sim.collect import Collected, mixed_resolutions, report
+
+    runs = pd.DataFrame({"run_id": ["a", "b", "c"], "status": ["ok", "ok", "ok"],
+                         "geography": ["res_005", "res_010", "res_005"]})
+    assert "res_005: 2, res_010: 1" in mixed_resolutions(runs)
+    col = Collected(root=Path("."), runs=runs, timeseries=pd.DataFrame(), problems=runs.iloc[:0])
+    assert "resolutions are mixed" in report(col)
+    assert mixed_resolutions(runs.assign(geography="res_010")) == ""
