@@ -242,7 +242,8 @@ class ConflictModel(mesa.Model):
         self.battles = combat.dyad_battles(loss, force, eng)
         self.losses.reshape(n, -1)[:, idx] = loss
         fighting, lost, damage, deaths = combat.aftermath(loss, air_share, self.damage.ravel()[idx],
-                                                          self.people_present().ravel()[idx], cfg)
+                                                          self.people_present().ravel()[idx], cfg,
+                                                          self.area_factor)
         self.fighting.ravel()[idx], self.violence.ravel()[idx] = fighting, lost
         self.damage.ravel()[idx], self.new_civ_deaths_cell.ravel()[idx] = damage, deaths
         # losses come off the garrisons and units that were there, in proportion to presence
