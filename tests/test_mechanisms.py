@@ -295,7 +295,8 @@ def test_population_displace_conserves_people():
                "region_cell": np.array([0, 1]), "region_pop0": np.array([100.0, 100.0])}
     table = SimpleNamespace(region=np.array([0, 1]), identity=np.array([0, 0]),
                             home=np.array([100.0, 100.0]), idp=np.zeros(2), abroad=np.zeros(2),
-                            dead=np.zeros(2), idp_loc=np.array([0, 1]), pop0=np.array([100.0, 100.0]))
+                            dead=np.zeros(2), idp_loc=np.array([0, 1]), pop0=np.array([100.0, 100.0]),
+                            idp_init=np.zeros(2), abroad_init=np.zeros(2))
     dest = {"region_border_km": np.array([500.0, 500.0]), "dest_region": np.array([1]),
             "dest_dist": np.array([[30.0], [0.0]]), "dest_capacity": np.array([100.0])}
     pop = civ.Population(regions, table, dest, np.array([[100.0, 100.0]]))

@@ -619,3 +619,15 @@ def test_parameter_sweep_collected_into_groups(tmp_path):
     assert set(tab["A"]) == {f"{key}=0"} and set(tab["B"]) == {f"{key}=1.5"}
     assert (tab["n_pairs"] <= 2).all() and tab["few_pairs"].all() and not tab["significant"].any()
     assert "only 2 pair(s)" in p.stderr
+
+
+def test_report_warns_when_resolutions_are_mixed():
+    from sim.collect import Collected, mixed_resolutions, report
+
+    runs = pd.DataFrame({"run_id": ["a", "b", "c"], "status": ["ok", "ok", "ok"],
+                         "geography": ["res_005", "res_010", "res_005"],
+                         "group": ["geography=res_005", "geography=res_010", "geography=res_005"]})
+    assert "res_005: 2, res_010: 1" in mixed_resolutions(runs)
+    col = Collected(root=Path("."), runs=runs, timeseries=pd.DataFrame(), problems=runs.iloc[:0])
+    assert "resolutions are mixed" in report(col)
+    assert mixed_resolutions(runs.assign(geography="res_010")) == ""

@@ -157,6 +157,9 @@ class CommunityTable:
         self.idp = np.zeros_like(self.pop0)
         self.abroad = np.zeros_like(self.pop0)
         self.dead = np.zeros_like(self.pop0)
+        # what remains of the displacement stock of the start (sim.initial.initial_displacement)
+        self.idp_init = np.zeros_like(self.pop0)
+        self.abroad_init = np.zeros_like(self.pop0)
         self.idp_loc = np.asarray(idp_loc, np.int64)  # flat cell index where the IDPs shelter
 
     def __len__(self) -> int:

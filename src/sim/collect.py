@@ -466,6 +466,26 @@ def report(col: Collected, stream=None) -> str:
         for r in col.problems.itertuples(index=False):
             where = r.run_id or r.overrides
             lines.append(f"  {r.status.upper():10s} {where}  {r.error or ''}")
+    mixed = mixed_resolutions(col.runs)
+    if mixed:
+        lines.append(mixed)
     text = "\n".join(lines)
-    print(text, file=stream or (sys.stderr if len(col.problems) else sys.stdout), flush=True)
+    loud = len(col.problems) or mixed
+    print(text, file=stream or (sys.stderr if loud else sys.stdout), flush=True)
     return text
+
+
+def mixed_resolutions(runs: pd.DataFrame) -> str:
+    """A warning if the ``ok`` runs come from more than one grid (``geography``), else ``""``:
+    displacement, civilian deaths, battles and the ISIS defeat date depend on the cell size
+    (docs/ODD.md 2.1), so runs of different resolutions should not be pooled."""
+    if "geography" not in runs or "status" not in runs:
+        return ""
+    geo = runs.loc[runs["status"].astype(str) == "ok", "geography"].dropna().astype(str)
+    counts = geo.value_counts()
+    if len(counts) < 2:
+        return ""
+    return ("WARNING: runs of different resolutions are mixed (" +
+            ", ".join(f"{g}: {n}" for g, n in sorted(counts.items())) +
+            "); outcomes such as displacement, civilian deaths and battles depend on the grid, "
+            "so compare runs of one resolution")

@@ -238,6 +238,7 @@ class DisplacementConfig:
     rebuild_rate: float = rng_(0, 1)
     violence_scale: float = rng_(0.001, 1e4)
     violence_threshold: float = rng_(0, 1)
+    initial_stock: bool = True
 
 
 @dataclass

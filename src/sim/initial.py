@@ -156,6 +156,95 @@ def communities(geo: Geography, regions: dict, identity_shares: dict) -> Communi
     return CommunityTable(reg, ident, pop, regions["region_cell"][np.array(reg, np.int64)])
 
 
+#: countries of ``sim/data/history/displacement_stock_2017-07.csv`` and their ISO 3 codes
+STOCK_COUNTRIES = {"Syria": "SYR", "Iraq": "IRQ"}
+
+
+def community_places(geo: Geography, regions: dict, table: CommunityTable) -> tuple[np.ndarray, np.ndarray]:
+    """Each community's country (index into ``geo.country_names``) and governorate (index into
+    ``geo.admin1_names``, -1 none), read at its settlement's cell."""
+    cell = regions["region_cell"][table.region]
+    return geo.country.ravel()[cell].astype(np.int64), geo.admin1.ravel()[cell].astype(np.int64)
+
+
+def initial_displacement(geo: Geography, regions: dict, table: CommunityTable,
+                         stock: dict | None = None) -> dict[str, float]:
+    """Put the displacement stock of 1 July 2017 into the communities (in place) and return the
+    totals placed (``idp_<country>``, ``abroad_<country>``).
+
+    ``stock`` is :func:`sim.history_data.load_displacement_stock` (read if ``None``).  Rule:
+
+    * **IDPs** are counted where they shelter, as displaced members of the communities of their
+      host governorate: a governorate the source lists (Iraq: Nineveh, Duhok, Erbil) gets its
+      figure, the rest of the national figure is spread over the country's other governorates,
+      and inside a governorate every community gives the same share of its people
+      (``idp = pop0 * stock_gov / people_gov``, at most ``MAX_IDP_SHARE``).  They shelter at
+      their community's settlement, so the people present in a region do not change; they
+      leave the stock by the same rules as anyone displaced (return when the area is safe,
+      death, moving on).
+    * **Refugees abroad** are people of the country living outside it: each community's
+      ``pop0`` grows by its share of the national refugee figure, in proportion to its people,
+      and the same number starts ``abroad``.  The people in the country (the map's population)
+      do not change.
+
+    ``home + idp + abroad + dead == pop0`` holds after the call.  The remaining initial stock is
+    tracked in ``idp_init`` and ``abroad_init``."""
+    if stock is None:
+        from .history_data import load_displacement_stock
+        stock = load_displacement_stock()
+    country, gov = community_places(geo, regions, table)
+    placed: dict[str, float] = {}
+    idp = np.zeros_like(table.pop0)
+    abroad = np.zeros_like(table.pop0)
+    for name, cd in stock.items():
+        iso = STOCK_COUNTRIES.get(name)
+        if iso not in geo.country_names:
+            continue
+        inc = country == geo.country_names.index(iso)
+        if not inc.any():
+            continue
+        targets = dict(cd.idp_by_governorate)
+        listed = np.isin(gov, [geo.admin1_names.index(g) for g in targets if g in geo.admin1_names])
+        for g, v in targets.items():
+            if g in geo.admin1_names:
+                sel = inc & (gov == geo.admin1_names.index(g))
+                idp[sel] += _spread(table.pop0[sel], v)
+        rest = float(cd.idp_stock) - float(sum(v for g, v in targets.items() if g in geo.admin1_names))
+        for g in np.unique(gov[inc & ~listed]):
+            sel = inc & ~listed & (gov == g)
+            idp[sel] += _spread(table.pop0[sel], rest * table.pop0[sel].sum()
+                                / table.pop0[inc & ~listed].sum())
+        placed[f"idp_{iso}"] = float(idp[inc].sum())
+        if cd.refugee_stock:
+            share = table.pop0[inc] / table.pop0[inc].sum()
+            abroad[inc] = cd.refugee_stock * share
+            placed[f"abroad_{iso}"] = float(abroad[inc].sum())
+    table.pop0 = table.pop0 + abroad
+    table.home = table.pop0 - idp - abroad
+    table.idp, table.abroad = idp, abroad
+    table.idp_init, table.abroad_init = idp.copy(), abroad.copy()
+    return placed
+
+
+def initial_stock(cfg: Config, geo: Geography, regions: dict, table: CommunityTable) -> dict[str, float]:
+    """:func:`initial_displacement` on the real map when ``displacement.initial_stock`` is on;
+    otherwise (and on synthetic maps) nobody is displaced at the start.  Returns the totals."""
+    if cfg.displacement.initial_stock and cfg.geography.kind == "real":
+        return initial_displacement(geo, regions, table)
+    return {}
+
+
+MAX_IDP_SHARE = 0.6  # at most this share of a governorate's people counted as its IDPs
+
+
+def _spread(pop: np.ndarray, total: float) -> np.ndarray:
+    """``total`` shared over ``pop`` in proportion, at most ``MAX_IDP_SHARE`` of each."""
+    tot = float(pop.sum())
+    if tot <= 0:
+        return np.zeros_like(pop)
+    return pop * min(total / tot, MAX_IDP_SHARE)
+
+
 def destinations(geo: Geography, regions: dict, community_region: np.ndarray) -> dict:
     """FLEE locations: key places and towns >= 50k (all regions if none), with the distance
     (km) from every community to each (``dest_dist``), their capacity (people) and each

@@ -98,6 +98,7 @@ class ConflictModel(mesa.Model):
         :class:`~sim.agents.Community` handle each."""
         regions = initial.settlement_regions(self.geo)
         table = initial.communities(self.geo, regions, self.cfg.identity_shares)
+        self.initial_stock = initial.initial_stock(self.cfg, self.geo, regions, table)  # July 2017
         dest = initial.destinations(self.geo, regions, table.region)
         # people in regions too small for any community (< 1 person per group) are not modelled
         self.population = civ.Population(regions, table, dest, self.geo.population.astype(np.float64))
@@ -241,7 +242,8 @@ class ConflictModel(mesa.Model):
         self.battles = combat.dyad_battles(loss, force, eng)
         self.losses.reshape(n, -1)[:, idx] = loss
         fighting, lost, damage, deaths = combat.aftermath(loss, air_share, self.damage.ravel()[idx],
-                                                          self.people_present().ravel()[idx], cfg)
+                                                          self.people_present().ravel()[idx], cfg,
+                                                          self.area_factor)
         self.fighting.ravel()[idx], self.violence.ravel()[idx] = fighting, lost
         self.damage.ravel()[idx], self.new_civ_deaths_cell.ravel()[idx] = damage, deaths
         # losses come off the garrisons and units that were there, in proportion to presence

@@ -13,7 +13,8 @@ import numpy as np
 from .rules.control import OUTSIDE, UNGOVERNED
 
 FACTION_FLOWS = ("new_fighter_losses", "new_recruits", "new_fighters_evacuated")
-ALL_FLOWS = ("new_displaced", "new_refugees_abroad", "new_returnees", "new_civilian_deaths",
+ALL_FLOWS = ("new_displaced", "new_refugees_abroad", "new_returnees", "new_returnees_initial",
+             "new_civilian_deaths",
              "new_insurgent_attacks", "new_foreign_fighters_exported", "new_cells_resurfaced")
 BATTLE_FLOWS = ("new_battles", "new_battles_vs_isis", "new_battles_former_allies")
 
@@ -63,9 +64,27 @@ def forces_and_people(m, s: int, rec) -> None:
     rec((s, "n_foreign_fighters", "ISIS", float(m.ledger.foreign)))
     cm = m.communities
     rec((s, "n_displaced", "ALL", float(cm.idp.sum())))
+    rec((s, "n_displaced_initial", "ALL", float(cm.idp_init.sum())))
     rec((s, "n_abroad", "ALL", float(cm.abroad.sum())))
+    rec((s, "n_abroad_initial", "ALL", float(cm.abroad_init.sum())))
     rec((s, "n_at_home", "ALL", float(cm.home.sum())))
     rec((s, "n_civilian_dead", "ALL", float(cm.dead.sum())))
+    displaced_by_governorate(m, s, rec)
+
+
+def displaced_by_governorate(m, s: int, rec) -> None:
+    """``new_displaced_gov``: people who left home this week per governorate of their home
+    (``faction`` = the governorate's name in ``admin1.geojson``), for every governorate with
+    communities."""
+    pop, geo = m.population, m.geo
+    if not hasattr(m, "_community_gov"):
+        gov = geo.admin1.ravel()[pop.region_cell[m.communities.region]].astype(np.int64)
+        m._community_gov = (gov, np.unique(gov[gov >= 0]))
+    gov, present = m._community_gov
+    ok = gov >= 0
+    by = np.bincount(gov[ok], weights=pop.left[ok], minlength=len(geo.admin1_names))
+    for g in present:
+        rec((s, "new_displaced_gov", str(geo.admin1_names[g]), float(by[g])))
 
 
 def flows(m, s: int, rec, names=ALL_FLOWS) -> None:

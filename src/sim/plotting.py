@@ -1031,7 +1031,11 @@ def plot_conflict_dyads(results: Results, path, top: int = 5, dpi: int = 110,
 
 def plot_displacement(results: Results, path, dpi: int = 110,
                       overrides: Sequence[str] | None = None) -> Figure:
-    """Displaced, abroad and returnees (stocks, top) and new displacement (flow, bottom)."""
+    """Displaced, abroad and returnees (stocks, top) and new displacement (flow, bottom).
+
+    The stocks include the people already displaced on 1 July 2017 (``n_displaced``,
+    ``n_abroad``); dashed lines show what remains of that initial stock
+    (``n_displaced_initial``, ``n_abroad_initial``), so the gap is the displacement since."""
     label, footer = run_caption(results, overrides)
     events = policy_events(getattr(results, "config", None))
     fig = _new_figure(8.0, 6.0)
@@ -1039,13 +1043,17 @@ def plot_displacement(results: Results, path, dpi: int = 110,
     ax1 = fig.add_subplot(gs[0])
     ax2 = fig.add_subplot(gs[1], sharex=ax1)
     drawn = False
-    for metric, lab, colour in (("n_displaced", "internally displaced", "#0072B2"),
-                                ("n_abroad", "refugees abroad", "#E69F00"),
-                                ("cum_returnees", "returnees (cumulative)", "#009E73")):
+    for metric, label, colour, ls in (
+            ("n_displaced", "internally displaced (all)", "#0072B2", "-"),
+            ("n_displaced_initial", "of whom displaced before Jul 2017", "#0072B2", "--"),
+            ("n_abroad", "refugees abroad (all)", "#E69F00", "-"),
+            ("n_abroad_initial", "of whom abroad before Jul 2017", "#E69F00", "--"),
+            ("cum_returnees", "returns since Jul 2017 (cumulative)", "#009E73", "-")):
         w = _series(results, metric)
         if w is None:
             continue
-        ax1.plot(w.index, _total(w) / 1e6, color=colour, lw=1.8, label=lab)
+        ax1.plot(w.index, _total(w) / 1e6, color=colour, lw=1.8 if ls == "-" else 1.2, ls=ls,
+                 label=label)
         drawn = True
     if drawn:
         from .history import overlay_displacement
@@ -1053,7 +1061,7 @@ def plot_displacement(results: Results, path, dpi: int = 110,
         overlay_displacement(ax1, results)  # reported displacement of single operations
         ax1.set_ylabel("million people", fontsize=8)
         ax1.set_ylim(bottom=0)
-        ax1.set_title("People displaced (stocks)", fontsize=9)
+        ax1.set_title("Displacement: stocks including those displaced before July 2017", fontsize=9)
         _date_axis(ax1)
         mark_events(ax1, events)
         ax1.legend(fontsize=7, frameon=True, framealpha=0.85, loc="lower left")
@@ -1069,7 +1077,7 @@ def plot_displacement(results: Results, path, dpi: int = 110,
         width = 0.8 * step_days
         ax2.bar(s.index, s.values, width=width, color="#CC79A7", label="newly displaced")
         ax2.set_ylabel("thousand people / week", fontsize=8)
-        ax2.set_title("Newly displaced people per week (flow)", fontsize=9)
+        ax2.set_title("New displacement since July 2017 (people leaving home each week)", fontsize=9)
         _date_axis(ax2)
         mark_events(ax2, events, labels=False)
     for a in (ax1, ax2):

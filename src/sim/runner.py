@@ -111,13 +111,20 @@ def summarise(model, ts: pd.DataFrame, control: np.ndarray) -> dict[str, Any]:
         out[f"final_share_territory_area_{f}"] = get("share_territory_area", f)
     for m in ("cum_displaced", "cum_returnees", "cum_civilian_deaths", "cum_insurgent_attacks",
               "cum_foreign_fighters_exported", "cum_battles", "cum_battles_former_allies",
-              "cum_battles_vs_isis", "cum_refugees_abroad", "n_displaced", "n_abroad"):
+              "cum_battles_vs_isis", "cum_refugees_abroad", "n_displaced", "n_abroad",
+              "cum_returnees_initial", "n_displaced_initial", "n_abroad_initial"):
         out[m] = get(m)
     disp = ts[(ts.metric == "n_displaced") & (ts.faction == "ALL")]
     if len(disp):
         k = int(disp["value"].to_numpy().argmax())
         out["peak_displaced"] = float(disp["value"].iloc[k])
         out["peak_displaced_date"] = str(pd.Timestamp(disp["date"].iloc[k]).date())
+        init = ts[(ts.metric == "n_displaced_initial") & (ts.faction == "ALL")]
+        if len(init) == len(disp):  # the displaced who fled after the start (stock minus 2017 stock)
+            new = disp["value"].to_numpy() - init["value"].to_numpy()
+            k = int(new.argmax())
+            out["peak_displaced_new"] = float(new[k])
+            out["peak_displaced_new_date"] = str(pd.Timestamp(disp["date"].iloc[k]).date())
     isis = ts[(ts.metric == "share_territory_area") & (ts.faction == "ISIS")]
     below = isis[isis["value"] < 0.005]
     out["isis_defeat_date"] = str(pd.Timestamp(below["date"].iloc[0]).date()) if len(below) else None

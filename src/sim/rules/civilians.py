@@ -12,7 +12,9 @@ Sources:
   (security and destroyed housing are the main barriers to return).
 
 Community state vectors (length C) are ``home``, ``idp``, ``abroad`` and ``dead``; their sum
-is each community's initial population, always.
+is each community's initial population ``pop0``, always.  ``pop0`` includes the people displaced
+at the start (July 2017: IDPs in ``idp``, refugees in ``abroad``; :func:`sim.initial.initial_displacement`),
+and ``idp_init``/``abroad_init`` track what remains of that initial stock.
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ class Population:
         self.fr = flat[self.inside]
         self.pop0_in = pop_static.ravel()[self.inside]
         self.weight = np.bincount(self.fr, weights=self.pop0_in, minlength=self.n_reg) + 1e-9
+        self.left = np.zeros_like(table.pop0)  # people who left home this week, per community
 
     def people_split(self) -> tuple[np.ndarray, np.ndarray]:
         """(people at home, displaced people sheltering) per cell, flat arrays."""
@@ -194,12 +197,31 @@ class Population:
         new_loc, has_dest = choose_destinations(scores, dest_cells, cm.idp_loc)
         abroad_share = np.where(has_dest, abroad_share, np.where(border_km <= 3 * dc.walk_km_week, 1.0, 0.0))
         flee = np.where(has_dest | (abroad_share > 0), flee, 0.0)
+        idp_before = cm.idp
         (cm.home, cm.idp, cm.abroad, cm.dead), (left, to_ab, back, died) = move_people(
             cm.home, cm.idp, cm.abroad, cm.dead, flee, abroad_share, ret, ret * 0.2, *deaths)
+        back_init = self.track_initial(idp_before, deaths[1], ret, ret * 0.2)
+        self.left = left
         moving = (left > 0) | (vio_cell[cm.idp_loc] > 0.1)
         cm.idp_loc = np.where(moving, new_loc, cm.idp_loc)
         return {"new_displaced": float(left.sum()), "new_refugees_abroad": float(to_ab.sum()),
-                "new_returnees": float(back.sum()), "new_civilian_deaths": float(died.sum())}
+                "new_returnees": float(back.sum()), "new_civilian_deaths": float(died.sum()),
+                "new_returnees_initial": back_init}
+
+    def track_initial(self, idp_before: np.ndarray, deaths_idp: np.ndarray, ret_idp: np.ndarray,
+                      ret_abroad: np.ndarray) -> float:
+        """What remains of the displacement stock of the start (``idp_init``, ``abroad_init``):
+        it dies and returns at the same rates as everyone displaced in its community (the
+        flows of :func:`move_people`), so the initial and the new displaced mix evenly.
+        Returns the step's returnees from the initial stock."""
+        cm = self.table
+        with np.errstate(divide="ignore", invalid="ignore"):
+            survive = np.where(idp_before > 0, 1.0 - np.minimum(deaths_idp, idp_before) / idp_before, 1.0)
+        idp_alive = cm.idp_init * survive
+        back = idp_alive * ret_idp + cm.abroad_init * ret_abroad
+        cm.idp_init = np.minimum(idp_alive * (1.0 - ret_idp), cm.idp)
+        cm.abroad_init = np.minimum(cm.abroad_init * (1.0 - ret_abroad), cm.abroad)
+        return float(back.sum())
 
     def conditions(self, violence: np.ndarray, damage: np.ndarray, deaths_cell: np.ndarray, dc):
         """What civilians face this week, from flat cell fields of fighting deaths, housing
