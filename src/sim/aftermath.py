@@ -25,6 +25,7 @@ from .geography import TERRAIN_CLASSES
 from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE
 from .rules.events import hostility_matrix
+from .rules.spatial import dilate8
 
 
 def _norm(name: str) -> str:
@@ -70,10 +71,13 @@ def setup(m) -> None:
     m.share_units_stuck = 0.0
     # limited aims: former allies turned rivals fight over the spoils, not each other's core
     m.core_closed = np.zeros((m.n_f, *geo.shape), bool)
-    for f in range(m.n_f):
-        for g in range(m.n_f):
-            if f != g and m.latent[f, g] > 0 and m.hostility0[f, g] < cfg.scenario.former_allies_max_hostility:
-                m.core_closed[f] |= m.core[g]
+    m.limited = (m.latent > 0) & (m.hostility0 < cfg.scenario.former_allies_max_hostility)
+    np.fill_diagonal(m.limited, False)
+    for f, g in zip(*np.nonzero(m.limited)):
+        m.core_closed[f] |= m.core[g]
+    m.settled = np.zeros((m.n_f, m.n_f), bool)
+    own = m.owner[None] == np.arange(m.n_f)[:, None, None]
+    m.noncore0 = (own & ~m.core).sum(axis=(1, 2))
 
 
 def war_matrix(m) -> np.ndarray:
@@ -99,7 +103,18 @@ def hostility_week(m, due: list[str]) -> None:
     lost = alignment.common_enemy_lost(m.hostility0, cells, m.initial_cells,
                                        m.cfg.control.offensive_hostility)
     ac = m.cfg.alignment
-    m.hostility = alignment.responsive_hostility(m.policy_hostility, m.latent, lost, ac.onset, ac.shape)
+    h = alignment.responsive_hostility(m.policy_hostility, m.latent, lost, ac.onset, ac.shape)
+    # settlement of a limited war: once one side of a limited-aims pair with a core has lost
+    # `alignment.settle_share` of its non-core ground of the start, the spoils are taken and
+    # the pair returns to its initial hostility (the Baghdad-KRG ceasefire of 27 Oct 2017
+    # followed the Peshmerga's fall-back toward the 2003 line)
+    own = m.owner[None] == np.arange(m.n_f)[:, None, None]
+    noncore = (own & ~m.core).sum(axis=(1, 2))
+    back = m.core.any(axis=(1, 2)) & (noncore <= (1.0 - ac.settle_share) * m.noncore0)
+    at_war = h >= m.cfg.control.offensive_hostility
+    m.settled |= m.limited & at_war & (back[:, None] | back[None, :])
+    m.settled |= m.settled.T
+    m.hostility = np.where(m.settled, m.hostility0, h)
 
 
 def reinforce(m, due: list[str]) -> None:
@@ -149,13 +164,95 @@ def route_units(m, f: int, units: np.ndarray, targets: np.ndarray, cand: np.ndar
     return targets
 
 
+def _contact(m) -> np.ndarray:
+    """``[U]`` bool: the unit stands on or next to ground of a faction it is at war with (it is
+    fighting at the front, not stuck)."""
+    t = m.units
+    r, c = t.cells()
+    R, C = m.owner.shape
+    r, c = np.clip(r, 0, R - 1), np.clip(c, 0, C - 1)
+    war = war_matrix(m)
+    out = np.zeros(len(t), bool)
+    for f in np.unique(t.faction[t.alive]):
+        sel = np.flatnonzero(t.alive & (t.faction == f))
+        enemy = np.isin(m.owner, np.flatnonzero(war[f]))
+        out[sel] = dilate8(enemy)[r[sel], c[sel]]
+    return out
+
+
+def path_moves(m, r0: np.ndarray, c0: np.ndarray) -> None:
+    """Units under way to a reachable objective that the week's heading moves left in place
+    (a concave obstacle: a lake, a neutral's ground, a deconfliction line) walk along a shortest
+    8-connected path over their passable ground instead (:func:`sim.rules.reach.passable_parts`),
+    up to their tactical speed in cells.  Breadth-first wavefront from the objective, in the box
+    around unit and objective (whole grid if needed)."""
+    t = m.units
+    d = np.hypot(t.target[:, 0] - t.row, t.target[:, 1] - t.col)
+    still = (t.row == r0) & (t.col == c0)
+    sel = np.flatnonzero(t.alive & still & (d > 1.0) & m.unit_reachable[: len(t)] & ~_contact(m))
+    war = m.cfg.control.offensive_hostility
+    masks: dict[int, np.ndarray] = {}
+    R, C = m.owner.shape
+    for k in sel:
+        f = int(t.faction[k])
+        if f not in masks:
+            og, fr = reach.passable_parts(m.owner, m.hostility, m.allowed, f, war)
+            masks[f] = og | fr
+        ur, uc = int(round(t.row[k])), int(round(t.col[k]))
+        gr, gc = int(round(t.target[k, 0])), int(round(t.target[k, 1]))
+        step = _path_step(masks[f], (ur, uc), (gr, gc), max(1, int(m.unit_speed_cells[f])))
+        if step is not None:
+            t.row[k], t.col[k] = float(step[0]), float(step[1])
+
+
+def _path_step(mask: np.ndarray, start, goal, n_cells: int, margin: int = 12):
+    """The cell ``n_cells`` along a shortest path from ``start`` to ``goal`` over ``mask``
+    (the goal may be off the mask: a front cell), or None."""
+    R, C = mask.shape
+    for box in ((max(min(start[0], goal[0]) - margin, 0), min(max(start[0], goal[0]) + margin + 1, R),
+                 max(min(start[1], goal[1]) - margin, 0), min(max(start[1], goal[1]) + margin + 1, C)),
+                (0, R, 0, C)):
+        r0, r1, c0, c1 = box
+        sub = mask[r0:r1, c0:c1].copy()
+        s = (start[0] - r0, start[1] - c0)
+        g = (goal[0] - r0, goal[1] - c0)
+        sub[s] = sub[g] = True
+        dist = np.full(sub.shape, -1, np.int32)
+        front = np.zeros(sub.shape, bool)
+        front[g] = True
+        dist[g] = 0
+        k = 0
+        while front.any() and dist[s] < 0:
+            k += 1
+            front = dilate8(front) & sub & (dist < 0)
+            dist[front] = k
+        if dist[s] < 0:
+            continue
+        pos = s
+        for _ in range(min(n_cells, int(dist[s]))):
+            rr, cc = pos
+            best = None
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    a, b = rr + dr, cc + dc
+                    if 0 <= a < sub.shape[0] and 0 <= b < sub.shape[1] and 0 <= dist[a, b] < dist[pos]:
+                        if best is None or dist[a, b] < dist[best]:
+                            best = (a, b)
+            if best is None:
+                break
+            pos = best
+        return (pos[0] + r0, pos[1] + c0) if pos != s else None
+    return None
+
+
 def record_stuck(m, r0: np.ndarray, c0: np.ndarray) -> None:
-    """``share_units_stuck``: live units with an objective not yet reached that cannot reach
-    it or did not move this week (:func:`sim.rules.reach.share_units_stuck`)."""
+    """``share_units_stuck``: live units with an objective more than a cell away that cannot
+    reach it, or that did not move and are not in contact with an enemy at war with them (a unit
+    holding the front is fighting, not stuck) (:func:`sim.rules.reach.share_units_stuck`)."""
     t = m.units
     live = t.alive
     d = np.hypot(t.target[:, 0] - t.row, t.target[:, 1] - t.col)
-    moved = (t.row != r0) | (t.col != c0)
+    moved = (t.row != r0) | (t.col != c0) | _contact(m)
     m.share_units_stuck = reach.share_units_stuck(live & (d > 1e-9), live & (d <= 1.0),
                                                   m.unit_reachable[: len(t)], moved)
 

@@ -253,6 +253,7 @@ class ReachConfig:
 class AlignmentConfig:
     onset: float = rng_(0, 0.9)
     shape: float = rng_(0.25, 4)
+    settle_share: float = rng_(0, 1)
 
 
 @dataclass

@@ -206,6 +206,7 @@ class ConflictModel(mesa.Model):
                 t.row[live], t.col[live], t.target[live, 0], t.target[live, 1], t.faction[live],
                 self.unit_speed_cells[t.faction[live]], self.geo.movement_cost, self.owner,
                 self.allowed, self.hostility, self.cfg.control.offensive_hostility)
+        aftermath.path_moves(self, r0, c0)  # around concave obstacles
         aftermath.record_stuck(self, r0, c0)
 
     # 4 --------------------------------------------------------------------------------
