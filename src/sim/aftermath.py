@@ -20,6 +20,7 @@ docs/ODD.md, "Aftermath mechanisms (issue 13)", gives the equations and sources.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from .geography import TERRAIN_CLASSES
 from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
@@ -289,9 +290,14 @@ def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray,
         defence = defence * holdouts.holdout_defence(m.owner, m.isis, m.holdout_mask, share,
                                                      hc.max_factor, hc.onset)
     hm = (hold_min[:, None] * m.hold_scale[None]).reshape(n, *shape)
-    jitter = m.streams["jitter"].random(p.shape, dtype=np.float32) * 1e-3
-    captured, capturer = assault.sector_capture(m.owner, p, hostile, m.allowed, hm, defence,
-                                                m.cfg.assault.sector_ratio, jitter)
+    # only held cells where some other faction stands can fall (the fronts): the kernel then
+    # gathers sector sums for those cells only; exact ties are broken by faction order
+    tot = p.sum(axis=0)
+    held = m.owner >= 0
+    own_p = np.take_along_axis(p, np.where(held, m.owner, 0)[None].astype(np.int64), axis=0)[0]
+    front = held & (tot - own_p > 0)
+    captured, capturer = assault.sector_capture(m.owner, p, hostile, m.allowed & front[None], hm,
+                                                defence, m.cfg.assault.sector_ratio)
     idx = np.flatnonzero(captured)
     old = m.owner.ravel()[idx].copy()
     new = capturer.ravel()[idx].astype(m.owner.dtype)
@@ -308,6 +314,9 @@ def sieges_week(m) -> None:
     sc = m.cfg.sieges
     for f in range(m.n_f):
         if not m.may_withdraw[f] or m.withdrawn[f] or not war[f].any() or not (m.owner == f).any():
+            continue
+        if not _may_have_pocket(m, f):  # one own piece holding its core: nothing besieged
+            m.siege_clock.weeks[f] = 0
             continue
         s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.core[f].any() else None)
         count = m.siege_clock.update(s, sc.siege_ratio)
@@ -336,6 +345,20 @@ def sieges_week(m) -> None:
                             "fighters_evacuated": float(deal.evacuated.sum()),
                             "fighters_surrendered": float(deal.surrendered.sum()),
                             "people_relocated": float(relocated)})
+
+
+def _may_have_pocket(m, f: int) -> bool:
+    """False when faction ``f``'s own ground is one 8-connected piece that is its main ground
+    (it holds part of its core, or has none): then no piece of its bloc can be besieged
+    (a cheap test on the bounding box of its ground before the full labelling)."""
+    own = m.owner == f
+    rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
+    sub = own[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    _, n = ndimage.label(sub, structure=np.ones((3, 3), bool))
+    if n > 1:
+        return True
+    core = m.core[f]
+    return bool(core.any() and not (own & core).any())
 
 
 def _disband_units_in(m, cells: np.ndarray, partners: np.ndarray) -> None:
