@@ -58,6 +58,7 @@ def setup(m) -> None:
     cfg, geo = m.cfg, m.geo
     m.core = core_masks(cfg, geo, m.faction_names)
     m.may_withdraw = np.array([cfg.factions[f].withdraws for f in m.faction_names], bool)
+    m.takes_deals = np.array([cfg.factions[f].takes_deals for f in m.faction_names], bool)
     m.latent = np.zeros((m.n_f, m.n_f))
     for a, row in cfg.scenario.latent_hostility.items():
         hostility_matrix([[a, b, v] for b, v in row.items()], m.fidx, m.n_f, m.latent)
@@ -307,13 +308,14 @@ def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray,
 
 # ---------------------------------------------------------------- redeploy
 def sieges_week(m) -> None:
-    """Besieged pieces under sustained superiority surrender (:mod:`sim.rules.sieges`): units
+    """Besieged pieces of factions that take deals (``takes_deals``) under sustained
+    superiority surrender (:mod:`sim.rules.sieges`): units
     inside disband into the garrison first, evacuees go to the main ground, the rest surrender
     (ledger), a share of the people is relocated with them, and the deal is logged."""
     war = war_matrix(m)
     sc = m.cfg.sieges
     for f in range(m.n_f):
-        if not m.may_withdraw[f] or m.withdrawn[f] or not war[f].any() or not (m.owner == f).any():
+        if not m.takes_deals[f] or m.withdrawn[f] or not war[f].any() or not (m.owner == f).any():
             continue
         if not _may_have_pocket(m, f):  # one own piece holding its core: nothing besieged
             m.siege_clock.weeks[f] = 0

@@ -130,6 +130,7 @@ class FactionConfig:
     # never gives up without a fight; whether it withdraws from hopeless ground (ISIS: no)
     core_areas: list[str] = _list()
     withdraws: bool = True
+    takes_deals: bool = True  # its besieged pieces may surrender under a deal (rules/sieges.py)
 
 
 # --------------------------------------------------------------------------------------
