@@ -60,8 +60,11 @@ def setup(m) -> None:
     m.may_withdraw = np.array([cfg.factions[f].withdraws for f in m.faction_names], bool)
     m.takes_deals = np.array([cfg.factions[f].takes_deals for f in m.faction_names], bool)
     m.latent = np.zeros((m.n_f, m.n_f))
+    claims = np.zeros((m.n_f, m.n_f), bool)  # claims[f, g]: f's row lists g (f claims g's ground)
     for a, row in cfg.scenario.latent_hostility.items():
-        hostility_matrix([[a, b, v] for b, v in row.items()], m.fidx, m.n_f, m.latent)
+        for b, v in row.items():
+            m.latent[m.fidx[a], m.fidx[b]] = max(m.latent[m.fidx[a], m.fidx[b]], float(v))
+            claims[m.fidx[a], m.fidx[b]] = float(v) > 0
     m.latent = np.maximum(m.latent, m.latent.T)
     m.policy_hostility = m.hostility.copy()  # initial + sourced dated policy decisions
     m.siege_clock = sieges.SiegeClock(m.n_f, geo.shape)
@@ -75,6 +78,9 @@ def setup(m) -> None:
     m.core_closed = np.zeros((m.n_f, *geo.shape), bool)
     m.limited = (m.latent > 0) & (m.hostility0 < cfg.scenario.former_allies_max_hostility)
     np.fill_diagonal(m.limited, False)
+    # in a limited war the claimed side only defends: it does not take the claimant's ground
+    # (the Peshmerga fell back in Oct 2017; they did not march on Mosul)
+    m.defend_only = m.limited & claims.T & ~claims
     for f, g in zip(*np.nonzero(m.limited)):
         m.core_closed[f] |= m.core[g]
     m.settled = np.zeros((m.n_f, m.n_f), bool)
@@ -262,8 +268,9 @@ def record_stuck(m, r0: np.ndarray, c0: np.ndarray) -> None:
 # ---------------------------------------------------------------- control
 def withdraw_week(m, presence: np.ndarray) -> None:
     """Factions that may withdraw give up hopeless non-core ground without a battle
-    (:func:`sim.rules.withdrawal.withdraw`); the cells fall vacant, the garrisons fall back."""
-    war = war_matrix(m)
+    (:func:`sim.rules.withdrawal.withdraw`); the cells fall vacant, the garrisons fall back.
+    A side that only defends in a limited war is no threat to the claimant's ground."""
+    war = war_matrix(m) & ~m.defend_only.T
     may = m.may_withdraw & ~m.withdrawn
     if not may.any():
         return
@@ -283,7 +290,7 @@ def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray,
     captured cells (flat), the owner map updated in place."""
     n, shape = m.n_f, m.geo.shape
     p = np.minimum(post.reshape(n, -1), m.frontage[None]).reshape(n, *shape)
-    hostile = m.engaged & war_matrix(m)
+    hostile = m.engaged & war_matrix(m) & ~m.defend_only
     defence = m.assault_defence
     if m.isis >= 0:
         share = float((m.owner == m.isis).sum()) / max(float(m.initial_cells[m.isis]), 1.0)
