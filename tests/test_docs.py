@@ -19,7 +19,8 @@ ODD = ROOT / "docs" / "ODD.md"
 README = ROOT / "README.md"
 TUTORIAL = ROOT / "docs" / "tutorial.md"
 
-MECHANISM_SECTIONS = ("combat", "control", "insurgency", "displacement", "grievance")
+MECHANISM_SECTIONS = ("combat", "control", "insurgency", "displacement", "grievance", "assault",
+                      "sieges", "withdrawal", "reach", "alignment", "holdouts")
 SCENARIO_SCALARS = ("start_date", "weeks", "step_days", "foreign_fighter_exit_rate", "isis_cohesion",
                     "strength_multiplier", "former_allies_max_hostility")
 GEOGRAPHY_KEYS = ("population_kernel_km", "missing_place_population", "memory_budget_mb",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import mesa
 import numpy as np
 
+from . import aftermath
 from .rules import movement
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,6 +68,9 @@ class FactionHQ(mesa.Agent):
         targets = movement.assign_objectives(m.units.row[units], m.units.col[units],
                                              m.units.target[units], idx[order], score[order],
                                              m.owner.shape[1], m.unit_speed_cells[f])
+        # unreachable objectives are dropped; those units go to the reachable fronts with the
+        # most need, theatre-wide (issue 13, :func:`sim.aftermath.route_units`)
+        targets = aftermath.route_units(m, f, units, targets, idx[order], score[order])
         m.units.target[units] = targets
         self.objectives = [(int(r), int(c)) for r, c in targets]
 

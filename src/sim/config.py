@@ -126,6 +126,11 @@ class FactionConfig:
     value_weights: dict[str, float] = _dict(population=1.0, key_place=2.0, oil=1.0, border=0.5)
     garrison_areas: list[GarrisonAreaConfig] = _list()
     garrison_areas_max_share: float = rng_(0, 1, default=0.7)
+    # issue 13: core ground (governorate names of the map's admin-1 layer) it falls back to and
+    # never gives up without a fight; whether it withdraws from hopeless ground (ISIS: no)
+    core_areas: list[str] = _list()
+    withdraws: bool = True
+    takes_deals: bool = True  # its besieged pieces may surrender under a deal (rules/sieges.py)
 
 
 # --------------------------------------------------------------------------------------
@@ -162,6 +167,7 @@ class EventConfig:
     when_isis_share_below: float = rng_(-1, 1, default=-1.0)  # <0 = unused
     set_hostility: list[list[Any]] = _list()  # [[A, B, value], ...]
     withdraw: list[str] = _list()  # factions whose ground forces leave the theatre
+    reinforce: dict[str, float] = _dict()  # faction -> fighters a patron adds (on its main ground)
 
 
 @dataclass
@@ -182,6 +188,10 @@ class ScenarioConfig:
     isis_cohesion: float = rng_(0, 10, default=1.0)
     strength_multiplier: dict[str, float] = _dict()
     former_allies_max_hostility: float = rng_(0, 1, default=0.1)
+    # issue 13: latent rivalries (name -> (name -> [0, 1])) that resurface as the common enemy
+    # shrinks (rules/alignment.py); dated_hostility=false switches off every set_hostility event
+    latent_hostility: dict[str, Any] = _dict()
+    dated_hostility: bool = True
 
 
 @dataclass
@@ -213,7 +223,44 @@ class ControlConfig:
     seed_garrison_share: float = rng_(0, 1)
     offensive_hostility: float = rng_(0, 1)
     road_factor: float = rng_(0, 100)
-    evacuation_rate: float = rng_(0, 1)
+
+
+@dataclass
+class AssaultConfig:
+    sector_ratio: float = rng_(1, 8)
+    urban_defence: float = rng_(0, 4)
+
+
+@dataclass
+class SiegesConfig:
+    siege_ratio: float = rng_(0.5, 10)
+    delay_weeks: int = rng_(1, 52)
+    evac_share: float = rng_(0, 1)
+    civilian_share: float = rng_(0, 1)
+
+
+@dataclass
+class WithdrawalConfig:
+    withdraw_ratio: float = rng_(1, 20)
+
+
+@dataclass
+class ReachConfig:
+    dist_scale_km: float = rng_(10, 2000)
+    stuck_share_max: float = rng_(0, 1)
+
+
+@dataclass
+class AlignmentConfig:
+    onset: float = rng_(0, 0.9)
+    shape: float = rng_(0.25, 4)
+    settle_share: float = rng_(0, 1)
+
+
+@dataclass
+class HoldoutsConfig:
+    max_factor: float = rng_(1, 8)
+    onset: float = rng_(0.01, 1)
 
 
 @dataclass
@@ -271,6 +318,12 @@ class Config:
     combat: CombatConfig = field(default_factory=CombatConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     insurgency: InsurgencyConfig = field(default_factory=InsurgencyConfig)
+    assault: AssaultConfig = field(default_factory=AssaultConfig)
+    sieges: SiegesConfig = field(default_factory=SiegesConfig)
+    withdrawal: WithdrawalConfig = field(default_factory=WithdrawalConfig)
+    reach: ReachConfig = field(default_factory=ReachConfig)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    holdouts: HoldoutsConfig = field(default_factory=HoldoutsConfig)
     displacement: DisplacementConfig = field(default_factory=DisplacementConfig)
     grievance: GrievanceConfig = field(default_factory=GrievanceConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -319,6 +372,7 @@ _ENTRY_TYPES = {
     ("ScenarioConfig", "deconfliction"): "dict[str, DeconflictionConfig]",
     ("ScenarioConfig", "events"): "dict[str, EventConfig]",
     ("ScenarioConfig", "hostility"): "dict[str, dict[str, float]]",
+    ("ScenarioConfig", "latent_hostility"): "dict[str, dict[str, float]]",
 }
 
 
@@ -328,6 +382,12 @@ _NESTED = {
     "CombatConfig": CombatConfig,
     "ControlConfig": ControlConfig,
     "InsurgencyConfig": InsurgencyConfig,
+    "AssaultConfig": AssaultConfig,
+    "SiegesConfig": SiegesConfig,
+    "WithdrawalConfig": WithdrawalConfig,
+    "ReachConfig": ReachConfig,
+    "AlignmentConfig": AlignmentConfig,
+    "HoldoutsConfig": HoldoutsConfig,
     "DisplacementConfig": DisplacementConfig,
     "GrievanceConfig": GrievanceConfig,
     "OutputConfig": OutputConfig,
@@ -544,6 +604,16 @@ def validate(cfg: Config) -> None:
                 raise ConfigError(f"{key}.set_hostility[{j}] value {v!r}: allowed range is [0, 1]")
         for f in ev.withdraw:
             _check_faction(f, f"{key}.withdraw", known)
+        for f, v in ev.reinforce.items():
+            _check_faction(f, f"{key}.reinforce.{f}", known)
+            if not (0 <= v <= 1e6):
+                raise ConfigError(f"{key}.reinforce.{f} = {v!r}: allowed range is [0, 1000000]")
+    for a, row in s.latent_hostility.items():
+        _check_faction(a, f"scenario.latent_hostility.{a}", known)
+        for b, v in row.items():
+            _check_faction(b, f"scenario.latent_hostility.{a}.{b}", known)
+            if not (0 <= v <= 1):
+                raise ConfigError(f"scenario.latent_hostility.{a}.{b} = {v!r}: allowed range is [0, 1]")
     for k, v in s.strength_multiplier.items():
         _check_faction(k, f"scenario.strength_multiplier.{k}", known)
         if not (0 <= v <= 100):

@@ -17,7 +17,7 @@ from collections import defaultdict
 import mesa
 import numpy as np
 
-from . import initial, observe
+from . import aftermath, initial, observe
 from .agents import Community, FactionHQ, Unit, UnitTable
 from .config import IDENTITIES, Config
 from .geography import Geography
@@ -83,6 +83,8 @@ class ConflictModel(mesa.Model):
         self.prev_owner = self.owner.copy()  # control before this week's changes
         self._combat_idx = np.zeros(0, np.int64)
         self.below_weeks = np.zeros(self.geo.grid.n_cells, np.int16)
+        aftermath.setup(self)
+        self.build_allowed()
         self._phase_project()
         observe.record(self)
 
@@ -92,6 +94,8 @@ class ConflictModel(mesa.Model):
         countries = [self.cfg.factions[f].countries for f in self.faction_names]
         self.allowed = events.allowed_ground(countries, self.withdrawn, self.cfg.scenario.deconfliction,
                                              self.fidx, self.date, self.geo, self._line_sides)
+        if hasattr(self, "core_closed"):
+            aftermath.limit_allowed(self)
 
     def _init_civilians(self) -> None:
         """Communities = settlement area (Voronoi of places) x identity group, one
@@ -123,13 +127,14 @@ class ConflictModel(mesa.Model):
     def step(self) -> None:
         """Advance one week.  Phases, in order:
 
-        1. ``events``     dated/conditional changes: hostility, withdrawals, deconfliction end
-        2. ``plan``       each :class:`FactionHQ` picks objectives for its units (GeoSim rule)
+        1. ``events``     policy events (offensives, reinforcements, withdrawals), responsive
+                          hostility, deconfliction end
+        2. ``plan``       each :class:`FactionHQ` picks reachable objectives (GeoSim rule)
         3. ``move``       units move toward objectives over the movement-cost grid
         4. ``project``    presence fields from garrisons and units
         5. ``combat``     stochastic Lanchester attrition in contested cells; damage, civilian deaths
-        6. ``control``    vacancy, capture by force ratio, race for ungoverned cells; Kalyvas levels
-        7. ``redeploy``   garrisons of lost cells retreat or go underground; garrisons spread
+        6. ``control``    withdrawal, vacancy, race, sector assault; Kalyvas levels
+        7. ``redeploy``   sieges and deals; lost cells' garrisons retreat or go underground
         8. ``insurgency`` hidden ISIS cells attack, are hunted, resurface; foreign fighters leave
         9. ``civilians``  grievance, displacement, return, recruitment
         10. ``record``    metrics of the step
@@ -154,9 +159,10 @@ class ConflictModel(mesa.Model):
         s = self.cfg.scenario
         isis_share = self.share_area(self.isis) if self.isis >= 0 else 0.0
         due = events.due_events(s.events, self._fired, self.date, isis_share)
+        aftermath.hostility_week(self, due)  # dated policy (if switched on) + responsive law
+        aftermath.reinforce(self, due)
         for name in due:
             self._fired.add(name)
-            events.hostility_matrix(s.events[name].set_hostility, self.fidx, self.n_f, self.hostility)
             for f in s.events[name].withdraw:
                 self._withdraw(self.fidx[f])
         ended = [d.line for d in s.deconfliction.values() if d.until and self.date >= events.date_of(d.until)
@@ -192,6 +198,7 @@ class ConflictModel(mesa.Model):
         (:func:`~sim.rules.movement.road_moves`); the others take the best of seven headings
         (:func:`~sim.rules.movement.tactical_moves`)."""
         t = self.units
+        r0, c0 = t.row.copy(), t.col.copy()
         moved = movement.strategic_moves(t.row, t.col, t.target, t.faction, t.alive, self.owner,
                                          self.unit_speed_cells, self.cfg.control.road_factor)
         live = np.flatnonzero(t.alive & ~moved)
@@ -200,6 +207,8 @@ class ConflictModel(mesa.Model):
                 t.row[live], t.col[live], t.target[live, 0], t.target[live, 1], t.faction[live],
                 self.unit_speed_cells[t.faction[live]], self.geo.movement_cost, self.owner,
                 self.allowed, self.hostility, self.cfg.control.offensive_hostility)
+        aftermath.path_moves(self, r0, c0)  # around concave obstacles
+        aftermath.record_stuck(self, r0, c0)
 
     # 4 --------------------------------------------------------------------------------
     def _phase_project(self) -> None:
@@ -268,6 +277,7 @@ class ConflictModel(mesa.Model):
         hold_min[self.insurgent_mode()] *= self.cfg.insurgency.insurgent_hold_factor
         self.prev_owner = self.owner.copy()
         post = combat.after_losses(self.presence, self.losses, self._combat_idx)
+        aftermath.withdraw_week(self, post)  # hopeless non-core ground is given up first
         owner, pflat = self.owner.ravel(), post.reshape(n, -1)
         idx, below = control_candidates(owner, pflat, hold_min, self.hold_scale)
         self.below_weeks = np.where(below, self.below_weeks + 1, 0).astype(np.int16)
@@ -275,22 +285,28 @@ class ConflictModel(mesa.Model):
             sub = np.minimum(pflat[:, idx], self.frontage[idx])
             jitter = self.streams["jitter"].random(sub.shape, dtype=np.float32) * 1e-3
             new = update_control(owner[idx], sub, self.engaged, self.allowed.reshape(n, -1)[:, idx],
-                                 cc.capture_ratio, hold_min[:, None] * self.hold_scale[idx][None],
-                                 jitter, self.defence[idx],
+                                 None, hold_min[:, None] * self.hold_scale[idx][None], jitter,
                                  may_vacate=self.below_weeks[idx] >= cc.vacancy_weeks)
             old = owner[idx].copy()
             self.owner.ravel()[idx] = new
-            redeploy.seed_garrisons(self.garrison, self.units, self.p_units, idx, old, new,
-                                    self.hold_min, self.hold_scale, cc.seed_garrison_share,
-                                    self.unit_window, self.cfg.combat.unit_centre_share)
+            self._seed_cells(idx, old, new)
+        self._seed_cells(*aftermath.assault_week(self, post, hold_min))  # capture: sector odds
         level_p = np.concatenate([post, self.hidden[None]], axis=0)
         self.level = control_levels(self.owner, level_p, self.fighting, cc.full_share, cc.dominant_share)
+
+    def _seed_cells(self, idx, old, new) -> None:
+        """Units that take cells seed their garrisons (:func:`~sim.rules.redeploy.seed_garrisons`)."""
+        if idx.size:
+            redeploy.seed_garrisons(self.garrison, self.units, self.p_units, idx, old, new, self.hold_min,
+                                    self.hold_scale, self.cfg.control.seed_garrison_share,
+                                    self.unit_window, self.cfg.combat.unit_centre_share)
 
     # 7 --------------------------------------------------------------------------------
     def _phase_redeploy(self) -> None:
         """Per faction, inside its bounding box: fighters on lost cells retreat
         (:func:`~sim.rules.movement.retreat`), besieged pockets evacuate and garrisons spread
         over their ground (:mod:`sim.rules.redeploy`); then units are reinforced."""
+        aftermath.sieges_week(self)  # besieged pieces surrender: deals, evacuation, relocation
         boxes = faction_boxes(self.owner, self.prev_owner, self.n_f, margin=4)
         for i in range(self.n_f):
             if boxes[i] is not None:
@@ -315,15 +331,12 @@ class ConflictModel(mesa.Model):
         self.ledger.killed(i, killed)
 
     def _spread(self, i: int, sl) -> None:
-        """Pockets of faction ``i`` evacuate and its garrisons spread over its ground
-        (:func:`~sim.rules.redeploy.redeploy_garrisons`)."""
-        if not (self.owner[sl] == i).any():
-            return
-        h, cc = self.hostility[i], self.cfg.control
-        moved = redeploy.redeploy_garrisons(self.garrison[i][sl], self.owner[sl], i, self.station_w[i][sl],
-                                            h, h >= cc.offensive_hostility, self.move_window, cc.evacuation_rate)
-        if moved is not None:
-            self.ledger.evacuated(i, moved)
+        """Garrisons of faction ``i`` spread over its ground (:func:`~sim.rules.redeploy.
+        redeploy_garrisons`; pockets are left to the sieges, :func:`sim.aftermath.sieges_week`)."""
+        if (self.owner[sl] == i).any():
+            h = self.hostility[i]
+            redeploy.redeploy_garrisons(self.garrison[i][sl], self.owner[sl], i, self.station_w[i][sl], h,
+                                        h >= self.cfg.control.offensive_hostility, self.move_window, 0.0)
 
     def _reinforce_units(self) -> None:
         """Units draw replacements from their garrisons or disband into them
@@ -368,20 +381,7 @@ class ConflictModel(mesa.Model):
             self.garrison[isis][up] += self.hidden[up]
             self.hidden[up] = 0.0
             self.flow[("new_cells_resurfaced", "ALL")] += float(up.sum())
-        self._foreign_exit()
-
-    def _foreign_exit(self) -> None:
-        """Foreign fighters leave the region, faster as the caliphate's ground is lost."""
-        isis = self.isis
-        isis_total = self.fighters(isis)
-        out = insurgency.foreign_exit(self.ledger.foreign, self.cfg.scenario.foreign_fighter_exit_rate,
-                                      insurgency.territory_loss(self.prev_owner, self.owner, isis))
-        if isis_total > 0 and out > 0:
-            keep = 1.0 - out / isis_total
-            self.garrison[isis] *= keep
-            self.hidden *= keep
-            self.units.fighters[self.units.faction == isis] *= keep
-            self.ledger.exported(out)
+        aftermath.foreign_exit(self)
 
     # 9 --------------------------------------------------------------------------------
     def _phase_civilians(self) -> None:

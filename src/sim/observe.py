@@ -12,10 +12,12 @@ import numpy as np
 
 from .rules.control import OUTSIDE, UNGOVERNED
 
-FACTION_FLOWS = ("new_fighter_losses", "new_recruits", "new_fighters_evacuated")
+FACTION_FLOWS = ("new_fighter_losses", "new_recruits", "new_fighters_evacuated",
+                 "new_fighters_surrendered")
 ALL_FLOWS = ("new_displaced", "new_refugees_abroad", "new_returnees", "new_returnees_initial",
-             "new_civilian_deaths",
-             "new_insurgent_attacks", "new_foreign_fighters_exported", "new_cells_resurfaced")
+             "new_civilian_deaths", "new_insurgent_attacks", "new_foreign_fighters_exported",
+             "new_cells_resurfaced", "new_people_relocated", "new_siege_deals",
+             "new_cells_abandoned")
 BATTLE_FLOWS = ("new_battles", "new_battles_vs_isis", "new_battles_former_allies")
 
 
@@ -28,6 +30,7 @@ def record(m) -> None:
     flows(m, s, rec)
     battles(m, s, rec)
     rec((s, "share_grievance", "ALL", float(m.mean_grievance)))
+    rec((s, "share_units_stuck", "ALL", float(getattr(m, "share_units_stuck", 0.0))))
 
 
 def territory(m, s: int, rec) -> None:

@@ -146,6 +146,26 @@ def summarise(model, ts: pd.DataFrame, control: np.ndarray) -> dict[str, Any]:
             v = int(control[-1][r, c])
             ctrl[str(g.places.name[k])] = model.faction_names[v] if v >= 0 else "UNGOVERNED"
     out["key_place_controller_final"] = ctrl
+    # capitals and governorate seats changing hands (face_validity.seat_changes), siege deals
+    from .face_validity import seat_changes, seat_names
+    dates = [str(d) for d in model.dates()]
+    series = {}
+    for name in seat_names():
+        try:
+            k = g.places.find(name)
+        except LookupError:  # PlaceNotFound: the map lacks the place
+            continue
+        r, c = int(g.places.row[k]), int(g.places.col[k])
+        if 0 <= r < g.shape[0] and 0 <= c < g.shape[1]:
+            seq = control[:, r, c]
+            series[name] = [(dates[t], model.faction_names[v] if v >= 0 else None)
+                            for t, v in enumerate(seq.tolist())]
+    out["seat_changes"] = [dict(date=x.date, place=x.place, from_controller=x.from_controller,
+                                to_controller=x.to_controller) for x in seat_changes(series)]
+    out["siege_deals"] = list(getattr(model, "deals", []))
+    out["cum_people_relocated"] = get("cum_people_relocated")
+    stuck = ts[(ts.metric == "share_units_stuck") & (ts.faction == "ALL")]["value"]
+    out["mean_share_units_stuck"] = float(stuck.mean()) if len(stuck) else 0.0
     # watched places: controller at the end and the date it last changed hands
     watch = {}
     for name in model.cfg.output.watch_places:

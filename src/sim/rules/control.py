@@ -23,7 +23,7 @@ LEVEL_NONE, LEVEL_FULL, LEVEL_DOMINANT, LEVEL_CONTESTED = 0, 1, 2, 3
 
 
 def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
-                   allowed: np.ndarray, capture_ratio: float, hold_min: np.ndarray,
+                   allowed: np.ndarray, capture_ratio: float | None, hold_min: np.ndarray,
                    jitter: np.ndarray | None = None, defence: np.ndarray | None = None,
                    may_vacate: np.ndarray | None = None) -> np.ndarray:
     """New owner of every cell.
@@ -64,13 +64,13 @@ def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
         vacant &= may_vacate.reshape(-1)
     new = np.where(vacant, UNGOVERNED, owner)
 
-    # capture of held cells
-    held = new >= 0
+    # capture of held cells (None: the caller judges captures, e.g. rules.assault)
+    held = (new >= 0) & (capture_ratio is not None)
     own_idx = np.where(held, new, 0)
     hostile_to_owner = hostile[:, own_idx]  # [g, n]
     friendly_p = np.where(hostile_to_owner, 0.0, p).sum(axis=0)
     best, best_p = argmax0(np.where(hostile_to_owner & can_hold, p, -1.0))
-    need = capture_ratio * friendly_p
+    need = (capture_ratio or 0.0) * friendly_p
     if defence is not None:
         need = need * defence.reshape(-1)
     captured = held & (best_p >= 0) & (best_p >= need)

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-ENTRIES = ("recruited", "killed", "exported", "withdrawn")
+ENTRIES = ("recruited", "killed", "exported", "withdrawn", "surrendered")
 FLOW_OF = {"killed": "new_fighter_losses", "recruited": "new_recruits",
-           "withdrawn": "new_fighters_withdrawn"}
+           "withdrawn": "new_fighters_withdrawn", "surrendered": "new_fighters_surrendered"}
 
 
 class FighterLedger:
@@ -83,8 +83,14 @@ class FighterLedger:
         move within the faction: no change in its strength, only a flow)."""
         self.flow[("new_fighters_evacuated", self.factions[i])] += k
 
+    def surrendered(self, i: int, k: float) -> None:
+        """``k`` of faction ``i``'s fighters surrendered or reconciled under a siege deal
+        (already taken from its forces; issue 13, :mod:`sim.rules.sieges`)."""
+        self._book(i, "surrendered", k)
+
     def balance(self, i: int, initial: float) -> float:
-        """initial + recruited - killed - exported - withdrawn - current (0 if conserved)."""
+        """initial + recruited - killed - exported - withdrawn - surrendered - current
+        (0 if conserved)."""
         t = self.totals[self.factions[i]]
         return (initial + t["recruited"] - t["killed"] - t["exported"] - t["withdrawn"]
-                - self.count(i))
+                - t["surrendered"] - self.count(i))

@@ -1,0 +1,433 @@
+"""Wiring of the aftermath mechanisms (issue 13) into the model's phases.
+
+The kernels are pure array functions in :mod:`sim.rules` (``assault``, ``sieges``,
+``withdrawal``, ``reach``, ``alignment``, ``holdouts``); this module gathers the model's
+arrays, calls them and writes back, so that :mod:`sim.model` keeps only the schedule.
+
+* ``events``  :func:`hostility_week` -- dated *policy* hostility (sourced offensives) raised by
+  the responsive law of :mod:`sim.rules.alignment`; :func:`reinforce` -- patrons add forces.
+* ``plan``    :func:`route_units` -- unreachable objectives are dropped and the freed units
+  re-allocated over the whole theatre (:mod:`sim.rules.reach`).
+* ``move``    :func:`record_stuck` -- the diagnostic ``share_units_stuck``.
+* ``control`` :func:`withdraw_week` (before the control update) and :func:`assault_week` (the
+  capture of held cells over a 3x3 sector, with the holdout defence folded in).
+* ``redeploy`` :func:`sieges_week` -- besieged pieces surrender after a delay; the deal is
+  logged in ``model.deals``.
+
+docs/ODD.md, "Aftermath mechanisms (issue 13)", gives the equations and sources.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .geography import TERRAIN_CLASSES
+from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
+from .rules.control import OUTSIDE
+from .rules.events import hostility_matrix
+from .rules.spatial import box_sum3, dilate8
+
+
+def _norm(name: str) -> str:
+    return " ".join(str(name).lower().replace("-", " ").split())
+
+
+def core_masks(cfg, geo, names: list[str]) -> np.ndarray:
+    """``[F, R, C]`` bool: each faction's core ground (its ``core_areas`` governorates).  An
+    unknown name is an error on the real map; a synthetic map (two made-up governorates) has
+    no cores."""
+    gov = {_norm(n): i for i, n in enumerate(geo.admin1_names)}
+    core = np.zeros((len(names), *geo.shape), bool)
+    for i, f in enumerate(names):
+        ids = []
+        for a in cfg.factions[f].core_areas:
+            if _norm(a) not in gov:
+                if cfg.geography.kind != "real":
+                    continue
+                raise ValueError(f"factions.{f}.core_areas: {a!r} is not a governorate of the map "
+                                 f"({', '.join(geo.admin1_names)})")
+            ids.append(gov[_norm(a)])
+        if ids:
+            core[i] = np.isin(geo.admin1, ids) & geo.theatre
+    return core
+
+
+def setup(m) -> None:
+    """State of the aftermath mechanisms on model ``m`` (called once, after the forces)."""
+    cfg, geo = m.cfg, m.geo
+    m.core = core_masks(cfg, geo, m.faction_names)
+    m.may_withdraw = np.array([cfg.factions[f].withdraws for f in m.faction_names], bool)
+    m.takes_deals = np.array([cfg.factions[f].takes_deals for f in m.faction_names], bool)
+    m.latent = np.zeros((m.n_f, m.n_f))
+    claims = np.zeros((m.n_f, m.n_f), bool)  # claims[f, g]: f's row lists g (f claims g's ground)
+    for a, row in cfg.scenario.latent_hostility.items():
+        for b, v in row.items():
+            m.latent[m.fidx[a], m.fidx[b]] = max(m.latent[m.fidx[a], m.fidx[b]], float(v))
+            claims[m.fidx[a], m.fidx[b]] = float(v) > 0
+    m.latent = np.maximum(m.latent, m.latent.T)
+    m.policy_hostility = m.hostility.copy()  # initial + sourced dated policy decisions
+    m.siege_clock = sieges.SiegeClock(m.n_f, geo.shape)
+    m.deals: list[dict] = []
+    urban = np.clip(np.log10(np.maximum(geo.population, 1.0) / 1000.0) / 2.0, 0.0, 1.0)
+    m.assault_defence = 1.0 + cfg.assault.urban_defence * urban
+    m.holdout_mask = (geo.terrain == TERRAIN_CLASSES.index("river_valley")) | (urban > 0.5)
+    m.unit_reachable = np.ones(len(m.units), bool)
+    m.share_units_stuck = 0.0
+    # limited aims: former allies turned rivals fight over the spoils, not each other's core
+    m.core_closed = np.zeros((m.n_f, *geo.shape), bool)
+    m.limited = (m.latent > 0) & (m.hostility0 < cfg.scenario.former_allies_max_hostility)
+    np.fill_diagonal(m.limited, False)
+    # in a limited war the claimed side only defends: it does not take the claimant's ground
+    # (the Peshmerga fell back in Oct 2017; they did not march on Mosul)
+    m.defend_only = m.limited & claims.T & ~claims
+    for f, g in zip(*np.nonzero(m.limited)):
+        m.core_closed[f] |= m.core[g]
+    m.settled = np.zeros((m.n_f, m.n_f), bool)
+    own = m.owner[None] == np.arange(m.n_f)[:, None, None]
+    m.noncore0 = (own & ~m.core).sum(axis=(1, 2))
+
+
+def war_matrix(m) -> np.ndarray:
+    """``[F, F]`` bool: pairs at war (hostility at least ``control.offensive_hostility``)."""
+    return m.hostility >= m.cfg.control.offensive_hostility
+
+
+def limit_allowed(m) -> None:
+    """Ground a faction may hold: not the core of a former ally turned rival (limited aims)."""
+    m.allowed &= ~m.core_closed
+
+
+# ---------------------------------------------------------------- events
+def hostility_week(m, due: list[str]) -> None:
+    """Apply the due events' ``set_hostility`` to the policy hostility (unless
+    ``scenario.dated_hostility`` is false), then the responsive law:
+    ``h = max(policy, latent x p(lost))`` (:mod:`sim.rules.alignment`)."""
+    s = m.cfg.scenario
+    if s.dated_hostility:
+        for name in due:
+            hostility_matrix(s.events[name].set_hostility, m.fidx, m.n_f, m.policy_hostility)
+    cells = np.bincount(m.owner[m.owner >= 0].ravel(), minlength=m.n_f)
+    lost = alignment.common_enemy_lost(m.hostility0, cells, m.initial_cells,
+                                       m.cfg.control.offensive_hostility)
+    ac = m.cfg.alignment
+    h = alignment.responsive_hostility(m.policy_hostility, m.latent, lost, ac.onset, ac.shape)
+    # settlement of a limited war: once one side of a limited-aims pair with a core has lost
+    # `alignment.settle_share` of its non-core ground of the start, the spoils are taken and
+    # the pair returns to its initial hostility (the Baghdad-KRG ceasefire of 27 Oct 2017
+    # followed the Peshmerga's fall-back toward the 2003 line)
+    own = m.owner[None] == np.arange(m.n_f)[:, None, None]
+    noncore = (own & ~m.core).sum(axis=(1, 2))
+    back = m.core.any(axis=(1, 2)) & (noncore <= (1.0 - ac.settle_share) * m.noncore0)
+    at_war = h >= m.cfg.control.offensive_hostility
+    m.settled |= m.limited & at_war & (back[:, None] | back[None, :])
+    m.settled |= m.settled.T
+    m.hostility = np.where(m.settled, m.hostility0, h)
+
+
+def reinforce(m, due: list[str]) -> None:
+    """Patrons add forces (``events.<name>.reinforce``): fighters join the faction's garrisons
+    on its own ground in proportion to the station weights (booked as recruits from outside)."""
+    for name in due:
+        for f, k in m.cfg.scenario.events[name].reinforce.items():
+            i = m.fidx[f]
+            w = np.where(m.owner == i, np.maximum(m.station_w[i], 0.0), 0.0).astype(np.float64)
+            if k <= 0 or w.sum() <= 0:
+                continue
+            m.garrison[i] += (w * (k / w.sum())).astype(m.garrison.dtype)
+            m.ledger.recruited(i, float(k))
+
+
+# ---------------------------------------------------------------- plan / move
+def route_units(m, f: int, units: np.ndarray, targets: np.ndarray, cand: np.ndarray,
+                score: np.ndarray) -> np.ndarray:
+    """Drop objectives units of faction ``f`` cannot reach through passable ground and
+    re-allocate those units over the reachable candidate cells ``cand`` (flat indices, best
+    first) with :func:`sim.rules.reach.allocate_units`.  Units with no reachable front stay
+    in reserve where they are.  Returns the new targets ``[U, 2]``."""
+    war = m.cfg.control.offensive_hostility
+    open_g, front = reach.passable_parts(m.owner, m.hostility, m.allowed, f, war)
+    mask = open_g | front
+    urc = np.column_stack([m.units.row[units], m.units.col[units]])
+    ok = reach.reachable_targets(mask, urc, targets, front)
+    if not ok.all() and cand.size:
+        bad = np.flatnonzero(~ok)
+        C = m.owner.shape[1]
+        krc = np.column_stack(np.divmod(cand, C)).astype(float)
+        rmat = reach.reachable_matrix(mask, urc[bad], krc, front)
+        enemy = m.presence.reshape(m.n_f, -1)[:, cand]
+        hostile = m.hostility[f] >= war
+        need = (hostile[:, None] * enemy).sum(axis=0) * m.cfg.assault.sector_ratio
+        need = np.maximum(need, m.cfg.factions[m.faction_names[f]].unit_size * 0.5) * (score > 0)
+        choice = reach.allocate_units(urc[bad], m.units.fighters[units[bad]], krc, need, rmat,
+                                      m.cfg.reach.dist_scale_km / m.cell_km)
+        got = choice >= 0
+        targets[bad[got]] = krc[choice[got]]
+        targets[bad[~got]] = urc[bad[~got]]  # reserve: stay put
+        ok[bad[got]] = True
+    elif not ok.all():
+        targets[~ok] = urc[~ok]
+        ok[:] = True
+    m.unit_reachable[units] = ok
+    return targets
+
+
+def _contact(m) -> np.ndarray:
+    """``[U]`` bool: the unit stands on or next to ground of a faction it is at war with (it is
+    fighting at the front, not stuck)."""
+    t = m.units
+    r, c = t.cells()
+    R, C = m.owner.shape
+    r, c = np.clip(r, 0, R - 1), np.clip(c, 0, C - 1)
+    war = war_matrix(m)
+    out = np.zeros(len(t), bool)
+    for f in np.unique(t.faction[t.alive]):
+        sel = np.flatnonzero(t.alive & (t.faction == f))
+        enemy = np.isin(m.owner, np.flatnonzero(war[f]))
+        out[sel] = dilate8(enemy)[r[sel], c[sel]]
+    return out
+
+
+def path_moves(m, r0: np.ndarray, c0: np.ndarray) -> None:
+    """Units under way to a reachable objective that the week's heading moves left in place
+    (a concave obstacle: a lake, a neutral's ground, a deconfliction line) walk along a shortest
+    8-connected path over their passable ground instead (:func:`sim.rules.reach.passable_parts`),
+    up to their tactical speed in cells.  Breadth-first wavefront from the objective, in the box
+    around unit and objective (whole grid if needed)."""
+    t = m.units
+    d = np.hypot(t.target[:, 0] - t.row, t.target[:, 1] - t.col)
+    still = (t.row == r0) & (t.col == c0)
+    sel = np.flatnonzero(t.alive & still & (d > 1.0) & m.unit_reachable[: len(t)] & ~_contact(m))
+    war = m.cfg.control.offensive_hostility
+    masks: dict[int, np.ndarray] = {}
+    R, C = m.owner.shape
+    for k in sel:
+        f = int(t.faction[k])
+        if f not in masks:
+            og, fr = reach.passable_parts(m.owner, m.hostility, m.allowed, f, war)
+            masks[f] = og | fr
+        ur, uc = int(round(t.row[k])), int(round(t.col[k]))
+        gr, gc = int(round(t.target[k, 0])), int(round(t.target[k, 1]))
+        step = _path_step(masks[f], (ur, uc), (gr, gc), max(1, int(m.unit_speed_cells[f])))
+        if step is not None:
+            t.row[k], t.col[k] = float(step[0]), float(step[1])
+
+
+def _path_step(mask: np.ndarray, start, goal, n_cells: int, margin: int = 12):
+    """The cell ``n_cells`` along a shortest path from ``start`` to ``goal`` over ``mask``
+    (the goal may be off the mask: a front cell), or None."""
+    R, C = mask.shape
+    for box in ((max(min(start[0], goal[0]) - margin, 0), min(max(start[0], goal[0]) + margin + 1, R),
+                 max(min(start[1], goal[1]) - margin, 0), min(max(start[1], goal[1]) + margin + 1, C)),
+                (0, R, 0, C)):
+        r0, r1, c0, c1 = box
+        sub = mask[r0:r1, c0:c1].copy()
+        s = (start[0] - r0, start[1] - c0)
+        g = (goal[0] - r0, goal[1] - c0)
+        sub[s] = sub[g] = True
+        dist = np.full(sub.shape, -1, np.int32)
+        front = np.zeros(sub.shape, bool)
+        front[g] = True
+        dist[g] = 0
+        k = 0
+        while front.any() and dist[s] < 0:
+            k += 1
+            front = dilate8(front) & sub & (dist < 0)
+            dist[front] = k
+        if dist[s] < 0:
+            continue
+        pos = s
+        for _ in range(min(n_cells, int(dist[s]))):
+            rr, cc = pos
+            best = None
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    a, b = rr + dr, cc + dc
+                    if 0 <= a < sub.shape[0] and 0 <= b < sub.shape[1] and 0 <= dist[a, b] < dist[pos]:
+                        if best is None or dist[a, b] < dist[best]:
+                            best = (a, b)
+            if best is None:
+                break
+            pos = best
+        return (pos[0] + r0, pos[1] + c0) if pos != s else None
+    return None
+
+
+def record_stuck(m, r0: np.ndarray, c0: np.ndarray) -> None:
+    """``share_units_stuck``: live units with an objective more than a cell away that cannot
+    reach it, or that did not move and are not in contact with an enemy at war with them (a unit
+    holding the front is fighting, not stuck) (:func:`sim.rules.reach.share_units_stuck`)."""
+    t = m.units
+    live = t.alive
+    d = np.hypot(t.target[:, 0] - t.row, t.target[:, 1] - t.col)
+    moved = (t.row != r0) | (t.col != c0) | _contact(m)
+    m.share_units_stuck = reach.share_units_stuck(live & (d > 1e-9), live & (d <= 1.0),
+                                                  m.unit_reachable[: len(t)], moved)
+
+
+# ---------------------------------------------------------------- control
+def withdraw_week(m, presence: np.ndarray) -> None:
+    """Factions that may withdraw give up hopeless non-core ground without a battle
+    (:func:`sim.rules.withdrawal.withdraw`); the cells fall vacant, the garrisons fall back.
+    A side that only defends in a limited war is no threat to the claimant's ground."""
+    war = war_matrix(m) & ~m.defend_only.T
+    may = m.may_withdraw & ~m.withdrawn & war.any(axis=1)
+    if not may.any():
+        return
+    # cheap pre-test on the fronts (float32 sector sums): only factions with hopeless cells
+    # go through the kernel (its float64 sums and fall-back search are the costly part)
+    n = m.n_f
+    sec = box_sum3(presence).reshape(n, -1)
+    hs_all = war.astype(sec.dtype) @ sec  # [F, cells]: hostile sector presence per faction
+    owner = m.owner.ravel()
+    for f in np.flatnonzero(may):
+        cells = np.flatnonzero((owner == f) & ~m.core[f].ravel())
+        hs = hs_all[f, cells]
+        may[f] = bool(((hs > 0) & (hs >= 0.999 * m.cfg.withdrawal.withdraw_ratio * sec[f, cells])).any())
+    if not may.any():
+        return
+    before = m.owner
+    new_owner, new_g, moved = withdrawal.withdraw(m.owner, presence, m.garrison, war, m.core,
+                                                  m.cfg.withdrawal.withdraw_ratio, may)
+    n = int((new_owner != before).sum())
+    if n:
+        m.owner[...] = new_owner
+        m.garrison[...] = new_g
+        m.flow[("new_cells_abandoned", "ALL")] += float(n)
+
+
+def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Capture of held cells by sector odds (:func:`sim.rules.assault.sector_capture`), the
+    ISIS holdout defence folded into the urban defence.  Returns ``(idx, old, new)`` of the
+    captured cells (flat), the owner map updated in place."""
+    n, shape = m.n_f, m.geo.shape
+    p = np.minimum(post.reshape(n, -1), m.frontage[None]).reshape(n, *shape)
+    hostile = m.engaged & war_matrix(m) & ~m.defend_only
+    defence = m.assault_defence
+    if m.isis >= 0:
+        share = float((m.owner == m.isis).sum()) / max(float(m.initial_cells[m.isis]), 1.0)
+        hc = m.cfg.holdouts
+        defence = defence * holdouts.holdout_defence(m.owner, m.isis, m.holdout_mask, share,
+                                                     hc.max_factor, hc.onset)
+    hm = (hold_min[:, None] * m.hold_scale[None]).reshape(n, *shape)
+    # only held cells where some other faction stands can fall (the fronts): the kernel then
+    # gathers sector sums for those cells only; exact ties are broken by faction order
+    tot = p.sum(axis=0)
+    held = m.owner >= 0
+    own_p = np.take_along_axis(p, np.where(held, m.owner, 0)[None].astype(np.int64), axis=0)[0]
+    front = held & (tot - own_p > 0)
+    captured, capturer = assault.sector_capture(m.owner, p, hostile, m.allowed & front[None], hm,
+                                                defence, m.cfg.assault.sector_ratio)
+    idx = np.flatnonzero(captured)
+    old = m.owner.ravel()[idx].copy()
+    new = capturer.ravel()[idx].astype(m.owner.dtype)
+    m.owner.ravel()[idx] = new
+    return idx, old, new
+
+
+# ---------------------------------------------------------------- redeploy
+def sieges_week(m) -> None:
+    """Besieged pieces of factions that take deals (``takes_deals``) under sustained
+    superiority surrender (:mod:`sim.rules.sieges`): units
+    inside disband into the garrison first, evacuees go to the main ground, the rest surrender
+    (ledger), a share of the people is relocated with them, and the deal is logged."""
+    war = war_matrix(m)
+    sc = m.cfg.sieges
+    for f in range(m.n_f):
+        if not m.takes_deals[f] or m.withdrawn[f] or not war[f].any() or not (m.owner == f).any():
+            continue
+        if not _may_have_pocket(m, f):  # one own piece holding its core: nothing besieged
+            m.siege_clock.weeks[f] = 0
+            continue
+        s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.core[f].any() else None)
+        count = m.siege_clock.update(s, sc.siege_ratio)
+        due = np.flatnonzero(m.siege_clock.due(s, count, sc.delay_weeks))
+        if due.size == 0:
+            continue
+        dest = np.where(s.main[s.labels] & (m.owner == f), np.maximum(m.station_w[f], 0.0), 0.0)
+        for k in due:
+            _disband_units_in(m, s.labels == k, s.partners)
+            people = m.people_present()
+            deal = sieges.surrender(s, int(k), m.owner, m.garrison, people, dest, sc.evac_share,
+                                    sc.civilian_share)
+            m.owner[...] = deal.owner
+            m.garrison[...] = deal.garrison
+            m.siege_clock.clear(f, deal.cells)
+            for g in np.flatnonzero(deal.evacuated + deal.surrendered):
+                m.ledger.evacuated(g, float(deal.evacuated[g]))
+                m.ledger.surrendered(g, float(deal.surrendered[g]))
+            relocated = _relocate_people(m, deal.cells, dest, sc.civilian_share)
+            m.flow[("new_people_relocated", "ALL")] += relocated
+            m.flow[("new_siege_deals", "ALL")] += 1.0
+            r, c = np.nonzero(deal.cells)
+            m.deals.append({"date": str(m.date), "faction": m.faction_names[f],
+                            "besieger": m.faction_names[deal.besieger], "cells": int(deal.cells.sum()),
+                            "centre_cell": [int(round(r.mean())), int(round(c.mean()))],
+                            "fighters_evacuated": float(deal.evacuated.sum()),
+                            "fighters_surrendered": float(deal.surrendered.sum()),
+                            "people_relocated": float(relocated)})
+
+
+def _may_have_pocket(m, f: int) -> bool:
+    """False when faction ``f``'s own ground is one 8-connected piece that is its main ground
+    (it holds part of its core, or has none): then no piece of its bloc can be besieged
+    (a cheap test on the bounding box of its ground before the full labelling)."""
+    own = m.owner == f
+    rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
+    sub = own[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    _, n = ndimage.label(sub, structure=np.ones((3, 3), bool))
+    if n > 1:
+        return True
+    core = m.core[f]
+    return bool(core.any() and not (own & core).any())
+
+
+def _disband_units_in(m, cells: np.ndarray, partners: np.ndarray) -> None:
+    """Units of the defenders standing in a surrendering piece join its garrison."""
+    t = m.units
+    r, c = t.cells()
+    R, C = cells.shape
+    r, c = np.clip(r, 0, R - 1), np.clip(c, 0, C - 1)
+    sel = np.flatnonzero(t.alive & partners[t.faction] & cells[r, c])
+    for k in sel:
+        m.garrison[t.faction[k], r[k], c[k]] += t.fighters[k]
+        t.fighters[k] = 0.0
+        t.alive[k] = False
+    m._remove_units(sel)
+
+
+def _relocate_people(m, cells: np.ndarray, dest: np.ndarray, share: float) -> float:
+    """Move ``share`` of the at-home people of the communities of a surrendered piece to the
+    destination (as displaced people sheltering at the destination's best cell)."""
+    if share <= 0 or dest.sum() <= 0:
+        return 0.0
+    cm, pop = m.communities, m.population
+    home_cell = pop.region_cell[cm.region]
+    sel = np.flatnonzero(cells.ravel()[home_cell] & (cm.home > 0))
+    if sel.size == 0:
+        return 0.0
+    moved = cm.home[sel] * share
+    cm.home[sel] -= moved
+    cm.idp[sel] += moved
+    cm.idp_loc[sel] = int(np.argmax(dest.ravel()))
+    return float(moved.sum())
+
+
+def foreign_exit(m) -> None:
+    """ISIS after the caliphate (insurgency phase): foreign fighters leave the region, faster
+    as the caliphate's ground is lost."""
+    isis = m.isis
+    isis_total = m.fighters(isis)
+    out = insurgency.foreign_exit(m.ledger.foreign, m.cfg.scenario.foreign_fighter_exit_rate,
+                                  insurgency.territory_loss(m.prev_owner, m.owner, isis))
+    if isis_total > 0 and out > 0:
+        keep = 1.0 - out / isis_total
+        m.garrison[isis] *= keep
+        m.hidden *= keep
+        m.units.fighters[m.units.faction == isis] *= keep
+        m.ledger.exported(out)
+
+
+def theatre_cells(m) -> np.ndarray:
+    """Cells inside the theatre (helper for tests)."""
+    return m.owner != OUTSIDE
