@@ -192,7 +192,7 @@ def _fighters(model, ts) -> list[Violation]:
         bal = float(model.fighter_balance(f))
         if not abs(bal) <= tol:
             out.append(Violation("fighters_conserved", f"{f}: initial + recruited - killed - exported "
-                                                       f"- withdrawn - current = {bal:,.1f} "
+                                                       f"- withdrawn - surrendered - current = {bal:,.1f} "
                                                        f"(tolerance {tol:,.1f})"))
             continue
         # the same balance from the recorded metrics (every flow is in the files)
@@ -202,13 +202,17 @@ def _fighters(model, ts) -> list[Violation]:
         rec = np.cumsum(_last(ts, "new_recruits", f))
         lost = np.cumsum(_last(ts, "new_fighter_losses", f))
         wd = _last(ts, "cum_fighters_withdrawn", f)
+        sur = np.cumsum(_last(ts, "new_fighters_surrendered", f))
         exp = _last(ts, "cum_foreign_fighters_exported", "ALL") if i == model.isis else np.zeros(n.size)
         if not (rec.size == lost.size == n.size and wd.size in (0, n.size) and exp.size == n.size):
             continue
         if wd.size == 0:
             wd = np.zeros(n.size)
+        if sur.size != n.size:  # no siege deals in this model version
+            sur = np.zeros(n.size)
         # step 0 records the initial state (its flows are zero)
-        bal_ts = n[0] + (rec - rec[0]) - (lost - lost[0]) - (exp - exp[0]) - (wd - wd[0]) - n
+        bal_ts = (n[0] + (rec - rec[0]) - (lost - lost[0]) - (exp - exp[0]) - (wd - wd[0])
+                  - (sur - sur[0]) - n)
         tol_ts = FIGHTER_RTOL * (abs(n[0]) + np.abs(rec)) + 1.0
         bad = ~(np.abs(bal_ts) <= tol_ts)
         if bad.any():

@@ -1043,7 +1043,7 @@ def plot_displacement(results: Results, path, dpi: int = 110,
     ax1 = fig.add_subplot(gs[0])
     ax2 = fig.add_subplot(gs[1], sharex=ax1)
     drawn = False
-    for metric, label, colour, ls in (
+    for metric, lab, colour, ls in (
             ("n_displaced", "internally displaced (all)", "#0072B2", "-"),
             ("n_displaced_initial", "of whom displaced before Jul 2017", "#0072B2", "--"),
             ("n_abroad", "refugees abroad (all)", "#E69F00", "-"),
@@ -1053,7 +1053,7 @@ def plot_displacement(results: Results, path, dpi: int = 110,
         if w is None:
             continue
         ax1.plot(w.index, _total(w) / 1e6, color=colour, lw=1.8 if ls == "-" else 1.2, ls=ls,
-                 label=label)
+                 label=lab)
         drawn = True
     if drawn:
         from .history import overlay_displacement
