@@ -15,12 +15,13 @@ The table is a face-validity check, not a calibration target: a run is not tuned
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from .history_data import checked_rows
 
 FACTIONS = ("ISIS", "SYRIAN_GOV", "SDF", "SYRIAN_REBELS", "ISLAMIST_REBELS", "TURKEY_SNA",
             "US_COALITION", "IRAQI_GOV", "PMF", "KRG")
@@ -61,44 +62,37 @@ def _key(name: str) -> str:
 
 def load_key_places_2019(path: str | Path = KEY_PLACES_2019) -> list[KeyPlace]:
     """Read the end-2019 key-place table; a bad row raises ``ValueError`` naming file and line."""
-    path = Path(path)
     out: list[KeyPlace] = []
     seen: set[str] = set()
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = set(COLUMNS) - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path.name}: missing columns {', '.join(sorted(missing))}")
-        for line, row in enumerate(reader, start=2):
-            where = f"{path.name}:{line}"
-            name = row["name"].strip()
-            if not name:
-                raise ValueError(f"{where}: empty name")
-            if _key(name) in seen:
-                raise ValueError(f"{where}: duplicate place {name!r}")
-            seen.add(_key(name))
-            ctrl = row["controller_2019_12"].strip()
-            also = tuple(c.strip() for c in row["also_acceptable"].split("|") if c.strip())
-            for code in (ctrl, *also):
-                if code not in FACTIONS:
-                    raise ValueError(f"{where}: unknown faction code {code!r}")
-            if ctrl in also:
-                raise ValueError(f"{where}: {ctrl} is both expected and also_acceptable")
-            seat = row["seat"].strip()
-            if seat not in SEAT_KINDS:
-                raise ValueError(f"{where}: seat must be one of {SEAT_KINDS}, not {seat!r}")
-            mem = row["from_memory"].strip().lower()
-            if mem not in ("yes", "no"):
-                raise ValueError(f"{where}: from_memory must be yes or no, not {mem!r}")
-            try:
-                lat, lon = float(row["lat"]), float(row["lon"])
-            except ValueError as exc:
-                raise ValueError(f"{where}: bad coordinates ({exc})") from None
-            out.append(KeyPlace(name=name, lat=lat, lon=lon, country=row["country"].strip(),
-                                governorate=row["governorate"].strip(), seat=seat,
-                                controller=ctrl, also_acceptable=also,
-                                source=row["source"].strip(), from_memory=mem == "yes",
-                                note=row["note"].strip()))
+    for where, row in checked_rows(path, COLUMNS):
+        name = row["name"].strip()
+        if not name:
+            raise ValueError(f"{where}: empty name")
+        if _key(name) in seen:
+            raise ValueError(f"{where}: duplicate place {name!r}")
+        seen.add(_key(name))
+        ctrl = row["controller_2019_12"].strip()
+        also = tuple(c.strip() for c in row["also_acceptable"].split("|") if c.strip())
+        for code in (ctrl, *also):
+            if code not in FACTIONS:
+                raise ValueError(f"{where}: unknown faction code {code!r}")
+        if ctrl in also:
+            raise ValueError(f"{where}: {ctrl} is both expected and also_acceptable")
+        seat = row["seat"].strip()
+        if seat not in SEAT_KINDS:
+            raise ValueError(f"{where}: seat must be one of {SEAT_KINDS}, not {seat!r}")
+        mem = row["from_memory"].strip().lower()
+        if mem not in ("yes", "no"):
+            raise ValueError(f"{where}: from_memory must be yes or no, not {mem!r}")
+        try:
+            lat, lon = float(row["lat"]), float(row["lon"])
+        except ValueError as exc:
+            raise ValueError(f"{where}: bad coordinates ({exc})") from None
+        out.append(KeyPlace(name=name, lat=lat, lon=lon, country=row["country"].strip(),
+                            governorate=row["governorate"].strip(), seat=seat,
+                            controller=ctrl, also_acceptable=also,
+                            source=row["source"].strip(), from_memory=mem == "yes",
+                            note=row["note"].strip()))
     return out
 
 

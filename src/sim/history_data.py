@@ -41,45 +41,51 @@ class StockFigure:
     note: str
 
 
-def read_displacement_rows(path: str | Path = DISPLACEMENT_STOCK) -> list[StockFigure]:
-    """Read and check the rows; a bad row raises ``ValueError`` naming file and line."""
+
+def checked_rows(path: str | Path, columns):
+    """Yield ``(where, row)`` for each row of a UTF-8 CSV that has all ``columns``
+    (``where`` = ``file:line`` for error messages); a missing column raises ``ValueError``."""
     path = Path(path)
-    out: list[StockFigure] = []
-    seen: set[tuple] = set()
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
-        missing = set(COLUMNS) - set(reader.fieldnames or [])
+        missing = set(columns) - set(reader.fieldnames or [])
         if missing:
             raise ValueError(f"{path.name}: missing columns {', '.join(sorted(missing))}")
         for line, row in enumerate(reader, start=2):
-            where = f"{path.name}:{line}"
-            country, gov, metric = (row[c].strip() for c in ("country", "governorate", "metric"))
-            if country not in COUNTRIES:
-                raise ValueError(f"{where}: country must be one of {COUNTRIES}, not {country!r}")
-            if metric not in METRICS:
-                raise ValueError(f"{where}: metric must be one of {METRICS}, not {metric!r}")
-            if not gov:
-                raise ValueError(f"{where}: empty governorate (use {ALL} for a national figure)")
-            if metric == "refugee_stock" and gov != ALL:
-                raise ValueError(f"{where}: refugee_stock is national only ({ALL})")
-            try:
-                value = int(row["value"])
-                date = dt.date.fromisoformat(row["date"].strip())
-            except ValueError as exc:
-                raise ValueError(f"{where}: {exc}") from None
-            if value < 0:
-                raise ValueError(f"{where}: negative value")
-            mem = row["from_memory"].strip().lower()
-            if mem not in ("yes", "no"):
-                raise ValueError(f"{where}: from_memory must be yes or no, not {mem!r}")
-            if not row["source"].strip():
-                raise ValueError(f"{where}: empty source")
-            k = (country, gov, metric, date)
-            if k in seen:
-                raise ValueError(f"{where}: duplicate {k}")
-            seen.add(k)
-            out.append(StockFigure(country, gov, metric, value, date, row["source"].strip(),
-                                   mem == "yes", row["note"].strip()))
+            yield f"{path.name}:{line}", row
+
+def read_displacement_rows(path: str | Path = DISPLACEMENT_STOCK) -> list[StockFigure]:
+    """Read and check the rows; a bad row raises ``ValueError`` naming file and line."""
+    out: list[StockFigure] = []
+    seen: set[tuple] = set()
+    for where, row in checked_rows(path, COLUMNS):
+        country, gov, metric = (row[c].strip() for c in ("country", "governorate", "metric"))
+        if country not in COUNTRIES:
+            raise ValueError(f"{where}: country must be one of {COUNTRIES}, not {country!r}")
+        if metric not in METRICS:
+            raise ValueError(f"{where}: metric must be one of {METRICS}, not {metric!r}")
+        if not gov:
+            raise ValueError(f"{where}: empty governorate (use {ALL} for a national figure)")
+        if metric == "refugee_stock" and gov != ALL:
+            raise ValueError(f"{where}: refugee_stock is national only ({ALL})")
+        try:
+            value = int(row["value"])
+            date = dt.date.fromisoformat(row["date"].strip())
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        if value < 0:
+            raise ValueError(f"{where}: negative value")
+        mem = row["from_memory"].strip().lower()
+        if mem not in ("yes", "no"):
+            raise ValueError(f"{where}: from_memory must be yes or no, not {mem!r}")
+        if not row["source"].strip():
+            raise ValueError(f"{where}: empty source")
+        k = (country, gov, metric, date)
+        if k in seen:
+            raise ValueError(f"{where}: duplicate {k}")
+        seen.add(k)
+        out.append(StockFigure(country, gov, metric, value, date, row["source"].strip(),
+                               mem == "yes", row["note"].strip()))
     return out
 
 
