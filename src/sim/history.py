@@ -141,12 +141,13 @@ def overlay_isis_area(ax, results, scale: float = 1.0) -> bool:
         return False
     if pts.empty or not area > 0:
         return False
-    for kind, marker in (("IHS estimate", "D"), ("share lost (officials)", "o")):
+    for kind, marker, lab in (("IHS estimate", "D", "ISIS area: IHS"),
+                              ("share lost (officials)", "o", "ISIS area: officials")):
         p = pts[pts["kind"] == kind]
         if len(p):
             ax.scatter(p["date"], scale * p["km2"] / area, marker=marker, s=22, facecolor="white",
                        edgecolor="black", linewidth=1.0, zorder=6,
-                       label=f"ISIS, history: {kind}")
+                       label=lab)
     return True
 
 
