@@ -65,12 +65,11 @@ class ConflictModel(mesa.Model):
         self._init_civilians()
         self._init_forces()
         shape = geo.shape
-        self.hidden = np.zeros(shape, np.float32)  # ISIS covert members per cell
-        self.damage = np.zeros(shape, np.float32)
-        self.violence = np.zeros(shape, np.float32)  # fighters lost + attack deaths this step
-        self.new_civ_deaths_cell = np.zeros(shape, np.float32)
-        self.fighting = np.zeros(shape, bool)
-        self.level = np.zeros(shape, np.int8)
+        # ISIS covert members, housing destroyed, violence (fighters lost + attack deaths this
+        # step) and civilian deaths per cell
+        self.hidden, self.damage, self.violence, self.new_civ_deaths_cell = (
+            np.zeros(shape, np.float32) for _ in range(4))
+        self.fighting, self.level = np.zeros(shape, bool), np.zeros(shape, np.int8)
         self.losses = np.zeros((self.n_f, *shape), np.float32)
         self.battles, self.mean_grievance = np.zeros((self.n_f, self.n_f)), 0.0
         self.initial_cells = np.bincount(self.owner[self.owner >= 0].ravel(), minlength=self.n_f)
@@ -81,8 +80,7 @@ class ConflictModel(mesa.Model):
         self._fired: set = set()
         self.air, self.engaged = np.ones((self.n_f, self.n_f)), self.hostility > 0  # set each week
         self.prev_owner = self.owner.copy()  # control before this week's changes
-        self._combat_idx = np.zeros(0, np.int64)
-        self.below_weeks = np.zeros(self.geo.grid.n_cells, np.int16)
+        self._combat_idx, self.below_weeks = np.zeros(0, np.int64), np.zeros(geo.grid.n_cells, np.int16)
         aftermath.setup(self)
         self.build_allowed()
         self._phase_project()
