@@ -26,7 +26,7 @@ from .geography import TERRAIN_CLASSES
 from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE
 from .rules.events import hostility_matrix
-from .rules.spatial import box_sum3, dilate8
+from .rules.spatial import dilate8
 
 
 def _norm(name: str) -> str:
@@ -274,25 +274,12 @@ def withdraw_week(m, presence: np.ndarray) -> None:
     may = m.may_withdraw & ~m.withdrawn & war.any(axis=1)
     if not may.any():
         return
-    # cheap pre-test on the fronts (float32 sector sums): only factions with hopeless cells
-    # go through the kernel (its float64 sums and fall-back search are the costly part)
-    n = m.n_f
-    sec = box_sum3(presence).reshape(n, -1)
-    hs_all = war.astype(sec.dtype) @ sec  # [F, cells]: hostile sector presence per faction
-    owner = m.owner.ravel()
-    for f in np.flatnonzero(may):
-        cells = np.flatnonzero((owner == f) & ~m.core[f].ravel())
-        hs = hs_all[f, cells]
-        may[f] = bool(((hs > 0) & (hs >= 0.999 * m.cfg.withdrawal.withdraw_ratio * sec[f, cells])).any())
-    if not may.any():
-        return
-    before = m.owner
-    new_owner, new_g, moved = withdrawal.withdraw(m.owner, presence, m.garrison, war, m.core,
-                                                  m.cfg.withdrawal.withdraw_ratio, may)
-    n = int((new_owner != before).sum())
+    # the kernel crops every faction's work to the box of its ground and edits in place
+    vacant = int(np.count_nonzero(m.owner == -1))
+    withdrawal.withdraw(m.owner, presence, m.garrison, war, m.core,
+                        m.cfg.withdrawal.withdraw_ratio, may, inplace=True)
+    n = int(np.count_nonzero(m.owner == -1)) - vacant
     if n:
-        m.owner[...] = new_owner
-        m.garrison[...] = new_g
         m.flow[("new_cells_abandoned", "ALL")] += float(n)
 
 

@@ -55,41 +55,55 @@ def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
 
 def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war: np.ndarray,
              core: np.ndarray, withdraw_ratio: float, may_withdraw: np.ndarray | None = None,
-             sampling: tuple[float, float] = (1.0, 1.0)
+             sampling: tuple[float, float] = (1.0, 1.0), inplace: bool = False
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apply withdrawal for every faction: ``(new_owner, new_garrison, moved[F])``.
 
     ``owner[r, c]`` int; ``presence[g, r, c]`` and ``garrison[g, r, c]`` fighters;
     ``war[f, g]`` bool at war; ``core[f, r, c]`` bool core ground per faction;
     ``may_withdraw[f]`` bool (default all: a faction config may forbid it, e.g. ISIS fights to
-    the end); ``sampling`` the (row, column) spacing in km for the nearest-cell search.
+    the end); ``sampling`` the (row, column) spacing in km for the nearest-cell search;
+    ``inplace``: edit ``owner`` and ``garrison`` themselves (and return them) instead of copies.
     Abandoned cells become UNGOVERNED in ``new_owner``; ``moved[f]`` counts the fighters that
     fell back.  Factions are handled in index order on the same owner map (one loop over
-    factions; the fall-back search is one ``distance_transform_edt`` per faction).
+    factions).  Every computation of faction ``f`` is cropped to the bounding box of its ground
+    (plus one cell for the 3x3 sector sums): the abandoned cells and every fall-back cell lie
+    inside it, so the ``distance_transform_edt`` on the box is exact.  A withdrawal only turns
+    ground of ``f`` UNGOVERNED, so the boxes taken before the loop stay valid.
     """
     n_f = garrison.shape[0]
-    new_owner = owner.copy()
-    new_g = garrison.copy()
+    new_owner = owner if inplace else owner.copy()
+    new_g = garrison if inplace else garrison.copy()
     moved = np.zeros(n_f)
     if may_withdraw is None:
         may_withdraw = np.ones(n_f, bool)
-    sector = box_sum3(presence.astype(np.float64))  # presence does not change here
+    war = np.asarray(war, bool)
+    boxes = ndimage.find_objects(np.where(owner >= 0, owner + 1, 0), max_label=n_f)
+    R, C = owner.shape
     for f in np.flatnonzero(may_withdraw):
-        gone = hopeless(new_owner, presence, war, f, core[f], withdraw_ratio, sector)
+        if boxes[f] is None or not war[f].any():
+            continue
+        rs, cs = boxes[f]
+        r0, r1 = max(rs.start - 1, 0), min(rs.stop + 1, R)
+        c0, c1 = max(cs.start - 1, 0), min(cs.stop + 1, C)
+        inner = (slice(rs.start - r0, rs.stop - r0), slice(cs.start - c0, cs.stop - c0))
+        sector = box_sum3(presence[:, r0:r1, c0:c1].astype(np.float64))[(slice(None), *inner)]
+        own_sub = new_owner[rs, cs]
+        gone = hopeless(own_sub, None, war, f, core[f][rs, cs], withdraw_ratio, sector)
         if not gone.any():
             continue
-        keep = (new_owner == f) & ~gone
-        dest = keep & core[f]
+        keep = (own_sub == f) & ~gone
+        dest = keep & core[f][rs, cs]
         if not dest.any():
             dest = keep
         if not dest.any():
             continue  # nowhere to fall back to: it fights where it stands
         _, (ir, ic) = ndimage.distance_transform_edt(~dest, sampling=sampling, return_indices=True)
-        gr = new_g[f]
+        gr = new_g[f][rs, cs]
         src = gone & (gr > 0)
         amount = gr[src]
         moved[f] = float(amount.astype(np.float64).sum())
         gr[gone] = 0
         np.add.at(gr, (ir[src], ic[src]), amount)
-        new_owner[gone] = UNGOVERNED
+        own_sub[gone] = UNGOVERNED
     return new_owner, new_g, moved
