@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import box_sum3
+from .spatial import box_sum3, box_sum3_at, dilate8
 
 
 def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
@@ -79,17 +79,14 @@ def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war:
         may_withdraw = np.ones(n_f, bool)
     war = np.asarray(war, bool)
     boxes = ndimage.find_objects(np.where(owner >= 0, owner + 1, 0), max_label=n_f)
-    R, C = owner.shape
+    here = presence > 0
     for f in np.flatnonzero(may_withdraw):
         if boxes[f] is None or not war[f].any():
             continue
         rs, cs = boxes[f]
-        r0, r1 = max(rs.start - 1, 0), min(rs.stop + 1, R)
-        c0, c1 = max(cs.start - 1, 0), min(cs.stop + 1, C)
-        inner = (slice(rs.start - r0, rs.stop - r0), slice(cs.start - c0, cs.stop - c0))
-        sector = box_sum3(presence[:, r0:r1, c0:c1].astype(np.float64))[(slice(None), *inner)]
         own_sub = new_owner[rs, cs]
-        gone = hopeless(own_sub, None, war, f, core[f][rs, cs], withdraw_ratio, sector)
+        gone = _hopeless_in_box(own_sub, presence, here, war, f, core[f][rs, cs], withdraw_ratio,
+                                (rs.start, cs.start))
         if not gone.any():
             continue
         keep = (own_sub == f) & ~gone
@@ -107,3 +104,27 @@ def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war:
         np.add.at(gr, (ir[src], ic[src]), amount)
         own_sub[gone] = UNGOVERNED
     return new_owner, new_g, moved
+
+
+def _hopeless_in_box(own_sub: np.ndarray, presence: np.ndarray, here: np.ndarray,
+                     war: np.ndarray, f: int, core_sub: np.ndarray, withdraw_ratio: float,
+                     origin: tuple[int, int]) -> np.ndarray:
+    """:func:`hopeless` on the box of ``f``'s ground (``own_sub`` the owner map there, its top
+    left cell at ``origin``), bitwise equal to the whole-grid test: the float64 sector sums
+    are taken only at the non-core cells of ``f`` with enemy presence (``here``: presence > 0)
+    in their 3x3 sector (the others have no hostile presence, so are never hopeless)."""
+    enemies = np.flatnonzero(war[f])
+    (r0, c0), (h, w) = origin, own_sub.shape
+    near = dilate8(here[enemies, max(r0 - 1, 0):r0 + h + 1, max(c0 - 1, 0):c0 + w + 1].any(axis=0))
+    near = near[r0 - max(r0 - 1, 0):, c0 - max(c0 - 1, 0):][:h, :w]
+    cand = (own_sub == f) & ~core_sub & near
+    rr, cc = np.nonzero(cand)
+    gone = np.zeros(own_sub.shape, bool)
+    if rr.size == 0:
+        return gone
+    sec = box_sum3_at(presence[np.append(enemies, f)], rr + r0, cc + c0)
+    hostile_sec = sec[0].copy()
+    for k in range(1, enemies.size):
+        hostile_sec += sec[k]
+    gone[rr, cc] = (hostile_sec > 0) & (hostile_sec >= withdraw_ratio * sec[-1])
+    return gone
