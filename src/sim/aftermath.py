@@ -149,12 +149,13 @@ def route_units(m, f: int, units: np.ndarray, targets: np.ndarray, cand: np.ndar
     open_g, front = reach.passable_parts(m.owner, m.hostility, m.allowed, f, war)
     mask = open_g | front
     urc = np.column_stack([m.units.row[units], m.units.col[units]])
-    ok = reach.reachable_targets(mask, urc, targets, front)
+    labels = reach.crossable_labels(mask, front)
+    ok = reach.reachable_targets(mask, urc, targets, front, labels)
     if not ok.all() and cand.size:
         bad = np.flatnonzero(~ok)
         C = m.owner.shape[1]
         krc = np.column_stack(np.divmod(cand, C)).astype(float)
-        rmat = reach.reachable_matrix(mask, urc[bad], krc, front)
+        rmat = reach.reachable_matrix(mask, urc[bad], krc, front, labels)
         enemy = m.presence.reshape(m.n_f, -1)[:, cand]
         hostile = m.hostility[f] >= war
         need = (hostile[:, None] * enemy).sum(axis=0) * m.cfg.assault.sector_ratio
