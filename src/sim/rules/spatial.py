@@ -71,22 +71,6 @@ def box_sum3(field: np.ndarray) -> np.ndarray:
     return o2
 
 
-def box_sum3_at(field: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``box_sum3(field.astype(float64))[..., rows, cols]`` at the given cells only, ``[..., N]``
-    float64, with the same order of additions (bitwise equal): the column sums of the three
-    rows first, then the three columns.  Cheap when the cells are few."""
-    R, C = field.shape[-2:]
-
-    def at(dr: int, dc: int) -> np.ndarray:
-        r, c = rows + dr, cols + dc
-        ok = (r >= 0) & (r < R) & (c >= 0) & (c < C)
-        v = field[..., np.clip(r, 0, R - 1), np.clip(c, 0, C - 1)].astype(np.float64)
-        return np.where(ok, v, 0.0)
-
-    col = [at(0, dc) + at(-1, dc) + at(1, dc) for dc in (-1, 0, 1)]
-    return col[1] + col[0] + col[2]
-
-
 def stamp_windows(shape, rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
                   sizes: np.ndarray, layer: np.ndarray, centre: float = 0.0) -> np.ndarray:
     """Project point sources into a ``[layers, *shape]`` float32 array: a share ``centre`` of

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import box_sum3, box_sum3_at, dilate8
+from .spatial import box_sum3, dilate8
 
 
 def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
@@ -111,8 +111,9 @@ def _hopeless_in_box(own_sub: np.ndarray, presence: np.ndarray, here: np.ndarray
                      origin: tuple[int, int]) -> np.ndarray:
     """:func:`hopeless` on the box of ``f``'s ground (``own_sub`` the owner map there, its top
     left cell at ``origin``), bitwise equal to the whole-grid test: the float64 sector sums
-    are taken only at the non-core cells of ``f`` with enemy presence (``here``: presence > 0)
-    in their 3x3 sector (the others have no hostile presence, so are never hopeless)."""
+    are taken only over the box of the non-core cells of ``f`` with enemy presence (``here``:
+    presence > 0) in their 3x3 sector (the others have no hostile presence, so are never
+    hopeless), and only for ``f`` and its enemies."""
     enemies = np.flatnonzero(war[f])
     (r0, c0), (h, w) = origin, own_sub.shape
     near = dilate8(here[enemies, max(r0 - 1, 0):r0 + h + 1, max(c0 - 1, 0):c0 + w + 1].any(axis=0))
@@ -122,7 +123,11 @@ def _hopeless_in_box(own_sub: np.ndarray, presence: np.ndarray, here: np.ndarray
     gone = np.zeros(own_sub.shape, bool)
     if rr.size == 0:
         return gone
-    sec = box_sum3_at(presence[np.append(enemies, f)], rr + r0, cc + c0)
+    R, C = presence.shape[1:]
+    a, b = max(rr.min() + r0 - 1, 0), min(rr.max() + r0 + 2, R)
+    c, d = max(cc.min() + c0 - 1, 0), min(cc.max() + c0 + 2, C)
+    sub = presence[np.append(enemies, f), a:b, c:d].astype(np.float64)
+    sec = box_sum3(sub)[:, rr + r0 - a, cc + c0 - c]  # exact: the box has a one-cell margin
     hostile_sec = sec[0].copy()
     for k in range(1, enemies.size):
         hostile_sec += sec[k]
