@@ -24,7 +24,7 @@ from scipy import ndimage
 
 from .geography import TERRAIN_CLASSES
 from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
-from .rules.control import OUTSIDE
+from .rules.control import OUTSIDE, UNGOVERNED
 from .rules.events import hostility_matrix
 from .rules.spatial import dilate8
 
@@ -324,7 +324,7 @@ def sieges_week(m) -> None:
     for f in range(m.n_f):
         if not m.takes_deals[f] or m.withdrawn[f] or not war[f].any() or not (m.owner == f).any():
             continue
-        if not _may_have_pocket(m, f):  # one own piece holding its core: nothing besieged
+        if not _may_have_pocket(m, f):  # nothing can be besieged: the clock resets
             m.siege_clock.weeks[f] = 0
             continue
         s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.core[f].any() else None)
@@ -357,17 +357,21 @@ def sieges_week(m) -> None:
 
 
 def _may_have_pocket(m, f: int) -> bool:
-    """False when faction ``f``'s own ground is one 8-connected piece that is its main ground
-    (it holds part of its core, or has none): then no piece of its bloc can be besieged
-    (a cheap test on the bounding box of its ground before the full labelling)."""
+    """False when no piece of faction ``f``'s bloc can be besieged (a cheap test on the box of
+    its ground before the full labelling): its own ground is one 8-connected piece that is its
+    main ground (it holds part of its core, or has none), or every 8-connected piece of its own
+    ground touches UNGOVERNED ground (then every bloc piece with own ground is open)."""
     own = m.owner == f
     rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
-    sub = own[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
-    _, n = ndimage.label(sub, structure=np.ones((3, 3), bool))
-    if n > 1:
-        return True
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    lab, n = ndimage.label(own[r0:r1, c0:c1], structure=np.ones((3, 3), bool))
     core = m.core[f]
-    return bool(core.any() and not (own & core).any())
+    if n == 1 and not (core.any() and not (own & core).any()):
+        return False
+    R, C = own.shape
+    a, b, c, d = max(r0 - 1, 0), min(r1 + 1, R), max(c0 - 1, 0), min(c1 + 1, C)
+    near_open = dilate8(m.owner[a:b, c:d] == UNGOVERNED)[r0 - a:, c0 - c:][: r1 - r0, : c1 - c0]
+    return not (np.bincount(lab[near_open], minlength=n + 1)[1:] > 0).all()
 
 
 def _disband_units_in(m, cells: np.ndarray, partners: np.ndarray) -> None:
