@@ -180,13 +180,13 @@ def _contact(m) -> np.ndarray:
     r, c = t.cells()
     R, C = m.owner.shape
     r, c = np.clip(r, 0, R - 1), np.clip(c, 0, C - 1)
-    war = war_matrix(m)
-    out = np.zeros(len(t), bool)
-    for f in np.unique(t.faction[t.alive]):
-        sel = np.flatnonzero(t.alive & (t.faction == f))
-        enemy = np.isin(m.owner, np.flatnonzero(war[f]))
-        out[sel] = dilate8(enemy)[r[sel], c[sel]]
-    return out
+    # owner codes (OUTSIDE -2, UNGOVERNED -1, factions) of each unit's 3x3 neighbourhood
+    nr, nc = r[:, None] + np.repeat([-1, 0, 1], 3), c[:, None] + np.tile([-1, 0, 1], 3)
+    inside = (nr >= 0) & (nr < R) & (nc >= 0) & (nc < C)
+    code = np.where(inside, m.owner[np.clip(nr, 0, R - 1), np.clip(nc, 0, C - 1)] + 2, 0)
+    war = np.concatenate([np.zeros((m.n_f, 2), bool), war_matrix(m)], axis=1)  # [F, 2 + F]
+    f = np.clip(t.faction.astype(np.int64), 0, m.n_f - 1)
+    return t.alive & war[f[:, None], code].any(axis=1)
 
 
 def path_moves(m, r0: np.ndarray, c0: np.ndarray) -> None:

@@ -29,10 +29,9 @@ def target_cells(f: int, owner: np.ndarray, occupied: np.ndarray, allowed: np.nd
     (``hostility >= offensive_hostility``) or ungoverned."""
     own = owner == f
     reach = dilate8(dilate8(own | occupied))
-    held = owner >= 0
-    hostile_owner = np.zeros(owner.shape, bool)
-    hostile_owner[held] = hostility[f][owner[held]] >= offensive_hostility
-    return np.flatnonzero(reach & allowed & ~own & (hostile_owner | (owner == UNGOVERNED)))
+    # by owner code (OUTSIDE -2, UNGOVERNED -1, factions): a table lookup per cell
+    tab = np.concatenate([[False, True], np.asarray(hostility[f]) >= offensive_hostility])
+    return np.flatnonzero(reach & allowed & ~own & tab[owner.astype(np.intp) + 2])
 
 
 def target_scores(idx: np.ndarray, owner_at: np.ndarray, mass: float, presence: np.ndarray,
