@@ -110,8 +110,11 @@ def reachable_targets(passable_mask: np.ndarray, unit_rc: np.ndarray, target_rc:
 def _unit_labels(labels: np.ndarray, unit_rc: np.ndarray) -> np.ndarray:
     """``[U, 9]``: the component of each unit's cell, or those around it if it has none."""
     ur, uc = _cells(unit_rc, labels.shape)
-    own = labels[ur, uc]
-    return np.where((own > 0)[:, None], own[:, None], _around(labels, ur, uc))
+    out = np.repeat(labels[ur, uc][:, None], 9, axis=1)
+    off = out[:, 0] == 0
+    if off.any():
+        out[off] = _around(labels, ur[off], uc[off])
+    return out
 
 
 def _around(labels: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
