@@ -89,7 +89,8 @@ def crossable_labels(passable_mask: np.ndarray, front: np.ndarray | None = None)
 
 
 def reachable_targets(passable_mask: np.ndarray, unit_rc: np.ndarray, target_rc: np.ndarray,
-                      front: np.ndarray | None = None, labels: np.ndarray | None = None) -> np.ndarray:
+                      front: np.ndarray | None = None,
+                      labels: np.ndarray | None = None) -> np.ndarray:
     """``[U]`` bool: each unit's target is in, or touches, the unit's 8-connected component of
     passable ground.  ``unit_rc``, ``target_rc`` ``[U, 2]`` (row, column), rounded to cells.
 
@@ -128,7 +129,8 @@ def _around(labels: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def reachable_matrix(passable_mask: np.ndarray, unit_rc: np.ndarray, front_rc: np.ndarray,
-                     front: np.ndarray | None = None, labels: np.ndarray | None = None) -> np.ndarray:
+                     front: np.ndarray | None = None,
+                     labels: np.ndarray | None = None) -> np.ndarray:
     """``[U, K]`` bool: :func:`reachable_targets` for every unit and every front cell (the
     labels around units and fronts gathered once each, then compared pairwise)."""
     u = np.asarray(unit_rc, float).reshape(-1, 2)
