@@ -146,16 +146,14 @@ def route_units(m, f: int, units: np.ndarray, targets: np.ndarray, cand: np.ndar
     first) with :func:`sim.rules.reach.allocate_units`.  Units with no reachable front stay
     in reserve where they are.  Returns the new targets ``[U, 2]``."""
     war = m.cfg.control.offensive_hostility
-    open_g, front = reach.passable_parts(m.owner, m.hostility, m.allowed, f, war)
-    mask = open_g | front
+    labels = reach.crossable_labels(reach.crossable(m.owner, m.hostility, m.allowed, f, war))
     urc = np.column_stack([m.units.row[units], m.units.col[units]])
-    labels = reach.crossable_labels(mask, front)
-    ok = reach.reachable_targets(mask, urc, targets, front, labels)
+    ok = reach.reachable_targets(None, urc, targets, None, labels)  # labels given
     if not ok.all() and cand.size:
         bad = np.flatnonzero(~ok)
         C = m.owner.shape[1]
         krc = np.column_stack(np.divmod(cand, C)).astype(float)
-        rmat = reach.reachable_matrix(mask, urc[bad], krc, front, labels)
+        rmat = reach.reachable_matrix(None, urc[bad], krc, None, labels)
         enemy = m.presence.reshape(m.n_f, -1)[:, cand]
         hostile = m.hostility[f] >= war
         need = (hostile[:, None] * enemy).sum(axis=0) * m.cfg.assault.sector_ratio

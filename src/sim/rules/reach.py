@@ -60,6 +60,23 @@ def passable_parts(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray
     return open_ground, front
 
 
+def crossable(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray, f: int,
+              war_threshold: float) -> np.ndarray:
+    """``[R, C]`` bool: open ground minus front cells (:func:`passable_parts`), the ground
+    labelled by :func:`crossable_labels`.  The front (and its dilation) is computed only when
+    some owner code can be both open and front (a threshold <= 0): otherwise the two are
+    disjoint and the crossable ground is the open ground itself."""
+    h = np.asarray(hostility[f], float)
+    both = (h <= 0) & (h >= war_threshold)
+    both[f] |= h[f] >= war_threshold
+    if both.any():
+        open_ground, front = passable_parts(owner, hostility, allowed, f, war_threshold)
+        return open_ground & ~front
+    open_tab = np.concatenate([[False, True], h <= 0])
+    open_tab[2 + f] = True
+    return allowed[f] & open_tab[owner.astype(np.intp) + 2]
+
+
 def passable(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray, f: int,
              war_threshold: float) -> np.ndarray:
     """``[R, C]`` bool: cells faction ``f``'s units may cross or enter (module docstring):
