@@ -24,9 +24,9 @@ from scipy import ndimage
 
 from .geography import TERRAIN_CLASSES
 from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
-from .rules.control import OUTSIDE
+from .rules.control import OUTSIDE, UNGOVERNED
 from .rules.events import hostility_matrix
-from .rules.spatial import box_sum3, dilate8
+from .rules.spatial import dilate8
 
 
 def _norm(name: str) -> str:
@@ -146,15 +146,14 @@ def route_units(m, f: int, units: np.ndarray, targets: np.ndarray, cand: np.ndar
     first) with :func:`sim.rules.reach.allocate_units`.  Units with no reachable front stay
     in reserve where they are.  Returns the new targets ``[U, 2]``."""
     war = m.cfg.control.offensive_hostility
-    open_g, front = reach.passable_parts(m.owner, m.hostility, m.allowed, f, war)
-    mask = open_g | front
+    labels = reach.crossable_labels(reach.crossable(m.owner, m.hostility, m.allowed, f, war))
     urc = np.column_stack([m.units.row[units], m.units.col[units]])
-    ok = reach.reachable_targets(mask, urc, targets, front)
+    ok = reach.reachable_targets(None, urc, targets, None, labels)  # labels given
     if not ok.all() and cand.size:
         bad = np.flatnonzero(~ok)
         C = m.owner.shape[1]
         krc = np.column_stack(np.divmod(cand, C)).astype(float)
-        rmat = reach.reachable_matrix(mask, urc[bad], krc, front)
+        rmat = reach.reachable_matrix(None, urc[bad], krc, None, labels)
         enemy = m.presence.reshape(m.n_f, -1)[:, cand]
         hostile = m.hostility[f] >= war
         need = (hostile[:, None] * enemy).sum(axis=0) * m.cfg.assault.sector_ratio
@@ -179,13 +178,13 @@ def _contact(m) -> np.ndarray:
     r, c = t.cells()
     R, C = m.owner.shape
     r, c = np.clip(r, 0, R - 1), np.clip(c, 0, C - 1)
-    war = war_matrix(m)
-    out = np.zeros(len(t), bool)
-    for f in np.unique(t.faction[t.alive]):
-        sel = np.flatnonzero(t.alive & (t.faction == f))
-        enemy = np.isin(m.owner, np.flatnonzero(war[f]))
-        out[sel] = dilate8(enemy)[r[sel], c[sel]]
-    return out
+    # owner codes (OUTSIDE -2, UNGOVERNED -1, factions) of each unit's 3x3 neighbourhood
+    nr, nc = r[:, None] + np.repeat([-1, 0, 1], 3), c[:, None] + np.tile([-1, 0, 1], 3)
+    inside = (nr >= 0) & (nr < R) & (nc >= 0) & (nc < C)
+    code = np.where(inside, m.owner[np.clip(nr, 0, R - 1), np.clip(nc, 0, C - 1)] + 2, 0)
+    war = np.concatenate([np.zeros((m.n_f, 2), bool), war_matrix(m)], axis=1)  # [F, 2 + F]
+    f = np.clip(t.faction.astype(np.int64), 0, m.n_f - 1)
+    return t.alive & war[f[:, None], code].any(axis=1)
 
 
 def path_moves(m, r0: np.ndarray, c0: np.ndarray) -> None:
@@ -274,25 +273,12 @@ def withdraw_week(m, presence: np.ndarray) -> None:
     may = m.may_withdraw & ~m.withdrawn & war.any(axis=1)
     if not may.any():
         return
-    # cheap pre-test on the fronts (float32 sector sums): only factions with hopeless cells
-    # go through the kernel (its float64 sums and fall-back search are the costly part)
-    n = m.n_f
-    sec = box_sum3(presence).reshape(n, -1)
-    hs_all = war.astype(sec.dtype) @ sec  # [F, cells]: hostile sector presence per faction
-    owner = m.owner.ravel()
-    for f in np.flatnonzero(may):
-        cells = np.flatnonzero((owner == f) & ~m.core[f].ravel())
-        hs = hs_all[f, cells]
-        may[f] = bool(((hs > 0) & (hs >= 0.999 * m.cfg.withdrawal.withdraw_ratio * sec[f, cells])).any())
-    if not may.any():
-        return
-    before = m.owner
-    new_owner, new_g, moved = withdrawal.withdraw(m.owner, presence, m.garrison, war, m.core,
-                                                  m.cfg.withdrawal.withdraw_ratio, may)
-    n = int((new_owner != before).sum())
+    # the kernel crops every faction's work to the box of its ground and edits in place
+    vacant = int(np.count_nonzero(m.owner == -1))
+    withdrawal.withdraw(m.owner, presence, m.garrison, war, m.core,
+                        m.cfg.withdrawal.withdraw_ratio, may, inplace=True)
+    n = int(np.count_nonzero(m.owner == -1)) - vacant
     if n:
-        m.owner[...] = new_owner
-        m.garrison[...] = new_g
         m.flow[("new_cells_abandoned", "ALL")] += float(n)
 
 
@@ -336,7 +322,7 @@ def sieges_week(m) -> None:
     for f in range(m.n_f):
         if not m.takes_deals[f] or m.withdrawn[f] or not war[f].any() or not (m.owner == f).any():
             continue
-        if not _may_have_pocket(m, f):  # one own piece holding its core: nothing besieged
+        if not _may_have_pocket(m, f):  # nothing can be besieged: the clock resets
             m.siege_clock.weeks[f] = 0
             continue
         s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.core[f].any() else None)
@@ -369,17 +355,21 @@ def sieges_week(m) -> None:
 
 
 def _may_have_pocket(m, f: int) -> bool:
-    """False when faction ``f``'s own ground is one 8-connected piece that is its main ground
-    (it holds part of its core, or has none): then no piece of its bloc can be besieged
-    (a cheap test on the bounding box of its ground before the full labelling)."""
+    """False when no piece of faction ``f``'s bloc can be besieged (a cheap test on the box of
+    its ground before the full labelling): its own ground is one 8-connected piece that is its
+    main ground (it holds part of its core, or has none), or every 8-connected piece of its own
+    ground touches UNGOVERNED ground (then every bloc piece with own ground is open)."""
     own = m.owner == f
     rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
-    sub = own[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
-    _, n = ndimage.label(sub, structure=np.ones((3, 3), bool))
-    if n > 1:
-        return True
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    lab, n = ndimage.label(own[r0:r1, c0:c1], structure=np.ones((3, 3), bool))
     core = m.core[f]
-    return bool(core.any() and not (own & core).any())
+    if n == 1 and not (core.any() and not (own & core).any()):
+        return False
+    R, C = own.shape
+    a, b, c, d = max(r0 - 1, 0), min(r1 + 1, R), max(c0 - 1, 0), min(c1 + 1, C)
+    near_open = dilate8(m.owner[a:b, c:d] == UNGOVERNED)[r0 - a:, c0 - c:][: r1 - r0, : c1 - c0]
+    return not (np.bincount(lab[near_open], minlength=n + 1)[1:] > 0).all()
 
 
 def _disband_units_in(m, cells: np.ndarray, partners: np.ndarray) -> None:

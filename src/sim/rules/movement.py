@@ -28,11 +28,21 @@ def target_cells(f: int, owner: np.ndarray, occupied: np.ndarray, allowed: np.nd
     units, where it may hold ground, held by a faction it is at war with
     (``hostility >= offensive_hostility``) or ungoverned."""
     own = owner == f
-    reach = dilate8(dilate8(own | occupied))
-    held = owner >= 0
-    hostile_owner = np.zeros(owner.shape, bool)
-    hostile_owner[held] = hostility[f][owner[held]] >= offensive_hostility
-    return np.flatnonzero(reach & allowed & ~own & (hostile_owner | (owner == UNGOVERNED)))
+    seed = own | occupied
+    rows, cols = np.flatnonzero(seed.any(axis=1)), np.flatnonzero(seed.any(axis=0))
+    if rows.size == 0:
+        return np.zeros(0, np.intp)
+    # only the box of its ground and units plus the two-cell reach can hold a target
+    R, C = owner.shape
+    r0, r1 = max(rows[0] - 2, 0), min(rows[-1] + 3, R)
+    c0, c1 = max(cols[0] - 2, 0), min(cols[-1] + 3, C)
+    box = (slice(r0, r1), slice(c0, c1))
+    reach = dilate8(dilate8(seed[box]))
+    # by owner code (OUTSIDE -2, UNGOVERNED -1, factions): a table lookup per cell
+    tab = np.concatenate([[False, True], np.asarray(hostility[f]) >= offensive_hostility])
+    ok = reach & allowed[box] & ~own[box] & tab[owner[box].astype(np.intp) + 2]
+    r, c = np.nonzero(ok)
+    return (r + r0) * C + (c + c0)
 
 
 def target_scores(idx: np.ndarray, owner_at: np.ndarray, mass: float, presence: np.ndarray,

@@ -49,12 +49,32 @@ def passable_parts(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray
     """``(open_ground, front)``, each ``[R, C]`` bool: the ground faction ``f``'s units may
     cross (own, UNGOVERNED, held by factions with hostility 0 to it, where ``f`` is allowed)
     and the enemy cells at war with ``f`` that touch it (enterable, not crossable)."""
-    held = owner >= 0
-    h = np.where(held, hostility[f][np.where(held, owner, 0)], 0.0)
-    ok = allowed[f] & (owner >= -1)
-    open_ground = ok & ((owner == -1) | (owner == f) | (held & (h <= 0)))
-    front = ok & held & (h >= war_threshold) & dilate8(open_ground)
+    # per owner code (OUTSIDE -2, UNGOVERNED -1, factions 0..F-1): a table lookup per cell
+    h = np.asarray(hostility[f], float)
+    open_tab = np.concatenate([[False, True], h <= 0])
+    open_tab[2 + f] = True
+    front_tab = np.concatenate([[False, False], h >= war_threshold])
+    code = owner.astype(np.intp) + 2
+    open_ground = allowed[f] & open_tab[code]
+    front = allowed[f] & front_tab[code] & dilate8(open_ground)
     return open_ground, front
+
+
+def crossable(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray, f: int,
+              war_threshold: float) -> np.ndarray:
+    """``[R, C]`` bool: open ground minus front cells (:func:`passable_parts`), the ground
+    labelled by :func:`crossable_labels`.  The front (and its dilation) is computed only when
+    some owner code can be both open and front (a threshold <= 0): otherwise the two are
+    disjoint and the crossable ground is the open ground itself."""
+    h = np.asarray(hostility[f], float)
+    both = (h <= 0) & (h >= war_threshold)
+    both[f] |= h[f] >= war_threshold
+    if both.any():
+        open_ground, front = passable_parts(owner, hostility, allowed, f, war_threshold)
+        return open_ground & ~front
+    open_tab = np.concatenate([[False, True], h <= 0])
+    open_tab[2 + f] = True
+    return allowed[f] & open_tab[owner.astype(np.intp) + 2]
 
 
 def passable(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray, f: int,
@@ -77,26 +97,42 @@ def _cells(rc: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarr
     return r, c
 
 
+def crossable_labels(passable_mask: np.ndarray, front: np.ndarray | None = None) -> np.ndarray:
+    """``[R, C]`` int: 8-connected component labels of the crossable ground (``passable_mask``
+    minus ``front``), 0 elsewhere; shared by :func:`reachable_targets` and
+    :func:`reachable_matrix` (label once per faction and step)."""
+    crossable = passable_mask if front is None else passable_mask & ~front
+    return ndimage.label(crossable, structure=_STRUCT8)[0]
+
+
 def reachable_targets(passable_mask: np.ndarray, unit_rc: np.ndarray, target_rc: np.ndarray,
-                      front: np.ndarray | None = None) -> np.ndarray:
+                      front: np.ndarray | None = None,
+                      labels: np.ndarray | None = None) -> np.ndarray:
     """``[U]`` bool: each unit's target is in, or touches, the unit's 8-connected component of
     passable ground.  ``unit_rc``, ``target_rc`` ``[U, 2]`` (row, column), rounded to cells.
 
     ``front`` (from :func:`passable_parts`): enemy cells that may be entered but not crossed;
     they are left out of the components (a front cell never links two pieces of open ground)
     and count as reachable by touching.  A unit standing on a front or impassable cell (it is
-    fighting in it) belongs to every component next to it.
+    fighting in it) belongs to every component next to it.  ``labels``: the precomputed
+    :func:`crossable_labels` (optional).
     """
-    shape = passable_mask.shape
-    crossable = passable_mask if front is None else passable_mask & ~front
-    labels, _ = ndimage.label(crossable, structure=_STRUCT8)
-    ur, uc = _cells(unit_rc, shape)
-    tr, tc = _cells(target_rc, shape)
-    own = labels[ur, uc]
-    lab_u = np.where((own > 0)[:, None], own[:, None], _around(labels, ur, uc))  # [U, 9]
-    lab_t = _around(labels, tr, tc)  # [U, 9]
+    if labels is None:
+        labels = crossable_labels(passable_mask, front)
+    lab_u = _unit_labels(labels, unit_rc)  # [U, 9]
+    lab_t = _around(labels, *_cells(target_rc, labels.shape))  # [U, 9]
     match = (lab_u[:, :, None] == lab_t[:, None, :]) & (lab_u[:, :, None] > 0)
     return match.any(axis=(1, 2))
+
+
+def _unit_labels(labels: np.ndarray, unit_rc: np.ndarray) -> np.ndarray:
+    """``[U, 9]``: the component of each unit's cell, or those around it if it has none."""
+    ur, uc = _cells(unit_rc, labels.shape)
+    out = np.repeat(labels[ur, uc][:, None], 9, axis=1)
+    off = out[:, 0] == 0
+    if off.any():
+        out[off] = _around(labels, ur[off], uc[off])
+    return out
 
 
 def _around(labels: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -110,15 +146,20 @@ def _around(labels: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def reachable_matrix(passable_mask: np.ndarray, unit_rc: np.ndarray, front_rc: np.ndarray,
-                     front: np.ndarray | None = None) -> np.ndarray:
-    """``[U, K]`` bool: :func:`reachable_targets` for every unit and every front cell."""
+                     front: np.ndarray | None = None,
+                     labels: np.ndarray | None = None) -> np.ndarray:
+    """``[U, K]`` bool: :func:`reachable_targets` for every unit and every front cell (the
+    labels around units and fronts gathered once each, then compared pairwise)."""
     u = np.asarray(unit_rc, float).reshape(-1, 2)
     k = np.asarray(front_rc, float).reshape(-1, 2)
     if u.size == 0 or k.size == 0:
         return np.zeros((len(u), len(k)), bool)
-    uu = np.repeat(u, len(k), axis=0)
-    kk = np.tile(k, (len(u), 1))
-    return reachable_targets(passable_mask, uu, kk, front).reshape(len(u), len(k))
+    if labels is None:
+        labels = crossable_labels(passable_mask, front)
+    lab_u = _unit_labels(labels, u)  # [U, 9]
+    lab_k = _around(labels, *_cells(k, labels.shape))  # [K, 9]
+    match = (lab_u[:, None, :, None] == lab_k[None, :, None, :]) & (lab_u[:, None, :, None] > 0)
+    return match.any(axis=(2, 3))
 
 
 def allocate_units(unit_rc: np.ndarray, unit_strength: np.ndarray, front_rc: np.ndarray,

@@ -156,6 +156,9 @@ class SiegeClock:
     def update(self, s: Sieges, siege_ratio: float) -> np.ndarray:
         """Advance faction ``s.faction``'s clock one week; returns the count per piece ``[n+1]``."""
         press = pressed(s, siege_ratio)
+        if not press.any():  # no piece pressed: every count is 0 (skip the gather)
+            self.weeks[s.faction] = 0
+            return np.zeros(s.n + 1, np.int64)
         prev = np.zeros(s.n + 1, np.int64)
         np.maximum.at(prev, s.labels.ravel(), self.weeks[s.faction].ravel().astype(np.int64))
         count = np.where(press, prev + 1, 0)

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import box_sum3
+from .spatial import box_sum3, dilate8
 
 
 def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
@@ -55,41 +55,81 @@ def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
 
 def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war: np.ndarray,
              core: np.ndarray, withdraw_ratio: float, may_withdraw: np.ndarray | None = None,
-             sampling: tuple[float, float] = (1.0, 1.0)
+             sampling: tuple[float, float] = (1.0, 1.0), inplace: bool = False
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apply withdrawal for every faction: ``(new_owner, new_garrison, moved[F])``.
 
     ``owner[r, c]`` int; ``presence[g, r, c]`` and ``garrison[g, r, c]`` fighters;
     ``war[f, g]`` bool at war; ``core[f, r, c]`` bool core ground per faction;
     ``may_withdraw[f]`` bool (default all: a faction config may forbid it, e.g. ISIS fights to
-    the end); ``sampling`` the (row, column) spacing in km for the nearest-cell search.
+    the end); ``sampling`` the (row, column) spacing in km for the nearest-cell search;
+    ``inplace``: edit ``owner`` and ``garrison`` themselves (and return them) instead of copies.
     Abandoned cells become UNGOVERNED in ``new_owner``; ``moved[f]`` counts the fighters that
     fell back.  Factions are handled in index order on the same owner map (one loop over
-    factions; the fall-back search is one ``distance_transform_edt`` per faction).
+    factions).  Every computation of faction ``f`` is cropped to the bounding box of its ground
+    (plus one cell for the 3x3 sector sums): the abandoned cells and every fall-back cell lie
+    inside it, so the ``distance_transform_edt`` on the box is exact.  A withdrawal only turns
+    ground of ``f`` UNGOVERNED, so the boxes taken before the loop stay valid.
     """
     n_f = garrison.shape[0]
-    new_owner = owner.copy()
-    new_g = garrison.copy()
+    new_owner = owner if inplace else owner.copy()
+    new_g = garrison if inplace else garrison.copy()
     moved = np.zeros(n_f)
     if may_withdraw is None:
         may_withdraw = np.ones(n_f, bool)
-    sector = box_sum3(presence.astype(np.float64))  # presence does not change here
+    war = np.asarray(war, bool)
+    boxes = ndimage.find_objects(np.where(owner >= 0, owner + 1, 0), max_label=n_f)
+    here = presence > 0
     for f in np.flatnonzero(may_withdraw):
-        gone = hopeless(new_owner, presence, war, f, core[f], withdraw_ratio, sector)
+        if boxes[f] is None or not war[f].any():
+            continue
+        rs, cs = boxes[f]
+        own_sub = new_owner[rs, cs]
+        gone = _hopeless_in_box(own_sub, presence, here, war, f, core[f][rs, cs], withdraw_ratio,
+                                (rs.start, cs.start))
         if not gone.any():
             continue
-        keep = (new_owner == f) & ~gone
-        dest = keep & core[f]
+        keep = (own_sub == f) & ~gone
+        dest = keep & core[f][rs, cs]
         if not dest.any():
             dest = keep
         if not dest.any():
             continue  # nowhere to fall back to: it fights where it stands
         _, (ir, ic) = ndimage.distance_transform_edt(~dest, sampling=sampling, return_indices=True)
-        gr = new_g[f]
+        gr = new_g[f][rs, cs]
         src = gone & (gr > 0)
         amount = gr[src]
         moved[f] = float(amount.astype(np.float64).sum())
         gr[gone] = 0
         np.add.at(gr, (ir[src], ic[src]), amount)
-        new_owner[gone] = UNGOVERNED
+        own_sub[gone] = UNGOVERNED
     return new_owner, new_g, moved
+
+
+def _hopeless_in_box(own_sub: np.ndarray, presence: np.ndarray, here: np.ndarray,
+                     war: np.ndarray, f: int, core_sub: np.ndarray, withdraw_ratio: float,
+                     origin: tuple[int, int]) -> np.ndarray:
+    """:func:`hopeless` on the box of ``f``'s ground (``own_sub`` the owner map there, its top
+    left cell at ``origin``), bitwise equal to the whole-grid test: the float64 sector sums
+    are taken only over the box of the non-core cells of ``f`` with enemy presence (``here``:
+    presence > 0) in their 3x3 sector (the others have no hostile presence, so are never
+    hopeless), and only for ``f`` and its enemies."""
+    enemies = np.flatnonzero(war[f])
+    (r0, c0), (h, w) = origin, own_sub.shape
+    near = dilate8(here[enemies, max(r0 - 1, 0):r0 + h + 1, max(c0 - 1, 0):c0 + w + 1].any(axis=0))
+    near = near[r0 - max(r0 - 1, 0):, c0 - max(c0 - 1, 0):][:h, :w]
+    cand = (own_sub == f) & ~core_sub & near
+    rr, cc = np.nonzero(cand)
+    gone = np.zeros(own_sub.shape, bool)
+    if rr.size == 0:
+        return gone
+    R, C = presence.shape[1:]
+    a, b = max(rr.min() + r0 - 1, 0), min(rr.max() + r0 + 2, R)
+    c, d = max(cc.min() + c0 - 1, 0), min(cc.max() + c0 + 2, C)
+    sub = presence[np.append(enemies, f), a:b, c:d].astype(np.float64)
+    sec = box_sum3(sub)[:, rr + r0 - a, cc + c0 - c]  # exact: the box has a one-cell margin
+    hostile_sec = sec[0].copy()
+    for k in range(1, enemies.size):
+        hostile_sec += sec[k]
+    gone[rr, cc] = (hostile_sec > 0) & (hostile_sec >= withdraw_ratio * sec[-1])
+    return gone
