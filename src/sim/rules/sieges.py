@@ -110,29 +110,38 @@ def besieged_pieces(owner: np.ndarray, war: np.ndarray, f: int, presence: np.nda
         touches_open = np.bincount(labels[dilate8(open_ground) & bloc], minlength=n + 1) > 0
         besieged &= ~touches_open
     besieged[0] = False
+    besieger, ring_force, piece_force = _siege_forces(labels, n, besieged, presence, friend_f,
+                                                      np.flatnonzero(war[f]))
+    return Sieges(f, labels, n, main, besieged, besieger, ring_force, piece_force, area,
+                  friend_f)
+
+
+def _siege_forces(labels: np.ndarray, n: int, besieged: np.ndarray, presence: np.ndarray,
+                  partners: np.ndarray, enemies: np.ndarray):
+    """``(besieger, ring_force, piece_force)`` per piece: the partners' presence on each besieged
+    piece, and the enemy with the most presence on its ring (the 8 neighbours around it).
+    Works in each besieged piece's bounding box (few pieces)."""
     besieger = np.full(n + 1, -1, np.int64)
     ring_force = np.zeros(n + 1)
     piece_force = np.zeros(n + 1)
-    partners = friend_f
-    enemies = np.flatnonzero(war[f])
-    if besieged.any():
-        boxes = ndimage.find_objects(labels)
-        R, C = owner.shape
-        for k in np.flatnonzero(besieged):  # forces on besieged pieces only (few)
-            b = boxes[k - 1]
-            sl = (slice(max(b[0].start - 1, 0), min(b[0].stop + 1, R)),
-                  slice(max(b[1].start - 1, 0), min(b[1].stop + 1, C)))
-            sub = presence[:, sl[0], sl[1]]
-            piece = labels[sl] == k
-            piece_force[k] = float(sub[partners][:, piece].sum(dtype=np.float64))
-            if enemies.size:
-                ring = dilate8(piece) & ~piece
-                force = sub[enemies][:, ring].sum(axis=1, dtype=np.float64)
-                j = int(np.argmax(force))
-                besieger[k] = enemies[j]
-                ring_force[k] = force[j]
-    return Sieges(f, labels, n, main, besieged, besieger, ring_force, piece_force, area,
-                  partners)
+    if not besieged.any():
+        return besieger, ring_force, piece_force
+    boxes = ndimage.find_objects(labels)
+    R, C = labels.shape
+    for k in np.flatnonzero(besieged):
+        b = boxes[k - 1]
+        sl = (slice(max(b[0].start - 1, 0), min(b[0].stop + 1, R)),
+              slice(max(b[1].start - 1, 0), min(b[1].stop + 1, C)))
+        sub = presence[:, sl[0], sl[1]]
+        piece = labels[sl] == k
+        piece_force[k] = float(sub[partners][:, piece].sum(dtype=np.float64))
+        if enemies.size:
+            ring = dilate8(piece) & ~piece
+            force = sub[enemies][:, ring].sum(axis=1, dtype=np.float64)
+            j = int(np.argmax(force))
+            besieger[k] = enemies[j]
+            ring_force[k] = force[j]
+    return besieger, ring_force, piece_force
 
 
 def pressed(s: Sieges, siege_ratio: float) -> np.ndarray:
