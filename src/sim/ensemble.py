@@ -45,8 +45,6 @@ from .plotting import faction_colours, faction_label, metric_words, thousands_ax
 log = logging.getLogger("sim")
 
 
-_new_figure = new_figure
-_save = save_figure
 
 
 def _date_axis(ax) -> None:
@@ -275,7 +273,7 @@ def _background_image(geography: str, shape: tuple[int, int], width_px: int = 70
         ext = geo.grid.extent
         aspect = 1.0 / max(0.2, np.cos(np.deg2rad(0.5 * (ext[2] + ext[3]))))
         h_px = int(width_px * (ext[3] - ext[2]) * aspect / (ext[1] - ext[0]))
-        fig = _new_figure(width_px / 100, h_px / 100)
+        fig = new_figure(width_px / 100, h_px / 100)
         ax = fig.add_axes((0, 0, 1, 1))
         draw_background(ax, geo, show_places=False)
         ax.set_xlim(ext[0], ext[1])
@@ -309,7 +307,7 @@ def _map_grid(n_rows: int, n_cols: int, lat, lon):
     aspect = 1.0 / max(0.2, np.cos(np.deg2rad(float(np.mean(lat)))))
     w = (lon.max() - lon.min()) / ((lat.max() - lat.min()) * aspect)
     pw = 2.6
-    return _new_figure(pw * n_cols + 0.6, pw / w * n_rows + 0.8), aspect
+    return new_figure(pw * n_cols + 0.6, pw / w * n_rows + 0.8), aspect
 
 
 def plot_control_probability(cp: dict[str, Any], path, factions: Sequence[str] | None = None,
@@ -377,7 +375,7 @@ def plot_control_probability_diff(cpa: dict[str, Any], cpb: dict[str, Any], path
     if im is not None:
         cax = fig.add_axes((0.945, 0.15, 0.015, 0.7))
         fig.colorbar(im, cax=cax).ax.tick_params(labelsize=7)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 # --------------------------------------------------------------------------------------
@@ -614,7 +612,7 @@ def plot_diff_bands(ts_a: pd.DataFrame, ts_b: pd.DataFrame, pairs: pd.DataFrame,
     n = max(len(metrics), 1)
     ncol = min(ncol, n)
     nrow = int(np.ceil(n / ncol))
-    fig = _new_figure(4.4 * ncol, 2.5 * nrow + 0.5)
+    fig = new_figure(4.4 * ncol, 2.5 * nrow + 0.5)
     for k, (m, f) in enumerate(metrics):
         ax = fig.add_subplot(nrow, ncol, k + 1)
         d = paired_diff_series(ts_a, ts_b, pairs, m, f)
@@ -635,7 +633,7 @@ def plot_diff_bands(ts_a: pd.DataFrame, ts_b: pd.DataFrame, pairs: pd.DataFrame,
     fig.suptitle(title or f"Paired difference {label}: median and 10-90% band over "
                  f"{len(pairs)} replicate pairs", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def outcome_columns(runs: pd.DataFrame) -> list[str]:

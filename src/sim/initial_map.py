@@ -44,14 +44,14 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from .config import FACTIONS
 from .rules.control import OUTSIDE, UNGOVERNED
 
 HISTORY = Path(__file__).parent / "data" / "history"
 CONTROL_FILES = ("initial_control_2017-07.csv", "initial_control_2017-07_extra.csv",
                  "initial_control_2017-07_added.csv")
 POCKETS_FILE = "initial_pockets_2017-07.csv"
-CONTROLLERS = ("ISIS", "SYRIAN_GOV", "SDF", "SYRIAN_REBELS", "ISLAMIST_REBELS", "TURKEY_SNA",
-               "US_COALITION", "IRAQI_GOV", "PMF", "KRG")
+CONTROLLERS = FACTIONS  # the faction codes the place lists may use
 COUNTRIES = {"Syria": "SYR", "Iraq": "IRQ"}
 FOUR = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)  # 4-connectivity
 

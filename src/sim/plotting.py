@@ -29,13 +29,13 @@ import numpy as np
 import pandas as pd
 from matplotlib import patheffects
 from matplotlib.animation import PillowWriter
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LightSource, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from .config import FACTIONS
+from .figures import new_figure as _new_figure
 from .results import OUTSIDE, UNGOVERNED
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -747,12 +747,6 @@ def thousands_axis(ax: Axes, axis: str = "y") -> None:
 # --------------------------------------------------------------------------------------
 # result plots
 # --------------------------------------------------------------------------------------
-def _new_figure(w: float, h: float) -> Figure:
-    fig = Figure(figsize=(w, h))
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _save(fig: Figure, path, dpi: int) -> Figure:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -970,17 +964,23 @@ def plot_territory_share(results: Results, path, dpi: int = 110,
     return _save(fig, path, dpi)
 
 
+def _two_panels(results: Results, overrides, height: float, right: float):
+    """The run's caption and policy events, and an 8-inch-wide figure of two stacked panels
+    sharing the time axis: ``(label, footer, events, fig, ax_top, ax_bottom)``."""
+    label, footer = run_caption(results, overrides)
+    events = policy_events(getattr(results, "config", None))
+    fig = _new_figure(8.0, height)
+    gs = fig.add_gridspec(2, 1, hspace=0.35, left=0.09, right=right, top=0.9, bottom=0.11)
+    ax1 = fig.add_subplot(gs[0])
+    return label, footer, events, fig, ax1, fig.add_subplot(gs[1], sharex=ax1)
+
+
 def plot_conflict_dyads(results: Results, path, top: int = 5, dpi: int = 110,
                         window: int = 4, overrides: Sequence[str] | None = None) -> Figure:
     """Battles per week of the ``top`` busiest dyads, as a ``window``-week rolling mean, with
     the other dyads summed into "other"; below, battles between former allies and against
     ISIS (same smoothing).  Saves a PNG."""
-    label, footer = run_caption(results, overrides)
-    events = policy_events(getattr(results, "config", None))
-    fig = _new_figure(8.0, 6.4)
-    gs = fig.add_gridspec(2, 1, hspace=0.35, left=0.09, right=0.74, top=0.9, bottom=0.11)
-    ax1 = fig.add_subplot(gs[0])
-    ax2 = fig.add_subplot(gs[1], sharex=ax1)
+    label, footer, events, fig, ax1, ax2 = _two_panels(results, overrides, 6.4, right=0.74)
     smooth = (lambda x: x.rolling(window, min_periods=1).mean()) if window > 1 else (lambda x: x)
     unit = f"battles / week ({window}-week mean)" if window > 1 else "battles / week"
     wide = _series(results, "new_battles")
@@ -1036,12 +1036,7 @@ def plot_displacement(results: Results, path, dpi: int = 110,
     The stocks include the people already displaced on 1 July 2017 (``n_displaced``,
     ``n_abroad``); dashed lines show what remains of that initial stock
     (``n_displaced_initial``, ``n_abroad_initial``), so the gap is the displacement since."""
-    label, footer = run_caption(results, overrides)
-    events = policy_events(getattr(results, "config", None))
-    fig = _new_figure(8.0, 6.0)
-    gs = fig.add_gridspec(2, 1, hspace=0.35, left=0.09, right=0.97, top=0.9, bottom=0.11)
-    ax1 = fig.add_subplot(gs[0])
-    ax2 = fig.add_subplot(gs[1], sharex=ax1)
+    label, footer, events, fig, ax1, ax2 = _two_panels(results, overrides, 6.0, right=0.97)
     drawn = False
     for metric, lab, colour, ls in (
             ("n_displaced", "internally displaced (all)", "#0072B2", "-"),
