@@ -506,10 +506,15 @@ def test_go_underground_conserves_fighters():
     np.testing.assert_array_equal(hidden + killed, g)
 
 
-# ------------------------------------------------------------------ docs and draft config
-def test_draft_parameters_match_the_odd_section():
-    """Every scalar of configs/aftermath_params_draft.yaml has a row with the same default in
-    docs/ODD.md's "Aftermath mechanisms (issue 13)" section, and every kernel it names exists."""
+# ------------------------------------------------------------------ docs and wired config
+AFTERMATH_GROUPS = ("assault", "sieges", "withdrawal", "reach", "alignment", "holdouts")
+
+
+def test_wired_parameters_match_the_odd_section():
+    """Every scalar of the aftermath groups in configs/mechanisms/default.yaml has a row with the
+    same default in docs/ODD.md's "Aftermath mechanisms (issue 13)" section, the latent
+    rivalries of the baseline scenario are the ones the ODD states, and every kernel it names
+    exists."""
     import importlib
     import re
     from pathlib import Path
@@ -517,7 +522,8 @@ def test_draft_parameters_match_the_odd_section():
     import yaml
 
     root = Path(__file__).resolve().parents[1]
-    draft = yaml.safe_load((root / "configs" / "aftermath_params_draft.yaml").read_text())
+    mech = yaml.safe_load((root / "configs" / "mechanisms" / "default.yaml").read_text())
+    scen = yaml.safe_load((root / "configs" / "scenario" / "baseline_2017.yaml").read_text())
     odd = (root / "docs" / "ODD.md").read_text(encoding="utf-8")
     start = odd.index("### Aftermath mechanisms (issue 13)")
     sec = odd[start:odd.index("\n## ", start)]
@@ -526,15 +532,16 @@ def test_draft_parameters_match_the_odd_section():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("|") and len(cells) >= 2:
             rows[cells[0].strip("`")] = cells[1]
-    for group, params in draft.items():
-        for key, value in params.items():
+    for group in AFTERMATH_GROUPS:
+        for key, value in mech[group].items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 if key == "stuck_share_max":
                     continue  # a test bound, not a model parameter
                 name = f"{group}.{key}"
                 assert name in rows, f"docs/ODD.md aftermath section: no row for `{name}`"
-                assert float(rows[name]) == float(value), f"`{name}`: docs {rows[name]} vs draft {value}"
-    for f, pairs in draft["alignment"]["latent"].items():
+                assert float(rows[name]) == float(value), f"`{name}`: docs {rows[name]} vs config {value}"
+    latent = scen.get("scenario", scen)["latent_hostility"]
+    for f, pairs in latent.items():
         for g, v in pairs.items():
             assert f"{f}–{g} {v}" in rows["alignment.latent"], (f, g, v)
     for mod in re.findall(r"`rules/(\w+)\.py`", sec):
