@@ -25,6 +25,18 @@ from .geography import DATA
 FACTS = DATA / "history" / "aggregate_facts_2015-2019.csv"
 EVENTS = DATA / "history" / "events_2017-2019.csv"
 
+def territorial_defeat_date(isis_share: pd.Series):
+    """The first date (index label) at which ISIS holds no ground at all, or None.
+
+    ``isis_share`` is ISIS's ``share_territory_area`` indexed by date.  No ground (not a small
+    share) is the SDF's "100% territorial defeat" at Baghuz on 23 March 2019
+    (``aggregate_facts``).  A threshold such as 0.5% of the theatre (~3,100 km²) would be met
+    historically in December 2017, when 97% of ISIS's former ground was lost.
+    """
+    gone = isis_share[isis_share <= 0]
+    return gone.index[0] if len(gone) else None
+
+
 #: IHS Conflict Monitor, January 2015: the first estimate of ISIS's ground (km²).  The
 #: "share of its former ground lost" figures are read against it: 36,200 km² on 26 June 2017
 #: is "-60% since Jan 2015" in the same release.

@@ -16,6 +16,7 @@ import pandas as pd
 
 from .config import Config, from_dict, validate, validate_geography
 from .geography import build_geography
+from .history import territorial_defeat_date
 from .results import Results
 from .rules.control import OUTSIDE, UNGOVERNED
 
@@ -126,8 +127,8 @@ def summarise(model, ts: pd.DataFrame, control: np.ndarray) -> dict[str, Any]:
             out["peak_displaced_new"] = float(new[k])
             out["peak_displaced_new_date"] = str(pd.Timestamp(disp["date"].iloc[k]).date())
     isis = ts[(ts.metric == "share_territory_area") & (ts.faction == "ISIS")]
-    below = isis[isis["value"] < 0.005]
-    out["isis_defeat_date"] = str(pd.Timestamp(below["date"].iloc[0]).date()) if len(below) else None
+    gone = territorial_defeat_date(isis.set_index("date")["value"])
+    out["isis_defeat_date"] = str(pd.Timestamp(gone).date()) if gone is not None else None
     # who filled the vacuum: controllers at the end of the ground ISIS held at the start
     if model.isis >= 0:
         was = control[0] == model.isis

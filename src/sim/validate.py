@@ -363,10 +363,8 @@ def _isis_free_date(res: Results, place: str, radius_km: float = 10.0):
 
 
 def isis_defeat_date(res: Results):
-    """First date at which ISIS holds less than 0.5% of the theatre's area (None if never)."""
-    share = _metric(res, "share_territory_area", "ISIS")
-    below = share[share < 0.005]
-    return below.index[0] if len(below) else None
+    """First date at which ISIS holds no ground (None if never): :func:`history.territorial_defeat_date`."""
+    return history.territorial_defeat_date(_metric(res, "share_territory_area", "ISIS"))
 
 
 def _order_score(first: list, hist: list) -> float:
