@@ -561,10 +561,25 @@ def test_shipped_sensitivity_designs_load():
     for f in sorted((config_dir() / "experiment").glob("sensitivity_*.yaml")):
         d = S.load_design(f)
         assert d["method"] in S.METHODS and len(d["parameters"]) >= 2 and d["outcomes"]
-        comp = compose([o for o in d["overrides"]] + [f"{k}={v['bounds'][0]}" for k, v in d["parameters"].items()])
         from sim.runner import as_config
 
-        as_config(comp)  # every parameter is a valid config key, its range is allowed
+        for end in (0, 1):  # every parameter is a valid config key, both ends of its range allowed
+            vals = [f"{k}={round(v['bounds'][end]) if v['int'] else v['bounds'][end]}"
+                    for k, v in d["parameters"].items()]
+            as_config(compose(list(d["overrides"]) + vals))
+
+
+def test_sensitivity_rounds_the_schemas_integer_keys():
+    from sim import sensitivity as S
+
+    assert S.schema_is_int("sieges.delay_weeks") and S.schema_is_int("scenario.weeks")
+    assert not S.schema_is_int("sieges.evac_share") and not S.schema_is_int("no.such_key")
+    d = S.normalise_design({"method": "morris", "samples": 2, "outcomes": ["x"],
+                            "parameters": {"sieges.delay_weeks": [2, 10], "sieges.evac_share": [0.2, 0.7]}})
+    X = S.sample(d)
+    assert d["parameters"]["sieges.delay_weeks"]["int"] and not d["parameters"]["sieges.evac_share"]["int"]
+    np.testing.assert_array_equal(X[:, 0], np.round(X[:, 0]))
+    assert (X[:, 1] != np.round(X[:, 1])).any()
 
 
 @pytest.mark.slow

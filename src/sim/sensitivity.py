@@ -69,6 +69,25 @@ def load_design(path: Path) -> dict[str, Any]:
     return normalise_design(d, str(path))
 
 
+def schema_is_int(key: str) -> bool:
+    """Whether the dotted config key (e.g. ``sieges.delay_weeks``) is an ``int`` in the schema
+    of :mod:`sim.config`, so that sampled values are rounded without an ``int: true`` flag."""
+    import dataclasses
+    import typing
+
+    from .config import Config
+
+    cls: Any = Config
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(cls):
+            return False
+        hints = typing.get_type_hints(cls)
+        if part not in hints:
+            return False
+        cls = hints[part]
+    return cls is int
+
+
 def normalise_design(d: dict[str, Any], where: str = "design") -> dict[str, Any]:
     params = {}
     for k, v in (d.get("parameters") or {}).items():
@@ -76,7 +95,7 @@ def normalise_design(d: dict[str, Any], where: str = "design") -> dict[str, Any]
         lo, hi = (float(x) for x in spec["bounds"])
         if not hi > lo:
             raise ValueError(f"{where}: parameters.{k}: bounds must be [low, high] with high > low")
-        params[str(k)] = {"bounds": [lo, hi], "int": bool(spec.get("int", False))}
+        params[str(k)] = {"bounds": [lo, hi], "int": bool(spec.get("int", schema_is_int(str(k))))}
     if len(params) < 2:
         raise ValueError(f"{where}: give at least two parameters")
     method = str(d.get("method", "latin"))
