@@ -237,6 +237,10 @@ def test_flee_and_return_fractions():
     assert f[0] == pytest.approx(1 - np.exp(-1.0))
     r = civ.return_fraction(np.array([True, True, False]), np.array([0.0, 0.3, 0.0]), 0.05, 0.6)
     np.testing.assert_allclose(r, [0.05, 0.025, 0.0])
+    # quiet weeks: +1 where no violence and no new damage, else back to 0
+    q = civ.quiet_weeks(np.array([0, 3, 5, 2]), np.array([0.0, 0.0, 0.01, 0.0]),
+                        np.array([0.0, 0.0, 0.0, 0.002]))
+    assert q.tolist() == [1, 4, 0, 0]
 
 
 def test_move_people_conserves_exactly():

@@ -16,6 +16,7 @@ from .agents import CommunityTable
 from .config import IDENTITIES, Config
 from .geography import Geography
 from .grid import haversine_km
+from .rules.combat import battle_blocks
 from .rules.control import UNGOVERNED
 from .rules.events import hostility_matrix
 from .rules.spatial import window_size
@@ -29,7 +30,8 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
     """Per-faction and per-cell parameters: ``firepower``, ``hold_min`` (scaled to the cell
     area), ``area_factor``, ``strength0``, ``unit_window``, ``unit_speed_cells``,
     ``hostility``/``hostility0``, ``former_allies``, ``legitimacy`` and ``value``, plus the
-    cell fields ``hold_scale``, ``defence``, ``shield``, ``frontage`` and ``move_window``."""
+    cell fields ``hold_scale``, ``defence``, ``shield``, ``frontage``, ``move_window`` and
+    ``battle_block`` (battles are counted per 0.1-degree block, :func:`sim.rules.combat.battle_blocks`)."""
     fcs = [cfg.factions[f] for f in names]
     mult = np.array([cfg.scenario.strength_multiplier.get(f, 1.0) for f in names])
     cell_km = geo.grid.cell_km
@@ -44,6 +46,7 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
         hold_min[isis] /= max(cfg.scenario.isis_cohesion, 1e-6)
     out["hold_min"] = hold_min
     out.update(cell_parameters(cfg, geo))
+    out["battle_block"] = battle_blocks(geo.shape, geo.grid.res)  # battles counted per 0.1 degree
     out["frontage"] = (cfg.combat.max_density_km2 * geo.grid.cell_area_km2).ravel().astype(np.float32)
     out["strength0"] = np.array([fc.fighters for fc in fcs]) * mult
     out["unit_window"] = np.array([window_size(fc.projection_km, cell_km) for fc in fcs])
