@@ -403,6 +403,20 @@ def _relocate_people(m, cells: np.ndarray, dest: np.ndarray, share: float) -> fl
     return float(moved.sum())
 
 
+def go_to_ground(m, sl, hid: np.ndarray, hid_trapped: np.ndarray) -> None:
+    """ISIS fighters of lost cells who go to ground (redeploy phase, box ``sl``): the
+    foreigners among them, in proportion to the foreign share of ISIS's fighters, cannot hide
+    among local communities and leave the region instead
+    (:func:`sim.rules.insurgency.foreign_share_leaving`); the survivors of a cut-off pocket
+    (``hid_trapped``) all go to ground."""
+    total = m.fighters(m.isis) + float(hid.sum()) + float(hid_trapped.sum())
+    stay, out = insurgency.foreign_share_leaving(hid, m.ledger.foreign, total)
+    m.hidden[sl] += stay.astype(np.float32)
+    m.hidden[sl] += hid_trapped.astype(np.float32)
+    if out > 0:
+        m.ledger.exported(out)
+
+
 def foreign_exit(m) -> None:
     """ISIS after the caliphate (insurgency phase): foreign fighters leave the region, faster
     as the caliphate's ground is lost."""

@@ -323,9 +323,8 @@ class ConflictModel(mesa.Model):
         if out is None:
             return
         self.garrison[i][sl], hid, hid_trapped, killed = out
-        if is_isis:
-            self.hidden[sl] += hid.astype(np.float32)
-            self.hidden[sl] += hid_trapped.astype(np.float32)
+        if is_isis:  # locals go to ground; the foreigners among them leave the region
+            aftermath.go_to_ground(self, sl, hid, hid_trapped)
         self.ledger.killed(i, killed)
 
     def _spread(self, i: int, sl) -> None:
