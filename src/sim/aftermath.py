@@ -387,16 +387,21 @@ def _disband_units_in(m, cells: np.ndarray, partners: np.ndarray) -> None:
 
 
 def _relocate_people(m, cells: np.ndarray, dest: np.ndarray, share: float) -> float:
-    """Move ``share`` of the at-home people of the communities of a surrendered piece to the
-    destination (as displaced people sheltering at the destination's best cell)."""
+    """Move ``share`` of the at-home people living on a surrendered piece's cells to the
+    destination (as displaced people sheltering at the destination's best cell).  A
+    community's people on the piece are its region's share of static population on the
+    piece's cells (a settlement region may straddle the piece's edge, and a small piece may
+    hold no region's settlement cell)."""
     if share <= 0 or dest.sum() <= 0:
         return 0.0
     cm, pop = m.communities, m.population
-    home_cell = pop.region_cell[cm.region]
-    sel = np.flatnonzero(cells.ravel()[home_cell] & (cm.home > 0))
+    on_piece = np.bincount(pop.fr, weights=pop.pop0_in * cells.ravel()[pop.inside],
+                           minlength=pop.n_reg) / pop.weight
+    frac = np.minimum(on_piece[cm.region], 1.0)
+    sel = np.flatnonzero((frac > 0) & (cm.home > 0))
     if sel.size == 0:
         return 0.0
-    moved = cm.home[sel] * share
+    moved = cm.home[sel] * share * frac[sel]
     cm.home[sel] -= moved
     cm.idp[sel] += moved
     cm.idp_loc[sel] = int(np.argmax(dest.ravel()))
