@@ -69,7 +69,9 @@ def setup(m) -> None:
     m.policy_hostility = m.hostility.copy()  # initial + sourced dated policy decisions
     m.siege_clock = sieges.SiegeClock(m.n_f, geo.shape)
     m.deals: list[dict] = []
-    urban = np.clip(np.log10(np.maximum(geo.population, 1.0) / 1000.0) / 2.0, 0.0, 1.0)
+    from .initial import urban_index  # (initial imports the rules this module wires)
+
+    urban = urban_index(geo)  # per reference area: the same on every grid
     m.assault_defence = 1.0 + cfg.assault.urban_defence * urban
     m.holdout_mask = (geo.terrain == TERRAIN_CLASSES.index("river_valley")) | (urban > 0.5)
     m.unit_reachable = np.ones(len(m.units), bool)
