@@ -158,3 +158,19 @@ def test_returns_wait_for_quiet_weeks_and_do_not_churn():
         week(0.0)
         back_a.append(idp_a - table.idp[0])
     assert back_a == pytest.approx([0.0, 0.0, 0.1 * idp_a])
+
+
+def test_idps_driven_from_a_shelter_under_fire_are_displaced_again_not_new():
+    table = CommunityTable([0, 1], [0, 0], [100.0, 100.0], [0, 1])
+    table.home[:] = 60.0
+    table.idp[:] = 40.0  # both communities' IDPs shelter at home (cells 0 and 1)
+    pop = _population(table)
+    dc = SimpleNamespace(flee_rate_violence=0.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
+                         walk_km_week=50.0, abroad_share=0.0, return_rate=0.1, return_rate_abroad=0.0,
+                         return_quiet_weeks=4, safe_damage=0.5)
+    vio_cell = np.array([0.5, 0.0])  # shelling at cell 0; the destination (cell 1) is quiet
+    flows = pop.displace(np.array([0, 0]), np.array([[0.5]]), np.zeros(2), vio_cell, np.zeros(2),
+                         np.zeros(2), np.zeros(2), np.array([0.5, 0.5]), (np.zeros(2), np.zeros(2)), dc)
+    assert flows["new_displaced"] == 0.0  # nobody left home
+    assert pop.moved_on.tolist() == [40.0, 0.0] and pop.moved_on_loc.tolist() == [0, 1]
+    assert table.idp_loc.tolist() == [1, 1]

@@ -153,6 +153,8 @@ class Population:
         self.weight = np.bincount(self.fr, weights=self.pop0_in, minlength=self.n_reg) + 1e-9
         self.left = np.zeros_like(table.pop0)  # people who left home this week, per community
         self.quiet = np.zeros(self.n_reg, np.int64)  # consecutive quiet weeks per region
+        self.moved_on = np.zeros_like(table.pop0)  # IDPs driven on from a shelter under fire
+        self.moved_on_loc = table.idp_loc.copy()  # ... and the cell they were driven from
 
     def people_split(self) -> tuple[np.ndarray, np.ndarray]:
         """(people at home, displaced people sheltering) per cell, flat arrays."""
@@ -214,7 +216,11 @@ class Population:
             cm.home, cm.idp, cm.abroad, cm.dead, flee, abroad_share, ret, ret_ab, *deaths)
         back_init = self.track_initial(idp_before, deaths[1], ret, ret_ab)
         self.left = left
-        moving = (left > 0) | (vio_cell[cm.idp_loc] > 0.1)
+        under_fire = vio_cell[cm.idp_loc] > 0.1
+        # IDPs driven from a shelter under fire are displaced again (not counted as leaving home)
+        self.moved_on = np.where(under_fire & (new_loc != cm.idp_loc), cm.idp - (left - to_ab), 0.0)
+        self.moved_on_loc = cm.idp_loc.copy()
+        moving = (left > 0) | under_fire
         cm.idp_loc = np.where(moving, new_loc, cm.idp_loc)
         return {"new_displaced": float(left.sum()), "new_refugees_abroad": float(to_ab.sum()),
                 "new_returnees": float(back.sum()), "new_civilian_deaths": float(died.sum()),
