@@ -607,3 +607,26 @@ def test_assault_is_monotone_in_attacker_and_defender_force(seed):
     more_def[[0, 2]] *= 1.5
     cap, _ = sector_capture(owner, more_def, hostile, allowed, hm, defence, 1.5)
     assert (~cap | base)[held_by_02].all()
+
+
+def test_relocation_takes_the_people_living_on_the_piece():
+    from types import SimpleNamespace
+
+    from sim import aftermath
+    from sim.agents import CommunityTable
+    from sim.rules import civilians as civ
+
+    # region 0 = cells 0 and 1 (100 people each, settlement cell 0), region 1 = cell 2
+    regions = {"regmap": np.array([[0, 0, 1]]), "region_names": np.array(["a", "b"]),
+               "region_cell": np.array([0, 2]), "region_pop0": np.array([200.0, 50.0])}
+    dest = {"region_border_km": np.array([500.0, 500.0]), "dest_region": np.array([1]),
+            "dest_dist": np.array([[30.0], [0.0]]), "dest_capacity": np.array([100.0])}
+    table = CommunityTable([0, 1], [0, 0], [200.0, 50.0], [0, 2])
+    pop = civ.Population(regions, table, dest, np.array([[100.0, 100.0, 50.0]]))
+    m = SimpleNamespace(communities=table, population=pop)
+    piece = np.array([[False, True, False]])  # a one-cell piece off the settlement's cell
+    moved = aftermath._relocate_people(m, piece, np.array([[0.0, 0.0, 1.0]]), 0.15)
+    assert moved == pytest.approx(200.0 * 0.5 * 0.15)  # half of region 0 lives on the piece
+    assert table.home.tolist() == pytest.approx([185.0, 50.0])
+    assert table.idp.tolist() == pytest.approx([15.0, 0.0]) and table.idp_loc[0] == 2
+    assert (table.home + table.idp).sum() == pytest.approx(250.0)

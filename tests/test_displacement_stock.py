@@ -73,7 +73,9 @@ def test_returns_and_deaths_apply_to_the_initial_stock():
     table.abroad[:] = table.abroad_init[:] = 10.0
     pop = _population(table)
     dc = SimpleNamespace(flee_rate_violence=0.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
-                         walk_km_week=50.0, abroad_share=0.0, return_rate=0.1, safe_damage=0.5)
+                         walk_km_week=50.0, abroad_share=0.0, return_rate=0.1, return_rate_abroad=0.02,
+                         return_quiet_weeks=4, safe_damage=0.5)
+    pop.quiet[:] = 4  # home has been quiet for four weeks: returns are open
     legit = np.array([0.5, 0.5])
     deaths = (np.zeros(2), np.array([0.0, 4.0]))  # 10% of b's displaced are killed
     flows = pop.displace(np.array([0, 0]), np.array([[0.5]]), np.zeros(2), np.zeros(2), np.zeros(2),
@@ -122,4 +124,53 @@ def test_real_map_starts_from_the_sourced_stock():
         m.step()
         assert m.people_total() == pytest.approx(m.initial_people, rel=1e-9)
         assert (cm.idp_init <= cm.idp + 1e-6).all() and (cm.abroad_init <= cm.abroad + 1e-6).all()
-    assert cm.idp_init.sum() < want_idp  # the 2017 stock returns where home is safe
+    assert cm.idp_init.sum() < want_idp  # the 2017 stock returns where home has been quiet 4 weeks
+
+
+def test_returns_wait_for_quiet_weeks_and_do_not_churn():
+    # one community of 100: 50 at home, 50 displaced; home is safe (legitimate ruler, no damage)
+    table = CommunityTable([0, 1], [0, 0], [100.0, 100.0], [0, 1])
+    table.home[:] = 50.0
+    table.idp[:] = 50.0
+    pop = _population(table)
+    dc = SimpleNamespace(flee_rate_violence=0.5, flee_rate_damage=0.0, flee_rate_persecution=0.0,
+                         walk_km_week=50.0, abroad_share=0.0, return_rate=0.1, return_rate_abroad=0.0,
+                         return_quiet_weeks=3, safe_damage=0.5)
+    legit, no_deaths = np.array([0.5, 0.5]), (np.zeros(2), np.zeros(2))
+
+    def week(violence):
+        pop.quiet = civ.quiet_weeks(pop.quiet, np.array([violence, 0.0]), np.zeros(2))
+        return pop.displace(np.array([0, 0]), np.array([[0.5]]), np.zeros(2), np.zeros(2),
+                            np.array([violence, 0.0]), np.zeros(2), np.zeros(2), legit, no_deaths, dc)
+
+    returned = [week(0.0)["new_returnees"] for _ in range(4)]
+    # both homes quiet from the start: returns open in week 3, 10% of 2 x 50, then of 2 x 45
+    assert returned == pytest.approx([0.0, 0.0, 10.0, 9.0])
+    assert table.home == pytest.approx([59.5, 59.5])
+    # a week of fighting at a: a fifth of the hazard's people flee, nobody returns to a
+    f = week(0.4)
+    assert f["new_displaced"] == pytest.approx(59.5 * (1 - np.exp(-0.2)))
+    assert f["new_returnees"] == pytest.approx(0.1 * 40.5)  # b only
+    # ... and for three quiet weeks nobody goes home to a: no churn
+    back_a = []
+    for _ in range(3):
+        idp_a = table.idp[0]
+        week(0.0)
+        back_a.append(idp_a - table.idp[0])
+    assert back_a == pytest.approx([0.0, 0.0, 0.1 * idp_a])
+
+
+def test_idps_driven_from_a_shelter_under_fire_are_displaced_again_not_new():
+    table = CommunityTable([0, 1], [0, 0], [100.0, 100.0], [0, 1])
+    table.home[:] = 60.0
+    table.idp[:] = 40.0  # both communities' IDPs shelter at home (cells 0 and 1)
+    pop = _population(table)
+    dc = SimpleNamespace(flee_rate_violence=0.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
+                         walk_km_week=50.0, abroad_share=0.0, return_rate=0.1, return_rate_abroad=0.0,
+                         return_quiet_weeks=4, safe_damage=0.5)
+    vio_cell = np.array([0.5, 0.0])  # shelling at cell 0; the destination (cell 1) is quiet
+    flows = pop.displace(np.array([0, 0]), np.array([[0.5]]), np.zeros(2), vio_cell, np.zeros(2),
+                         np.zeros(2), np.zeros(2), np.array([0.5, 0.5]), (np.zeros(2), np.zeros(2)), dc)
+    assert flows["new_displaced"] == 0.0  # nobody left home
+    assert pop.moved_on.tolist() == [40.0, 0.0] and pop.moved_on_loc.tolist() == [0, 1]
+    assert table.idp_loc.tolist() == [1, 1]

@@ -301,7 +301,8 @@ def test_population_displace_conserves_people():
             "dest_dist": np.array([[30.0], [0.0]]), "dest_capacity": np.array([100.0])}
     pop = civ.Population(regions, table, dest, np.array([[100.0, 100.0]]))
     dc = SimpleNamespace(flee_rate_violence=1.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
-                         walk_km_week=50.0, abroad_share=0.0, return_rate=0.0, safe_damage=0.5)
+                         walk_km_week=50.0, abroad_share=0.0, return_rate=0.0, return_rate_abroad=0.0,
+                         return_quiet_weeks=4, safe_damage=0.5)
     flows = pop.displace(np.array([0, 0]), np.array([[0.5]]), np.zeros(2), np.array([1.0, 0.0]),
                          np.array([1.0, 0.0]), np.zeros(2), np.zeros(2), np.array([0.5, 0.5]),
                          (np.zeros(2), np.zeros(2)), dc)

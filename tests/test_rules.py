@@ -219,6 +219,10 @@ def test_insurgency_rules():
     np.testing.assert_array_equal(up, [True, False, False])
     assert insurgency.foreign_exit(1000.0, 0.01, 0.0) == pytest.approx(10.0)
     assert insurgency.foreign_exit(1000.0, 0.01, 0.5) == pytest.approx(30.0)
+    # 100 fighters go to ground in two cells; ISIS has 1,000 fighters of whom 300 foreign
+    stay, out = insurgency.foreign_share_leaving(np.array([60.0, 40.0]), 300.0, 1000.0)
+    assert stay.tolist() == pytest.approx([42.0, 28.0]) and out == pytest.approx(30.0)
+    assert insurgency.foreign_share_leaving(np.array([5.0]), 0.0, 0.0)[1] == 0.0
     att = insurgency.attacks(np.array([0.0, 100.0, 100.0]), np.array([True, True, False]), 0.1,
                              np.random.default_rng(0))
     assert att[0] == 0 and att[2] == 0 and att[1] >= 0
@@ -237,6 +241,10 @@ def test_flee_and_return_fractions():
     assert f[0] == pytest.approx(1 - np.exp(-1.0))
     r = civ.return_fraction(np.array([True, True, False]), np.array([0.0, 0.3, 0.0]), 0.05, 0.6)
     np.testing.assert_allclose(r, [0.05, 0.025, 0.0])
+    # quiet weeks: +1 where no violence and no new damage, else back to 0
+    q = civ.quiet_weeks(np.array([0, 3, 5, 2]), np.array([0.0, 0.0, 0.01, 0.0]),
+                        np.array([0.0, 0.0, 0.0, 0.002]))
+    assert q.tolist() == [1, 4, 0, 0]
 
 
 def test_move_people_conserves_exactly():

@@ -69,7 +69,9 @@ def setup(m) -> None:
     m.policy_hostility = m.hostility.copy()  # initial + sourced dated policy decisions
     m.siege_clock = sieges.SiegeClock(m.n_f, geo.shape)
     m.deals: list[dict] = []
-    urban = np.clip(np.log10(np.maximum(geo.population, 1.0) / 1000.0) / 2.0, 0.0, 1.0)
+    from .initial import urban_index  # (initial imports the rules this module wires)
+
+    urban = urban_index(geo)  # per reference area: the same on every grid
     m.assault_defence = 1.0 + cfg.assault.urban_defence * urban
     m.holdout_mask = (geo.terrain == TERRAIN_CLASSES.index("river_valley")) | (urban > 0.5)
     m.unit_reachable = np.ones(len(m.units), bool)
@@ -387,20 +389,39 @@ def _disband_units_in(m, cells: np.ndarray, partners: np.ndarray) -> None:
 
 
 def _relocate_people(m, cells: np.ndarray, dest: np.ndarray, share: float) -> float:
-    """Move ``share`` of the at-home people of the communities of a surrendered piece to the
-    destination (as displaced people sheltering at the destination's best cell)."""
+    """Move ``share`` of the at-home people living on a surrendered piece's cells to the
+    destination (as displaced people sheltering at the destination's best cell).  A
+    community's people on the piece are its region's share of static population on the
+    piece's cells (a settlement region may straddle the piece's edge, and a small piece may
+    hold no region's settlement cell)."""
     if share <= 0 or dest.sum() <= 0:
         return 0.0
     cm, pop = m.communities, m.population
-    home_cell = pop.region_cell[cm.region]
-    sel = np.flatnonzero(cells.ravel()[home_cell] & (cm.home > 0))
+    on_piece = np.bincount(pop.fr, weights=pop.pop0_in * cells.ravel()[pop.inside],
+                           minlength=pop.n_reg) / pop.weight
+    frac = np.minimum(on_piece[cm.region], 1.0)
+    sel = np.flatnonzero((frac > 0) & (cm.home > 0))
     if sel.size == 0:
         return 0.0
-    moved = cm.home[sel] * share
+    moved = cm.home[sel] * share * frac[sel]
     cm.home[sel] -= moved
     cm.idp[sel] += moved
     cm.idp_loc[sel] = int(np.argmax(dest.ravel()))
     return float(moved.sum())
+
+
+def go_to_ground(m, sl, hid: np.ndarray, hid_trapped: np.ndarray) -> None:
+    """ISIS fighters of lost cells who go to ground (redeploy phase, box ``sl``): the
+    foreigners among them, in proportion to the foreign share of ISIS's fighters, cannot hide
+    among local communities and leave the region instead
+    (:func:`sim.rules.insurgency.foreign_share_leaving`); the survivors of a cut-off pocket
+    (``hid_trapped``) all go to ground."""
+    total = m.fighters(m.isis) + float(hid.sum()) + float(hid_trapped.sum())
+    stay, out = insurgency.foreign_share_leaving(hid, m.ledger.foreign, total)
+    m.hidden[sl] += stay.astype(np.float32)
+    m.hidden[sl] += hid_trapped.astype(np.float32)
+    if out > 0:
+        m.ledger.exported(out)
 
 
 def foreign_exit(m) -> None:

@@ -280,6 +280,8 @@ class DisplacementConfig:
     flee_rate_persecution: float = rng_(0, 100)
     abroad_share: float = rng_(0, 1)
     return_rate: float = rng_(0, 1)
+    return_rate_abroad: float = rng_(0, 1)
+    return_quiet_weeks: int = rng_(0, 52)
     safe_damage: float = rng_(0, 1)
     walk_km_week: float = rng_(1, 1000)
     rebuild_rate: float = rng_(0, 1)

@@ -16,6 +16,7 @@ from .agents import CommunityTable
 from .config import IDENTITIES, Config
 from .geography import Geography
 from .grid import haversine_km
+from .rules.combat import battle_blocks
 from .rules.control import UNGOVERNED
 from .rules.events import hostility_matrix
 from .rules.spatial import window_size
@@ -29,7 +30,8 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
     """Per-faction and per-cell parameters: ``firepower``, ``hold_min`` (scaled to the cell
     area), ``area_factor``, ``strength0``, ``unit_window``, ``unit_speed_cells``,
     ``hostility``/``hostility0``, ``former_allies``, ``legitimacy`` and ``value``, plus the
-    cell fields ``hold_scale``, ``defence``, ``shield``, ``frontage`` and ``move_window``."""
+    cell fields ``hold_scale``, ``defence``, ``shield``, ``frontage``, ``move_window`` and
+    ``battle_block`` (battles are counted per 0.1-degree block, :func:`sim.rules.combat.battle_blocks`)."""
     fcs = [cfg.factions[f] for f in names]
     mult = np.array([cfg.scenario.strength_multiplier.get(f, 1.0) for f in names])
     cell_km = geo.grid.cell_km
@@ -44,6 +46,7 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
         hold_min[isis] /= max(cfg.scenario.isis_cohesion, 1e-6)
     out["hold_min"] = hold_min
     out.update(cell_parameters(cfg, geo))
+    out["battle_block"] = battle_blocks(geo.shape, geo.grid.res)  # battles counted per 0.1 degree
     out["frontage"] = (cfg.combat.max_density_km2 * geo.grid.cell_area_km2).ravel().astype(np.float32)
     out["strength0"] = np.array([fc.fighters for fc in fcs]) * mult
     out["unit_window"] = np.array([window_size(fc.projection_km, cell_km) for fc in fcs])
@@ -63,14 +66,28 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
     return out
 
 
+def ref_people(geo: Geography) -> np.ndarray:
+    """People per 0.05-degree cell's worth of area (``population / area_factor``): a density,
+    so thresholds on it (urban index, holding level, station weights) mean the same on every
+    grid (issue 14.5); on a 0.1-degree cell the people of four reference cells count as one
+    reference cell's density, not as a town four times as large."""
+    return geo.population.astype(np.float64) / ((geo.grid.res / REFERENCE_RES) ** 2)
+
+
+def urban_index(geo: Geography) -> np.ndarray:
+    """Urban index in [0, 1]: 0 below 1,000 people per reference cell, 1 from 100,000."""
+    return np.clip(np.log10(np.maximum(ref_people(geo), 1.0) / 1000.0) / 2.0, 0.0, 1.0)
+
+
 def cell_parameters(cfg: Config, geo: Geography) -> dict:
-    """Cell fields from population: ``hold_scale`` (holding a cell takes fighters in
-    proportion to its people: empty desert a patrol, a town a garrison), ``defence`` and
-    ``shield`` (towns favour their defender) and the garrison ``move_window``."""
-    pop = geo.population.ravel().astype(np.float64)
+    """Cell fields from population density (:func:`ref_people`): ``hold_scale`` (holding a
+    cell takes fighters in proportion to its people: empty desert a patrol, a town a
+    garrison), ``defence`` and ``shield`` (towns favour their defender) and the garrison
+    ``move_window``."""
+    pop = ref_people(geo).ravel()
     cc = cfg.control
     e = cc.empty_hold_share
-    urban = np.clip(np.log10(np.maximum(pop, 1.0) / 1000.0) / 2.0, 0.0, 1.0)
+    urban = urban_index(geo).ravel()
     return {
         "hold_scale": (e + (1 - e) * np.clip(np.sqrt(pop / cc.hold_population), 0, 1)).astype(np.float32),
         "defence": (1.0 + cc.urban_defence * urban).astype(np.float32),
@@ -266,8 +283,11 @@ def destinations(geo: Geography, regions: dict, community_region: np.ndarray) ->
 # ------------------------------------------------------------------ forces
 def garrison_weights(geo: Geography) -> np.ndarray:
     """Where a faction stations its holding forces: a base weight everywhere, more in
-    populated cells (sqrt of people) and in key places."""
-    return (0.02 + np.sqrt(geo.population / 5000.0) + 5.0 * geo.key_place).astype(np.float32)
+    populated cells (sqrt of people) and in key places.  Base and people weigh per reference
+    area (density, :func:`ref_people`), a key place per place, so a region gets the same
+    share on every grid."""
+    af = (geo.grid.res / REFERENCE_RES) ** 2
+    return (af * (0.02 + np.sqrt(ref_people(geo) / 5000.0)) + 5.0 * geo.key_place).astype(np.float32)
 
 
 def initial_garrison(geo: Geography, fc, own: np.ndarray, total: float, base: np.ndarray,

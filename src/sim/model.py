@@ -246,7 +246,7 @@ class ConflictModel(mesa.Model):
         loss, air_share = combat.cell_losses(
             force, eng, self.firepower, self.air, self.insurgent_mode(), near_unit, thr,
             self.owner.ravel()[idx], self.shield[idx], cfg, self.streams["combat"])
-        self.battles = combat.dyad_battles(loss, force, eng)
+        self.battles = combat.dyad_battles(loss, force, eng, block=self.battle_block[idx])
         self.losses.reshape(n, -1)[:, idx] = loss
         fighting, lost, damage, deaths = combat.aftermath(loss, air_share, self.damage.ravel()[idx],
                                                           self.people_present().ravel()[idx], cfg,
@@ -323,9 +323,8 @@ class ConflictModel(mesa.Model):
         if out is None:
             return
         self.garrison[i][sl], hid, hid_trapped, killed = out
-        if is_isis:
-            self.hidden[sl] += hid.astype(np.float32)
-            self.hidden[sl] += hid_trapped.astype(np.float32)
+        if is_isis:  # locals go to ground; the foreigners among them leave the region
+            aftermath.go_to_ground(self, sl, hid, hid_trapped)
         self.ledger.killed(i, killed)
 
     def _spread(self, i: int, sl) -> None:

@@ -78,7 +78,9 @@ def forces_and_people(m, s: int, rec) -> None:
 def displaced_by_governorate(m, s: int, rec) -> None:
     """``new_displaced_gov``: people who left home this week per governorate of their home
     (``faction`` = the governorate's name in ``admin1.geojson``), for every governorate with
-    communities."""
+    communities; ``new_displaced_again_gov``: displaced people driven on from a shelter under
+    fire, per governorate of that shelter (secondary displacement, which the UN's counts of
+    people displaced by an operation include)."""
     pop, geo = m.population, m.geo
     if not hasattr(m, "_community_gov"):
         gov = geo.admin1.ravel()[pop.region_cell[m.communities.region]].astype(np.int64)
@@ -86,8 +88,11 @@ def displaced_by_governorate(m, s: int, rec) -> None:
     gov, present = m._community_gov
     ok = gov >= 0
     by = np.bincount(gov[ok], weights=pop.left[ok], minlength=len(geo.admin1_names))
+    at = geo.admin1.ravel()[pop.moved_on_loc].astype(np.int64)  # where the shelter was
+    again = np.bincount(at[at >= 0], weights=pop.moved_on[at >= 0], minlength=len(geo.admin1_names))
     for g in present:
         rec((s, "new_displaced_gov", str(geo.admin1_names[g]), float(by[g])))
+        rec((s, "new_displaced_again_gov", str(geo.admin1_names[g]), float(again[g])))
 
 
 def flows(m, s: int, rec, names=ALL_FLOWS) -> None:

@@ -500,6 +500,7 @@ RELOCATIONS = (
 )
 #: metric names the scorecard expects but the model may not record yet
 DISPLACED_BY_GOV = "new_displaced_gov"  # new displacement per governorate (faction column = governorate)
+DISPLACED_AGAIN_BY_GOV = "new_displaced_again_gov"  # displaced people driven on from a shelter under fire
 RELOCATED = "cum_people_relocated"  # fighters and families moved under surrender/evacuation deals
 
 
@@ -588,9 +589,14 @@ def fact_value(res: Results, p: FactPattern, window_weeks: float = TIMING_FULL_W
     if p.measure == "window_sum":
         hi = max(end, start + pd.Timedelta(days=7))
         tot = 0.0
-        for f in p.faction:
-            s = _metric(res, p.metric, f)
-            tot += float(s[(s.index > start) & (s.index <= hi)].sum())
+        # an operation's displaced (UN, OCHA) include people displaced before who had to move
+        # again: the model's secondary displacement counts too where it is recorded
+        metrics = [p.metric] + ([DISPLACED_AGAIN_BY_GOV] if p.metric == DISPLACED_BY_GOV
+                                and _has_metric(res, DISPLACED_AGAIN_BY_GOV) else [])
+        for name in metrics:
+            for f in p.faction:
+                s = _metric(res, name, f)
+                tot += float(s[(s.index > start) & (s.index <= hi)].sum())
         return tot, ""
     if p.measure == "cum_diff":
         s = _metric(res, p.metric, p.faction[0])

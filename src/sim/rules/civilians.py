@@ -9,7 +9,10 @@ Sources:
   towards the most attractive reachable location, weighting safety and distance, and move on
   when their location becomes unsafe.
 * Return when home is safe and housing stands: IOM DTM Iraq return-intention surveys 2017-18
-  (security and destroyed housing are the main barriers to return).
+  (security and destroyed housing are the main barriers to return).  Return is a weekly hazard
+  (IOM DTM Iraq Round 107, Dec 2018: 944,958 returns in 2018 from a stock of 2.6 M falling to
+  1.8 M, about 0.8% a week) open only where home has been quiet for some weeks
+  (:func:`quiet_weeks`), so a region does not send people home and out again week after week.
 
 Community state vectors (length C) are ``home``, ``idp``, ``abroad`` and ``dead``; their sum
 is each community's initial population ``pop0``, always.  ``pop0`` includes the people displaced
@@ -44,6 +47,13 @@ def flee_fraction(violence: np.ndarray, damage_increase: np.ndarray, persecution
     group."""
     return 1.0 - np.exp(-(a_violence * violence + a_damage * damage_increase * 10.0
                           + a_persecution * persecution))
+
+
+def quiet_weeks(weeks: np.ndarray, violence: np.ndarray, damage_increase: np.ndarray) -> np.ndarray:
+    """Consecutive quiet weeks per region: ``weeks + 1`` where this week brought no violence
+    above the flight threshold (violence index 0) and no new housing damage, else 0."""
+    quiet = (violence <= 0.0) & (damage_increase <= 0.0)
+    return np.where(quiet, weeks + 1, 0)
 
 
 def return_fraction(safe: np.ndarray, damage: np.ndarray, rate: float, safe_damage: float) -> np.ndarray:
@@ -142,6 +152,9 @@ class Population:
         self.pop0_in = pop_static.ravel()[self.inside]
         self.weight = np.bincount(self.fr, weights=self.pop0_in, minlength=self.n_reg) + 1e-9
         self.left = np.zeros_like(table.pop0)  # people who left home this week, per community
+        self.quiet = np.zeros(self.n_reg, np.int64)  # consecutive quiet weeks per region
+        self.moved_on = np.zeros_like(table.pop0)  # IDPs driven on from a shelter under fire
+        self.moved_on_loc = table.idp_loc.copy()  # ... and the cell they were driven from
 
     def people_split(self) -> tuple[np.ndarray, np.ndarray]:
         """(people at home, displaced people sheltering) per cell, flat arrays."""
@@ -185,8 +198,9 @@ class Population:
         flee = flee_fraction(violence_c, ddmg_c, persecuted, dc.flee_rate_violence,
                              dc.flee_rate_damage, dc.flee_rate_persecution)
         abroad_share = np.where(border_km <= dc.walk_km_week, dc.abroad_share, 0.0)
-        safe = (violence_c < 0.02) & (legit >= 0.2) & (persecuted == 0)
+        safe = (self.quiet[cm.region] >= dc.return_quiet_weeks) & (legit >= 0.2) & (persecuted == 0)
         ret = return_fraction(safe, dmg_c, dc.return_rate, dc.safe_damage)
+        ret_ab = return_fraction(safe, dmg_c, dc.return_rate_abroad, dc.safe_damage)
         dest_cells = self.region_cell[self.dest_region]
         dest_owner = owner[dest_cells]
         d_safe = (1.0 - vio_cell[dest_cells]) * (1.0 - damage[dest_cells])
@@ -199,10 +213,14 @@ class Population:
         flee = np.where(has_dest | (abroad_share > 0), flee, 0.0)
         idp_before = cm.idp
         (cm.home, cm.idp, cm.abroad, cm.dead), (left, to_ab, back, died) = move_people(
-            cm.home, cm.idp, cm.abroad, cm.dead, flee, abroad_share, ret, ret * 0.2, *deaths)
-        back_init = self.track_initial(idp_before, deaths[1], ret, ret * 0.2)
+            cm.home, cm.idp, cm.abroad, cm.dead, flee, abroad_share, ret, ret_ab, *deaths)
+        back_init = self.track_initial(idp_before, deaths[1], ret, ret_ab)
         self.left = left
-        moving = (left > 0) | (vio_cell[cm.idp_loc] > 0.1)
+        under_fire = vio_cell[cm.idp_loc] > 0.1
+        # IDPs driven from a shelter under fire are displaced again (not counted as leaving home)
+        self.moved_on = np.where(under_fire & (new_loc != cm.idp_loc), cm.idp - (left - to_ab), 0.0)
+        self.moved_on_loc = cm.idp_loc.copy()
+        moving = (left > 0) | under_fire
         cm.idp_loc = np.where(moving, new_loc, cm.idp_loc)
         return {"new_displaced": float(left.sum()), "new_refugees_abroad": float(to_ab.sum()),
                 "new_returnees": float(back.sum()), "new_civilian_deaths": float(died.sum()),
@@ -232,6 +250,7 @@ class Population:
         reg_vio, reg_dmg = self.region_mean(vio_cell), self.region_mean(damage)
         reg_ddmg = np.maximum(reg_dmg - self.reg_dmg_prev, 0.0)
         self.reg_dmg_prev = reg_dmg
+        self.quiet = quiet_weeks(self.quiet, reg_vio, reg_ddmg)
         deaths = self.deaths(death_split(deaths_cell, home_cell, idp_cell), home_cell)
         return vio_cell, reg_vio, reg_dmg, reg_ddmg, deaths
 

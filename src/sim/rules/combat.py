@@ -60,9 +60,18 @@ def draw_losses(expected: np.ndarray, force: np.ndarray, rng: np.random.Generato
 
 
 def dyad_battles(losses: np.ndarray, force: np.ndarray, engaged: np.ndarray,
-                 min_loss: float = 0.5) -> np.ndarray:
-    """Battles ``[f, g]`` (f < g filled, symmetric): cells where f and g are both present,
-    engaged, and at least one of them lost ``min_loss`` fighters."""
+                 min_loss: float = 0.5, block: np.ndarray | None = None) -> np.ndarray:
+    """Battles ``[f, g]`` (symmetric, diagonal 0): places where f and g are both present,
+    engaged, and at least one of them lost ``min_loss`` fighters.  A place is a cell, or with
+    ``block`` (the block id of each of the ``k`` combat cells, :func:`battle_blocks`) a block:
+    presence and losses are summed over the block's combat cells first, so a front that
+    crosses four small cells of a block is one battle, as on the coarse grid (issue 14.5)."""
+    if block is not None and force.shape[1]:
+        order = np.argsort(block, kind="stable")
+        b = block[order]
+        starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+        force = np.add.reduceat(force[:, order], starts, axis=1)
+        losses = np.add.reduceat(losses[:, order], starts, axis=1)
     present = force > 0
     lost = losses >= min_loss
     both = present[:, None, :] & present[None, :, :] & (lost[:, None, :] | lost[None, :, :])
@@ -70,6 +79,15 @@ def dyad_battles(losses: np.ndarray, force: np.ndarray, engaged: np.ndarray,
     counts = both.sum(axis=2) * mutual
     np.fill_diagonal(counts, 0)
     return counts
+
+
+def battle_blocks(shape: tuple[int, int], res: float, block_deg: float = 0.1) -> np.ndarray:
+    """Flat ``[R*C]`` id of each cell's battle block: squares of ``round(block_deg / res)``
+    cells a side (at least 1), i.e. 0.1 degree (~11 km) whatever the grid."""
+    k = max(int(round(block_deg / res)), 1)
+    r, c = np.indices(shape)
+    n_cols = -(-shape[1] // k)
+    return ((r // k) * n_cols + c // k).ravel()
 
 
 def apportion(cell_losses: np.ndarray, part: np.ndarray, total: np.ndarray) -> np.ndarray:

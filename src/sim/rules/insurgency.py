@@ -51,6 +51,14 @@ def foreign_exit(foreign: float, rate: float, territory_loss: float) -> float:
     return foreign * min(1.0, rate * (1.0 + 4.0 * max(territory_loss, 0.0)))
 
 
+def foreign_share_leaving(going_to_ground: np.ndarray, foreign: float, total: float):
+    """Fighters of lost cells going to ground: the foreign share ``foreign / total`` of them
+    leave the region instead (they cannot blend into the local population).  Returns
+    ``(staying per cell, leaving in all)``; ``staying + leaving`` is what went to ground."""
+    share = min(max(foreign / total, 0.0), 1.0) if total > 0 else 0.0
+    return going_to_ground * (1.0 - share), float(going_to_ground.sum()) * share
+
+
 def insurgent_mode(doctrines: list[str], cells: np.ndarray, initial_cells: np.ndarray) -> np.ndarray:
     """Which factions fight as guerrillas: ``insurgent`` doctrine always, ``hybrid`` once it
     holds less than a quarter of its initial ground (``cells`` now, ``initial_cells`` at 0)."""
