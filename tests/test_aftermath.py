@@ -18,7 +18,14 @@ from sim.rules.reach import (
     reachable_targets,
     share_units_stuck,
 )
-from sim.rules.sieges import SiegeClock, besieged_pieces, pressed, siege_week, surrender
+from sim.rules.sieges import (
+    SiegeClock,
+    besieged_pieces,
+    cut_off_units,
+    pressed,
+    siege_week,
+    surrender,
+)
 from sim.rules.withdrawal import hopeless, withdraw
 
 D, A, P = 0, 1, 2  # defender, attacker, the defender's partner (not hostile to it)
@@ -187,6 +194,27 @@ def test_enclave_surrenders_after_exactly_delay_weeks_of_superiority():
     # superiority broken in week 3 resets the count; the deal comes 3 weeks later, not before
     assert history == [(1, False), (2, False), (0, False), (1, False), (2, False), (3, True)]
     assert (clock.weeks[REB][owner != REB] == 0).all() and clock.weeks[REB, 0, 0] == 0
+
+
+def test_units_cut_off_at_the_edge_of_a_surrendering_enclave_share_its_fate():
+    """Rebel units inside the enclave, or next to it on regime ground, join the deal (each onto
+    an enclave cell next to it); a rebel unit next to its main ground, a partner's unit next to
+    the enclave and a regime unit do not."""
+    owner, war, _, presence = _siege_world()
+    s = besieged_pieces(owner, war, REB, presence)
+    cells = s.labels == s.labels[2, 3]
+    main_ground = s.main[s.labels] & (owner == REB)
+    partners = s.partners.copy()
+    # units: rebel inside (3, 4); rebel on the ring (1, 5); rebel by the main ground (4, 1);
+    # the partner on the ring (4, 2); the regime on the ring (1, 2); a dead rebel on the ring (4, 5)
+    rows = np.array([3, 1, 4, 4, 1, 4])
+    cols = np.array([4, 5, 1, 2, 2, 5])
+    faction = np.array([REB, REB, REB, 2, REG, REB])
+    alive = np.array([True, True, True, True, True, False])
+    partners[2] = True
+    sel, r, c = cut_off_units(rows, cols, faction, alive, cells, REB, partners, main_ground)
+    assert sel.tolist() == [0, 1]
+    assert (r[0], c[0]) == (3, 4) and cells[r[1], c[1]] and max(abs(r[1] - 1), abs(c[1] - 5)) == 1
 
 
 def test_clock_survives_relabelling_when_the_piece_shrinks():

@@ -331,8 +331,9 @@ def sieges_week(m) -> None:
         if due.size == 0:
             continue
         dest = np.where(s.main[s.labels] & (m.owner == f), np.maximum(m.station_w[f], 0.0), 0.0)
+        main_ground = s.main[s.labels] & (m.owner == f)
         for k in due:
-            _disband_units_in(m, s.labels == k, s.partners)
+            _disband_units_in(m, s.labels == k, f, s.partners, main_ground)
             people = m.people_present()
             deal = sieges.surrender(s, int(k), m.owner, m.garrison, people, dest, sc.evac_share,
                                     sc.civilian_share)
@@ -372,15 +373,18 @@ def _may_have_pocket(m, f: int) -> bool:
     return not (np.bincount(lab[near_open], minlength=n + 1)[1:] > 0).all()
 
 
-def _disband_units_in(m, cells: np.ndarray, partners: np.ndarray) -> None:
-    """Units of the defenders standing in a surrendering piece join its garrison."""
+def _disband_units_in(m, cells: np.ndarray, f: int, partners: np.ndarray,
+                      main_ground: np.ndarray) -> None:
+    """Units of the defenders in a surrendering piece, and units of the besieged faction cut
+    off at its edge (:func:`sim.rules.sieges.cut_off_units`), join its garrison."""
     t = m.units
     r, c = t.cells()
     R, C = cells.shape
     r, c = np.clip(r, 0, R - 1), np.clip(c, 0, C - 1)
-    sel = np.flatnonzero(t.alive & partners[t.faction] & cells[r, c])
-    for k in sel:
-        m.garrison[t.faction[k], r[k], c[k]] += t.fighters[k]
+    sel, tr, tc = sieges.cut_off_units(r, c, t.faction.astype(np.int64), t.alive, cells, f,
+                                       partners, main_ground)
+    for k, a, b in zip(sel, tr, tc):
+        m.garrison[t.faction[k], a, b] += t.fighters[k]
         t.fighters[k] = 0.0
         t.alive[k] = False
     m._remove_units(sel)
