@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from .geography import TERRAIN_CLASSES
+from .initial import urban_index
 from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE, UNGOVERNED
 from .rules.events import hostility_matrix
@@ -69,7 +70,7 @@ def setup(m) -> None:
     m.policy_hostility = m.hostility.copy()  # initial + sourced dated policy decisions
     m.siege_clock = sieges.SiegeClock(m.n_f, geo.shape)
     m.deals: list[dict] = []
-    urban = np.clip(np.log10(np.maximum(geo.population, 1.0) / 1000.0) / 2.0, 0.0, 1.0)
+    urban = urban_index(geo.population, m.area_factor)  # the same town, the same index on any grid
     m.assault_defence = 1.0 + cfg.assault.urban_defence * urban
     m.holdout_mask = (geo.terrain == TERRAIN_CLASSES.index("river_valley")) | (urban > 0.5)
     m.unit_reachable = np.ones(len(m.units), bool)

@@ -63,6 +63,16 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
     return out
 
 
+def urban_index(pop: np.ndarray, area_factor: float) -> np.ndarray:
+    """Urban index per cell, 0 (desert) .. 1 (city): ``clip(log10(n / 1000) / 2, 0, 1)`` with
+    ``n`` the people per 0.05-degree cell's worth of area (``pop / area_factor``), so a town
+    has the same index on every grid (1 from 100,000 people per ~30 km2).  From people per
+    cell, a 0.1-degree cell (four times the area) scored 0.3 higher and the holdout mask of
+    urban cells covered five times the ground."""
+    n = np.maximum(np.asarray(pop, np.float64) / area_factor, 1.0)
+    return np.clip(np.log10(n / 1000.0) / 2.0, 0.0, 1.0)
+
+
 def cell_parameters(cfg: Config, geo: Geography) -> dict:
     """Cell fields from population: ``hold_scale`` (holding a cell takes fighters in
     proportion to its people: empty desert a patrol, a town a garrison), ``defence`` and
@@ -70,9 +80,12 @@ def cell_parameters(cfg: Config, geo: Geography) -> dict:
     pop = geo.population.ravel().astype(np.float64)
     cc = cfg.control
     e = cc.empty_hold_share
-    urban = np.clip(np.log10(np.maximum(pop, 1.0) / 1000.0) / 2.0, 0.0, 1.0)
+    area_factor = float((geo.grid.res / REFERENCE_RES) ** 2)
+    urban = urban_index(pop, area_factor)
+    # hold_population is people per 0.05-degree cell, like garrison_min
+    full = cc.hold_population * area_factor
     return {
-        "hold_scale": (e + (1 - e) * np.clip(np.sqrt(pop / cc.hold_population), 0, 1)).astype(np.float32),
+        "hold_scale": (e + (1 - e) * np.clip(np.sqrt(pop / full), 0, 1)).astype(np.float32),
         "defence": (1.0 + cc.urban_defence * urban).astype(np.float32),
         "shield": (1.0 + cfg.combat.urban_loss_shield * urban).astype(np.float32),
         "move_window": window_size(cc.garrison_move_km, geo.grid.cell_km),
