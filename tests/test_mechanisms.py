@@ -315,7 +315,7 @@ def test_urban_index_reads_people_per_area_not_per_cell():
     """The same town on a 0.05- and a 0.1-degree grid: the coarse cell holds four times the
     people (area_factor 4) and gets the same urban index; 1,000 and 100,000 people per
     0.05-degree cell's worth of area are the ends of the scale."""
-    from sim.initial import urban_index
+    from sim.rules.assault import urban_index
 
     fine = np.array([500.0, 1000.0, 10000.0, 100000.0, 400000.0])
     assert urban_index(fine, 1.0) == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0])

@@ -23,8 +23,8 @@ import numpy as np
 from scipy import ndimage
 
 from .geography import TERRAIN_CLASSES
-from .initial import urban_index
 from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
+from .rules.assault import urban_index
 from .rules.control import OUTSIDE, UNGOVERNED
 from .rules.events import hostility_matrix
 from .rules.spatial import dilate8

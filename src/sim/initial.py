@@ -18,6 +18,7 @@ from .geography import Geography
 from .grid import haversine_km
 from .rules.control import UNGOVERNED
 from .rules.events import hostility_matrix
+from .rules.assault import urban_index
 from .rules.spatial import window_size
 
 REFERENCE_RES = 0.05  # degrees: per-cell thresholds in the configs are for cells of this size
@@ -61,16 +62,6 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
     out["legitimacy"] = legit
     out["value"] = ground_value(geo, [fc.value_weights for fc in fcs])
     return out
-
-
-def urban_index(pop: np.ndarray, area_factor: float) -> np.ndarray:
-    """Urban index per cell, 0 (desert) .. 1 (city): ``clip(log10(n / 1000) / 2, 0, 1)`` with
-    ``n`` the people per 0.05-degree cell's worth of area (``pop / area_factor``), so a town
-    has the same index on every grid (1 from 100,000 people per ~30 km2).  From people per
-    cell, a 0.1-degree cell (four times the area) scored 0.3 higher and the holdout mask of
-    urban cells covered five times the ground."""
-    n = np.maximum(np.asarray(pop, np.float64) / area_factor, 1.0)
-    return np.clip(np.log10(n / 1000.0) / 2.0, 0.0, 1.0)
 
 
 def cell_parameters(cfg: Config, geo: Geography) -> dict:
