@@ -356,6 +356,21 @@ def test_no_withdrawal_below_the_ratio_from_core_or_when_forbidden():
     assert withdraw(owner, presence, garrison, skirmish, core, 5.0)[2].sum() == 0
 
 
+def test_an_encircled_enclave_has_no_line_of_retreat_and_does_not_withdraw():
+    """The Kirkuk world plus a KRG enclave at (2, 6) inside ISF ground (hostile sector 60+ : 2).
+    Column 4 still falls back to the core; the enclave is hopeless too but is cut off from the
+    KRG's other ground, so it stays KRG with its garrison (it fights or surrenders under
+    sieges); before, its garrison fell back across the ISF lines."""
+    owner, presence, garrison, war, core = _kirkuk_world()
+    owner[2, 6] = KRG
+    garrison[KRG, 2, 6] = presence[KRG, 2, 6] = 2.0
+    assert hopeless(owner, presence, war, KRG, core[KRG], 5.0)[2, 6]
+    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, 5.0)
+    assert new_owner[2, 6] == KRG and new_g[KRG, 2, 6] == 2.0
+    assert (new_owner[:, 4] == UNGOVERNED).all() and moved[KRG] == 10.0
+    assert new_g.sum() == garrison.sum()
+
+
 def test_without_core_ground_the_garrison_falls_back_to_the_nearest_kept_cell():
     owner, presence, garrison, war, core = _kirkuk_world()
     core[KRG] = False
