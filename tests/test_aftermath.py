@@ -18,7 +18,14 @@ from sim.rules.reach import (
     reachable_targets,
     share_units_stuck,
 )
-from sim.rules.sieges import SiegeClock, besieged_pieces, pressed, siege_week, surrender
+from sim.rules.sieges import (
+    SiegeClock,
+    besieged_pieces,
+    cut_off_units,
+    pressed,
+    siege_week,
+    surrender,
+)
 from sim.rules.withdrawal import hopeless, withdraw
 
 D, A, P = 0, 1, 2  # defender, attacker, the defender's partner (not hostile to it)
@@ -189,6 +196,27 @@ def test_enclave_surrenders_after_exactly_delay_weeks_of_superiority():
     assert (clock.weeks[REB][owner != REB] == 0).all() and clock.weeks[REB, 0, 0] == 0
 
 
+def test_units_cut_off_at_the_edge_of_a_surrendering_enclave_share_its_fate():
+    """Rebel units inside the enclave, or next to it on regime ground, join the deal (each onto
+    an enclave cell next to it); a rebel unit next to its main ground, a partner's unit next to
+    the enclave and a regime unit do not."""
+    owner, war, _, presence = _siege_world()
+    s = besieged_pieces(owner, war, REB, presence)
+    cells = s.labels == s.labels[2, 3]
+    main_ground = s.main[s.labels] & (owner == REB)
+    partners = s.partners.copy()
+    # units: rebel inside (3, 4); rebel on the ring (1, 5); rebel by the main ground (4, 1);
+    # the partner on the ring (4, 2); the regime on the ring (1, 2); a dead rebel on the ring (4, 5)
+    rows = np.array([3, 1, 4, 4, 1, 4])
+    cols = np.array([4, 5, 1, 2, 2, 5])
+    faction = np.array([REB, REB, REB, 2, REG, REB])
+    alive = np.array([True, True, True, True, True, False])
+    partners[2] = True
+    sel, r, c = cut_off_units(rows, cols, faction, alive, cells, REB, partners, main_ground)
+    assert sel.tolist() == [0, 1]
+    assert (r[0], c[0]) == (3, 4) and cells[r[1], c[1]] and max(abs(r[1] - 1), abs(c[1] - 5)) == 1
+
+
 def test_clock_survives_relabelling_when_the_piece_shrinks():
     owner, war, _, presence = _siege_world()
     clock = SiegeClock(3, owner.shape)
@@ -326,6 +354,21 @@ def test_no_withdrawal_below_the_ratio_from_core_or_when_forbidden():
     assert (new_owner == owner).all() and moved.sum() == 0
     skirmish = np.zeros((2, 2), bool)  # not at war: nothing to flee from
     assert withdraw(owner, presence, garrison, skirmish, core, 5.0)[2].sum() == 0
+
+
+def test_an_encircled_enclave_has_no_line_of_retreat_and_does_not_withdraw():
+    """The Kirkuk world plus a KRG enclave at (2, 6) inside ISF ground (hostile sector 60+ : 2).
+    Column 4 still falls back to the core; the enclave is hopeless too but is cut off from the
+    KRG's other ground, so it stays KRG with its garrison (it fights or surrenders under
+    sieges); before, its garrison fell back across the ISF lines."""
+    owner, presence, garrison, war, core = _kirkuk_world()
+    owner[2, 6] = KRG
+    garrison[KRG, 2, 6] = presence[KRG, 2, 6] = 2.0
+    assert hopeless(owner, presence, war, KRG, core[KRG], 5.0)[2, 6]
+    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, 5.0)
+    assert new_owner[2, 6] == KRG and new_g[KRG, 2, 6] == 2.0
+    assert (new_owner[:, 4] == UNGOVERNED).all() and moved[KRG] == 10.0
+    assert new_g.sum() == garrison.sum()
 
 
 def test_without_core_ground_the_garrison_falls_back_to_the_nearest_kept_cell():

@@ -17,6 +17,7 @@ from sim.geography import (
     build_geography,
     estimate_memory_mb,
     grid_for,
+    line_cell_towns,
     river_side,
 )
 
@@ -249,6 +250,35 @@ def test_synthetic_map(tiny):
     assert np.all(side[: nr // 2] == 1) and np.all(side[nr // 2] == 0)
     assert np.all(side[nr // 2 + 1:] == -1)
     assert np.all(tiny.oil == 0)
+
+
+def test_river_cells_go_to_the_bank_of_their_town():
+    """A diagonal river through a 4 x 4 grid of 0.1-degree cells: each diagonal cell is half
+    north, half south.  A cell with a town goes to the town's bank (the larger town, key places
+    first); a cell without one by the area majority; cells off the mask stay 0."""
+    from types import SimpleNamespace
+
+    from sim.grid import GridSpec
+
+    grid = GridSpec(lon_min=40.0, lon_max=40.4, lat_min=35.6, lat_max=36.0, res=0.1)
+    # the river runs from the north-west corner to the south-east corner
+    line = np.array([[40.0, 36.0], [40.4, 35.6]])
+    mask = np.eye(4, dtype=bool)
+    # towns in (0, 0): a village south-west of the line and a larger town north-east of it;
+    # in (1, 1): a key place south-west, a bigger non-key place north-east; (2, 2) none
+    lat = np.array([35.92, 35.98, 35.82, 35.88])
+    lon = np.array([40.02, 40.08, 40.12, 40.18])
+    rows, cols = grid.rowcol(lat, lon)
+    places = SimpleNamespace(lat=lat, lon=lon, row=rows, col=cols,
+                             population=np.array([1000.0, 5000.0, 2000.0, 90000.0]),
+                             key=np.array([False, False, True, False]))
+    g = SimpleNamespace(grid=grid, river_lines={"R": [line]}, places=places)
+    assert (rows.tolist(), cols.tolist()) == ([0, 0, 1, 1], [0, 0, 1, 1])
+    out = line_cell_towns(g, "R", mask, north_share=0.4)
+    assert out[0, 0] == 1 and out[1, 1] == -1  # the larger town; the key place
+    assert out[2, 2] == 1 and out[3, 3] == 1   # half north > 0.4: majority rule
+    assert line_cell_towns(g, "R", mask, north_share=0.6)[2, 2] == -1
+    assert (out[~mask] == 0).all()
 
 
 def test_empty_mapping_in_config_survives_the_build_cache():

@@ -310,3 +310,15 @@ def test_population_displace_conserves_people():
     assert flows["new_displaced"] == pytest.approx(100 * (1 - np.exp(-1.0)))
     assert table.idp_loc.tolist() == [1, 1]
     assert (table.home + table.idp + table.abroad + table.dead).sum() == pytest.approx(200.0)
+
+
+def test_urban_index_reads_people_per_area_not_per_cell():
+    """The same town on a 0.05- and a 0.1-degree grid: the coarse cell holds four times the
+    people (area_factor 4) and gets the same urban index; 1,000 and 100,000 people per
+    0.05-degree cell's worth of area are the ends of the scale."""
+    from sim.rules.assault import urban_index
+
+    fine = np.array([500.0, 1000.0, 10000.0, 100000.0, 400000.0])
+    assert urban_index(fine, 1.0) == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0])
+    assert urban_index(4.0 * fine, 4.0) == pytest.approx(urban_index(fine, 1.0))
+    assert urban_index(4.0 * fine, 1.0)[2] > urban_index(fine, 1.0)[2] + 0.29  # per cell: +0.3

@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from .geography import TERRAIN_CLASSES
 from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
+from .rules.assault import urban_index
 from .rules.control import OUTSIDE, UNGOVERNED
 from .rules.events import hostility_matrix
 from .rules.spatial import dilate8
@@ -69,9 +70,7 @@ def setup(m) -> None:
     m.policy_hostility = m.hostility.copy()  # initial + sourced dated policy decisions
     m.siege_clock = sieges.SiegeClock(m.n_f, geo.shape)
     m.deals: list[dict] = []
-    from .initial import urban_index  # (initial imports the rules this module wires)
-
-    urban = urban_index(geo)  # per reference area: the same on every grid
+    urban = urban_index(geo.population, m.area_factor)  # the same town, the same index on any grid
     m.assault_defence = 1.0 + cfg.assault.urban_defence * urban
     m.holdout_mask = (geo.terrain == TERRAIN_CLASSES.index("river_valley")) | (urban > 0.5)
     m.unit_reachable = np.ones(len(m.units), bool)
@@ -333,8 +332,9 @@ def sieges_week(m) -> None:
         if due.size == 0:
             continue
         dest = np.where(s.main[s.labels] & (m.owner == f), np.maximum(m.station_w[f], 0.0), 0.0)
+        main_ground = s.main[s.labels] & (m.owner == f)
         for k in due:
-            _disband_units_in(m, s.labels == k, s.partners)
+            _disband_units_in(m, s.labels == k, f, s.partners, main_ground)
             people = m.people_present()
             deal = sieges.surrender(s, int(k), m.owner, m.garrison, people, dest, sc.evac_share,
                                     sc.civilian_share)
@@ -374,15 +374,18 @@ def _may_have_pocket(m, f: int) -> bool:
     return not (np.bincount(lab[near_open], minlength=n + 1)[1:] > 0).all()
 
 
-def _disband_units_in(m, cells: np.ndarray, partners: np.ndarray) -> None:
-    """Units of the defenders standing in a surrendering piece join its garrison."""
+def _disband_units_in(m, cells: np.ndarray, f: int, partners: np.ndarray,
+                      main_ground: np.ndarray) -> None:
+    """Units of the defenders in a surrendering piece, and units of the besieged faction cut
+    off at its edge (:func:`sim.rules.sieges.cut_off_units`), join its garrison."""
     t = m.units
     r, c = t.cells()
     R, C = cells.shape
     r, c = np.clip(r, 0, R - 1), np.clip(c, 0, C - 1)
-    sel = np.flatnonzero(t.alive & partners[t.faction] & cells[r, c])
-    for k in sel:
-        m.garrison[t.faction[k], r[k], c[k]] += t.fighters[k]
+    sel, tr, tc = sieges.cut_off_units(r, c, t.faction.astype(np.int64), t.alive, cells, f,
+                                       partners, main_ground)
+    for k, a, b in zip(sel, tr, tc):
+        m.garrison[t.faction[k], a, b] += t.fighters[k]
         t.fighters[k] = 0.0
         t.alive[k] = False
     m._remove_units(sel)

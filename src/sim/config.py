@@ -153,7 +153,8 @@ class DeconflictionConfig:
     country: str = "SYR"
     sides: list[str] = _list()  # one side ("north"/"south") per faction of `factions`
     line_cells: str = "both"  # who may hold the cells the line runs through: north, south, both,
-    #                           or majority (north if > north_share of the cell is north)
+    #                           majority (north if > north_share of the cell is north), or towns
+    #                           (the bank of the cell's largest place; majority where none)
     north_share: float = rng_(0, 1, default=0.5)
     until: str = ""
 
@@ -583,8 +584,9 @@ def validate(cfg: Config) -> None:
             _check_faction(f, f"{key}.factions", known)
         if len(d.sides) != 2 or any(x not in ("north", "south") for x in d.sides):
             raise ConfigError(f"{key}.sides = {d.sides!r}: give two of north, south")
-        if d.line_cells not in ("north", "south", "both", "majority"):
-            raise ConfigError(f"{key}.line_cells = {d.line_cells!r}: allowed values are north, south, both, majority")
+        if d.line_cells not in ("north", "south", "both", "majority", "towns"):
+            raise ConfigError(f"{key}.line_cells = {d.line_cells!r}: allowed values are north, south, both, "
+                              "majority, towns")
         _check_date(d.until, f"{key}.until")
         if d.country not in theatre:
             raise ConfigError(f"{key}.country = {d.country!r}: not a theatre country (allowed: {', '.join(theatre)})")

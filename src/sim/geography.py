@@ -568,6 +568,33 @@ def line_cell_majority(geo: Geography, river_name: str, mask: np.ndarray,
     return out
 
 
+def line_cell_towns(geo: Geography, river_name: str, mask: np.ndarray,
+                    north_share: float = 0.5) -> np.ndarray:
+    """For the cells of ``mask`` (cells a river runs through): the bank of the cell's town --
+    +1 where its largest gazetteer place (key places first, then by population) lies north of
+    the river's polyline, -1 where south; cells without a place by
+    :func:`line_cell_majority`.  A valley town went with the party of its bank (Mayadin and
+    Abu Kamal on the south bank with the regime; Hajin, Susah and Baghuz on the north bank with
+    the SDF), whatever share of the cell's farmland lies across the water."""
+    out = line_cell_majority(geo, river_name, mask, north_share)
+    lines = geo.river_lines.get(river_name)
+    p = geo.places
+    R, C = mask.shape
+    inside = (p.row >= 0) & (p.row < R) & (p.col >= 0) & (p.col < C)
+    i = np.flatnonzero(inside)
+    i = i[mask[p.row[i], p.col[i]]]
+    if not lines or i.size == 0:
+        return out
+    cell = p.row[i].astype(np.int64) * C + p.col[i]
+    # per cell the largest place: sort by cell, key place, population; keep the last of each cell
+    order = np.lexsort((np.nan_to_num(p.population[i].astype(float)), p.key[i], cell))
+    last = np.r_[cell[order][1:] != cell[order][:-1], True]
+    j = i[order][last]
+    north = _crossings_north(p.lon[j].astype(float), p.lat[j].astype(float), lines) % 2 == 0
+    out[p.row[j], p.col[j]] = np.where(north, 1, -1)
+    return out
+
+
 def river_side(geo: Geography, river_name: str, country: str | None = None) -> np.ndarray:
     """Side of a river line for each cell: +1 north of it, -1 south of it, 0 where the column
     never meets the river, and 0 on the river cells themselves (the valley is open to both

@@ -16,6 +16,7 @@ from .agents import CommunityTable
 from .config import IDENTITIES, Config
 from .geography import Geography
 from .grid import haversine_km
+from .rules.assault import urban_index
 from .rules.combat import battle_blocks
 from .rules.control import UNGOVERNED
 from .rules.events import hostility_matrix
@@ -74,11 +75,6 @@ def ref_people(geo: Geography) -> np.ndarray:
     return geo.population.astype(np.float64) / ((geo.grid.res / REFERENCE_RES) ** 2)
 
 
-def urban_index(geo: Geography) -> np.ndarray:
-    """Urban index in [0, 1]: 0 below 1,000 people per reference cell, 1 from 100,000."""
-    return np.clip(np.log10(np.maximum(ref_people(geo), 1.0) / 1000.0) / 2.0, 0.0, 1.0)
-
-
 def cell_parameters(cfg: Config, geo: Geography) -> dict:
     """Cell fields from population density (:func:`ref_people`): ``hold_scale`` (holding a
     cell takes fighters in proportion to its people: empty desert a patrol, a town a
@@ -87,7 +83,7 @@ def cell_parameters(cfg: Config, geo: Geography) -> dict:
     pop = ref_people(geo).ravel()
     cc = cfg.control
     e = cc.empty_hold_share
-    urban = urban_index(geo).ravel()
+    urban = urban_index(pop, 1.0)  # pop is already people per reference area
     return {
         "hold_scale": (e + (1 - e) * np.clip(np.sqrt(pop / cc.hold_population), 0, 1)).astype(np.float32),
         "defence": (1.0 + cc.urban_defence * urban).astype(np.float32),

@@ -93,14 +93,20 @@ def allowed_ground(countries: list[list[str]], withdrawn: np.ndarray, deconflict
 
 def line_side(geo, d) -> np.ndarray:
     """Side of a deconfliction line ``d`` per cell (+1 north, -1 south, 0 open); the line's
-    own cells go by ``d.line_cells`` (both sides, north, south or the majority side)."""
-    from ..geography import line_cell_majority, river_side
+    own cells go by ``d.line_cells`` (both sides, north, south, the majority side, or the bank
+    of the cell's town)."""
+    from ..geography import line_cell_majority, line_cell_towns, river_side
 
-    side = river_side(geo, d.line, d.country)
+    # sides from the whole river, not only its stretch in the country: the country's ground
+    # beyond the point where the river leaves it (Syria east of Abu Kamal/Baghuz) lies north of
+    # the river's course in the next country and is not open to both parties
+    side = river_side(geo, d.line, None)
     if d.line_cells != "both":
         on_line = geo.named_rivers[d.line] & geo.country_mask(d.country)
         if d.line_cells == "majority":
             side = np.where(on_line, line_cell_majority(geo, d.line, on_line, d.north_share), side)
+        elif d.line_cells == "towns":
+            side = np.where(on_line, line_cell_towns(geo, d.line, on_line, d.north_share), side)
         else:
             side = np.where(on_line, 1 if d.line_cells == "north" else -1, side)
     return side

@@ -28,7 +28,9 @@ not pressed or not besieged.
 (:func:`surrender`): all its cells go to the besieger; a share ``evac_share`` of each defending
 faction's garrison in the piece is evacuated to a destination (the faction's main ground, e.g.
 Idlib) and the rest surrenders or demobilises (removed from the fighters; the caller books it);
-a share ``civilian_share`` of the piece's people is relocated with them.  Fighters and people
+a share ``civilian_share`` of the piece's people is relocated with them.  Units share the
+piece's fate (:func:`cut_off_units`): the defenders' units on it and ``f``'s own units on its
+ring (cut off at its edge, not next to ``f``'s main ground) join its garrison first.  Fighters and people
 are conserved exactly (up to float rounding): ``evacuated + surrendered`` equals the garrison
 that was in the piece, and the people removed equal the people added at the destination.
 
@@ -242,6 +244,40 @@ def surrender(s: Sieges, piece: int, owner: np.ndarray, garrison: np.ndarray,
         new_p += w * (moved / wsum)
     return Deal(s.faction, to, cells, new_owner, new_g, new_p.astype(people.dtype, copy=False),
                 evacuated, surrendered, moved)
+
+
+def cut_off_units(rows: np.ndarray, cols: np.ndarray, faction: np.ndarray, alive: np.ndarray,
+                  cells: np.ndarray, f: int, partners: np.ndarray, main_ground: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The units that share the fate of a surrendering piece: ``(sel, row, col)`` -- the unit
+    indices and the piece cell each one's fighters join before the deal.
+
+    * units of the defenders (``partners[g]``) standing on the piece (``cells[r, c]``) join
+      the garrison of their own cell;
+    * units of the besieged faction ``f`` itself standing next to the piece (its 8-ring: they
+      are fighting at its edge, cut off like it) and not next to ``f``'s ``main_ground`` (bool
+      ``[R, C]``: its own cells on its main ground) join the piece cell next to them.  The Daraa
+      deal of July 2018 covered the rebel formations of the whole south, not only those
+      inside the last perimeter.
+
+    ``rows``/``cols`` int cells of the units (clipped to the grid by the caller),
+    ``faction`` their faction, ``alive`` bool."""
+    R, C = cells.shape
+    inside = alive & partners[faction] & cells[rows, cols]
+    near = dilate8(cells) & ~cells & ~dilate8(main_ground)
+    ring = alive & (faction == f) & near[rows, cols]
+    tr, tc = rows.copy(), cols.copy()
+    k = np.flatnonzero(ring)
+    if k.size:
+        found = np.zeros(k.size, bool)
+        for dr in (-1, 0, 1):
+            for dc in (-1, 0, 1):
+                rr, cc = np.clip(rows[k] + dr, 0, R - 1), np.clip(cols[k] + dc, 0, C - 1)
+                hit = ~found & cells[rr, cc]
+                tr[k[hit]], tc[k[hit]] = rr[hit], cc[hit]
+                found |= hit
+    sel = np.flatnonzero(inside | ring)
+    return sel, tr[sel], tc[sel]
 
 
 def siege_week(owner: np.ndarray, war: np.ndarray, f: int, presence: np.ndarray,

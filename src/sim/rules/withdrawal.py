@@ -10,8 +10,11 @@ and ``O_f(x) = sum_{y in 3x3(x)} P_f(y)`` the faction's own sector presence (fig
 Abandoned cells become UNGOVERNED (the attacker takes them in the ordinary race of
 :func:`sim.rules.control.update_control`), and the garrison of ``f`` on them falls back,
 whole and without loss, to the nearest cell (Euclidean, with the grid's row/column spacing)
-of the ground ``f`` keeps: its core ground if it keeps any, else all the ground it keeps.  If
-``f`` would keep no ground at all it does not withdraw (there is nowhere to fall back to).
+of the ground ``f`` keeps *in the same 8-connected piece of its own ground* (its line of
+retreat): the piece's core cells if it keeps any, else all the cells it keeps there.  A piece
+given up whole -- an encircled enclave, e.g. the regime's half of Daraa ringed by rebels --
+does not withdraw: its garrison cannot walk away through the enemy, so it fights where it
+stands (or surrenders under :mod:`sim.rules.sieges`).
 Fighters are conserved exactly: ``sum(new garrison) == sum(old garrison)`` per faction (up to
 float rounding of the dtype).
 
@@ -89,21 +92,45 @@ def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war:
                                 (rs.start, cs.start))
         if not gone.any():
             continue
-        keep = (own_sub == f) & ~gone
-        dest = keep & core[f][rs, cs]
+        gr = new_g[f][rs, cs]
+        moved[f] = _fall_back(own_sub == f, gone, core[f][rs, cs], gr, sampling)
+        own_sub[gone & (own_sub == f) & _retreat_line(own_sub == f, gone)] = UNGOVERNED
+    return new_owner, new_g, moved
+
+
+def _retreat_line(own: np.ndarray, gone: np.ndarray) -> np.ndarray:
+    """``[R, C]`` bool: own cells whose 8-connected piece of own ground keeps some cell that is
+    not given up -- the garrison has a line of retreat.  A piece given up whole (an encircled
+    enclave) has none: it cannot walk away through the enemy and fights where it stands (or
+    surrenders under :mod:`sim.rules.sieges`)."""
+    lab, n = ndimage.label(own, structure=np.ones((3, 3), bool))
+    keeps = np.bincount(lab[own & ~gone], minlength=n + 1) > 0
+    keeps[0] = False
+    return keeps[lab]
+
+
+def _fall_back(own: np.ndarray, gone: np.ndarray, core: np.ndarray, gr: np.ndarray,
+               sampling: tuple[float, float]) -> float:
+    """Move the garrison ``gr`` (edited in place) of the cells given up (``gone`` with a line
+    of retreat) to the nearest kept cell of the same piece of own ground: its core cells there
+    if any, else all its kept cells.  Returns the fighters moved."""
+    lab, n = ndimage.label(own, structure=np.ones((3, 3), bool))
+    moved = 0.0
+    for k in np.unique(lab[gone & own]):
+        piece = lab == k
+        keep = piece & ~gone
+        dest = keep & core
         if not dest.any():
             dest = keep
         if not dest.any():
-            continue  # nowhere to fall back to: it fights where it stands
+            continue  # no line of retreat: it fights where it stands
         _, (ir, ic) = ndimage.distance_transform_edt(~dest, sampling=sampling, return_indices=True)
-        gr = new_g[f][rs, cs]
-        src = gone & (gr > 0)
+        src = piece & gone & (gr > 0)
         amount = gr[src]
-        moved[f] = float(amount.astype(np.float64).sum())
-        gr[gone] = 0
+        moved += float(amount.astype(np.float64).sum())
+        gr[piece & gone] = 0
         np.add.at(gr, (ir[src], ic[src]), amount)
-        own_sub[gone] = UNGOVERNED
-    return new_owner, new_g, moved
+    return moved
 
 
 def _hopeless_in_box(own_sub: np.ndarray, presence: np.ndarray, here: np.ndarray,
