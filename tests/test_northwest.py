@@ -80,3 +80,31 @@ def test_zone_closed_periods():
     assert zone_closed(per, dt.date(2018, 9, 17))
     assert not zone_closed(per, dt.date(2019, 6, 1))  # the offensive's window
     assert zone_closed(per, dt.date(2020, 1, 1))  # open-ended
+
+
+def test_zones_and_entry_on_the_real_grid():
+    """At 0.1 degrees: the Idlib zone holds Idlib, not Hama; closed, it cuts the regime's
+    allowed ground except what it holds; Peace Spring's 18,000 enter near Tal Abyad and Ras
+    al-Ayn as Turkey & SNA units, booked as recruits."""
+    from sim import aftermath
+    from sim.cli import compose
+    from sim.runner import build_model
+
+    m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
+    z = m.zones["idlib"]
+    assert z[m.geo.place_cell("Idlib")] and not z[m.geo.place_cell("Hama")]
+    assert m.zones["us_protection"][m.geo.place_cell("Manbij")]
+    gov = m.fidx["SYRIAN_GOV"]
+    m.date = dt.date(2018, 10, 1)  # between Sochi and the 2019 offensive
+    assert aftermath.zones_changed(m) and "idlib" in m.zones_closed
+    m.build_allowed()
+    assert not (m.allowed[gov] & z & (m.owner != gov)).any()
+    assert (m.allowed[gov] & z & (m.owner == gov)).sum() == (z & (m.owner == gov)).sum()
+    n0, tsna = len(m.units), m.fidx["TURKEY_SNA"]
+    aftermath.reinforce(m, ["peace_spring"])
+    new = np.arange(n0, len(m.units))
+    assert np.isclose(m.units.fighters[new].sum(), 18000.0) and (m.units.faction[new] == tsna).all()
+    assert len(m.unit_agents) == len(m.units) == m.unit_reachable.size
+    ta = np.array(m.geo.place_cell("Tell Abyad"))
+    d = np.hypot(m.units.row[new] - ta[0], m.units.col[new] - ta[1])
+    assert (d <= 2).sum() == new.size // 2  # half at Tal Abyad, half at Ras al-Ayn

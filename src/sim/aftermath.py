@@ -89,11 +89,21 @@ def setup(m) -> None:
     m.settled = np.zeros((m.n_f, m.n_f), bool)
     own = m.owner[None] == np.arange(m.n_f)[:, None, None]
     m.noncore0 = (own & ~m.core).sum(axis=(1, 2))
+    setup_zones(m)
+
+
+def setup_zones(m) -> None:
+    """The truce zones' ground (``scenario.zones``, :func:`sim.rules.events.zone_mask`),
+    computed once; none is closed before the first week."""
+    cfg, geo = m.cfg, m.geo
     gov = {_norm(n): i for i, n in enumerate(geo.admin1_names)}
     km = (m.cell_km, m.cell_km * float(np.cos(np.radians(geo.grid.lat_max - geo.shape[0] * geo.grid.res / 2))))
     m.zones = {}
     for k, z in cfg.scenario.zones.items():
         pts = np.asarray(z.points, float).reshape(-1, 3)
+        bad = [a for a in z.areas if _norm(a) not in gov]
+        if bad and cfg.geography.kind == "real":
+            raise ValueError(f"scenario.zones.{k}.areas: {bad[0]!r} is not a governorate of the map")
         m.zones[k] = zone_mask(np.isin(geo.admin1, [gov[_norm(a)] for a in z.areas if _norm(a) in gov]),
                                geo.theatre, z.buffer_km, km,
                                np.column_stack(geo.grid.rowcol(pts[:, 0], pts[:, 1])), pts[:, 2])
