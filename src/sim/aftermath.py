@@ -26,7 +26,7 @@ from .geography import TERRAIN_CLASSES
 from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.assault import urban_index
 from .rules.control import OUTSIDE, UNGOVERNED
-from .rules.events import hostility_matrix
+from .rules.events import entry_units, hostility_matrix, zone_closed, zone_mask
 from .rules.spatial import dilate8
 
 
@@ -60,6 +60,9 @@ def setup(m) -> None:
     m.core = core_masks(cfg, geo, m.faction_names)
     m.may_withdraw = np.array([cfg.factions[f].withdraws for f in m.faction_names], bool)
     m.takes_deals = np.array([cfg.factions[f].takes_deals for f in m.faction_names], bool)
+    # home guards: this share of the start garrison on the core stays there (fighters per cell)
+    m.home_floor = {i: (m.garrison[i] * m.core[i] * cfg.factions[f].home_guard).astype(m.garrison.dtype)
+                    for i, f in enumerate(m.faction_names) if cfg.factions[f].home_guard > 0 and m.core[i].any()}
     m.latent = np.zeros((m.n_f, m.n_f))
     claims = np.zeros((m.n_f, m.n_f), bool)  # claims[f, g]: f's row lists g (f claims g's ground)
     for a, row in cfg.scenario.latent_hostility.items():
@@ -87,6 +90,30 @@ def setup(m) -> None:
     m.settled = np.zeros((m.n_f, m.n_f), bool)
     own = m.owner[None] == np.arange(m.n_f)[:, None, None]
     m.noncore0 = (own & ~m.core).sum(axis=(1, 2))
+    setup_zones(m)
+
+
+def setup_zones(m) -> None:
+    """The truce zones' ground (``scenario.zones``, :func:`sim.rules.events.zone_mask`),
+    computed once; none is closed before the first week."""
+    cfg, geo = m.cfg, m.geo
+    gov = {_norm(n): i for i, n in enumerate(geo.admin1_names)}
+    km = (m.cell_km, m.cell_km * float(np.cos(np.radians(geo.grid.lat_max - geo.shape[0] * geo.grid.res / 2))))
+    m.zones = {}
+    for k, z in cfg.scenario.zones.items():
+        pts = np.asarray(z.points, float).reshape(-1, 3)
+        bad = [a for a in z.areas if _norm(a) not in gov]
+        if bad and cfg.geography.kind == "real":
+            raise ValueError(f"scenario.zones.{k}.areas: {bad[0]!r} is not a governorate of the map")
+        m.zones[k] = zone_mask(np.isin(geo.admin1, [gov[_norm(a)] for a in z.areas if _norm(a) in gov]),
+                               geo.theatre, z.buffer_km, km,
+                               np.column_stack(geo.grid.rowcol(pts[:, 0], pts[:, 1])), pts[:, 2])
+    m.zones_closed: frozenset = frozenset()
+
+
+def home(m, i: int, sl=...) -> np.ndarray | None:
+    """Faction ``i``'s home guard (fighters per cell who stay on its core; window ``sl``), or None."""
+    return m.home_floor[i][sl] if i in m.home_floor else None
 
 
 def war_matrix(m) -> np.ndarray:
@@ -95,8 +122,22 @@ def war_matrix(m) -> np.ndarray:
 
 
 def limit_allowed(m) -> None:
-    """Ground a faction may hold: not the core of a former ally turned rival (limited aims)."""
+    """Ground a faction may hold: not the core of a former ally turned rival (limited aims),
+    nor the ground of a truce zone closed to it that it does not hold (:func:`zones_changed`)."""
     m.allowed &= ~m.core_closed
+    for k in m.zones_closed:  # a truce freezes the line: what the faction holds stays allowed
+        for f in m.cfg.scenario.zones[k].factions:
+            m.allowed[m.fidx[f]] &= ~m.zones[k] | (m.owner == m.fidx[f])
+
+
+def zones_changed(m) -> bool:
+    """Update which truce zones are closed this week (``scenario.zones``: periods of a deal
+    such as the Sochi memorandum; off with ``scenario.dated_hostility=false``, like every dated
+    policy input); True when that changed, so the allowed ground must be rebuilt."""
+    s = m.cfg.scenario
+    now = frozenset(k for k, z in s.zones.items() if s.dated_hostility and zone_closed(z.closed, m.date))
+    changed, m.zones_closed = now != m.zones_closed, now
+    return changed
 
 
 # ---------------------------------------------------------------- events
@@ -128,15 +169,36 @@ def hostility_week(m, due: list[str]) -> None:
 
 def reinforce(m, due: list[str]) -> None:
     """Patrons add forces (``events.<name>.reinforce``): fighters join the faction's garrisons
-    on its own ground in proportion to the station weights (booked as recruits from outside)."""
+    on its own ground in proportion to the station weights, or, with an ``entry``, cross the
+    border as new mobile units at the entry points (booked as recruits from outside)."""
     for name in due:
-        for f, k in m.cfg.scenario.events[name].reinforce.items():
+        ev = m.cfg.scenario.events[name]
+        for f, k in ev.reinforce.items():
             i = m.fidx[f]
+            if ev.entry.get(f):
+                _enter(m, i, k, ev.entry[f])
+                continue
             w = np.where(m.owner == i, np.maximum(m.station_w[i], 0.0), 0.0).astype(np.float64)
             if k <= 0 or w.sum() <= 0:
                 continue
             m.garrison[i] += (w * (k / w.sum())).astype(m.garrison.dtype)
             m.ledger.recruited(i, float(k))
+
+
+def _enter(m, i: int, k: float, points) -> None:
+    """Faction ``i``'s reinforcement of ``k`` fighters enters as mobile units at the theatre
+    cells nearest the entry ``points`` ([lat, lon]; :func:`sim.rules.events.entry_units`)."""
+    from .agents import Unit
+
+    pts = np.asarray(points, float).reshape(-1, 2)
+    rc = np.column_stack(m.geo.grid.rowcol(pts[:, 0], pts[:, 1]))
+    r, c, fighters = entry_units(rc, m.geo.theatre, float(k), m.cfg.factions[m.faction_names[i]].unit_size)
+    if not fighters.size:
+        return
+    rows = m.units.add(np.full(fighters.size, i), r, c, fighters)
+    m.unit_reachable = np.concatenate([m.unit_reachable, np.ones(rows.size, bool)])
+    m.unit_agents.extend(Unit(m, int(k)) for k in rows)
+    m.ledger.recruited(i, float(fighters.sum()))
 
 
 # ---------------------------------------------------------------- plan / move

@@ -136,6 +136,18 @@ class UnitTable:
     def __len__(self) -> int:
         return len(self.faction)
 
+    def add(self, faction, row, col, fighters) -> np.ndarray:
+        """Append new units (standing at their cells, objective there); returns their rows."""
+        n0 = len(self)
+        self.faction = np.concatenate([self.faction, np.asarray(faction, np.int16)])
+        self.row = np.concatenate([self.row, np.asarray(row, np.float64)])
+        self.col = np.concatenate([self.col, np.asarray(col, np.float64)])
+        f = np.asarray(fighters, np.float64)
+        self.fighters = np.concatenate([self.fighters, f])
+        self.target = np.concatenate([self.target, np.column_stack([row, col]).astype(np.float64)])
+        self.alive = np.concatenate([self.alive, f > 0])
+        return np.arange(n0, len(self))
+
     def of_faction(self, f: int) -> np.ndarray:
         return np.flatnonzero(self.alive & (self.faction == f))
 

@@ -131,6 +131,9 @@ class FactionConfig:
     core_areas: list[str] = _list()
     withdraws: bool = True
     takes_deals: bool = True  # its besieged pieces may surrender under a deal (rules/sieges.py)
+    # home guard: this share of its start garrison on its core ground stays there (locally
+    # raised defence forces): it neither spreads elsewhere nor replaces the units' losses
+    home_guard: float = rng_(0, 1, default=0.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -160,6 +163,18 @@ class DeconflictionConfig:
 
 
 @dataclass
+class ZoneConfig:
+    """A truce zone (de-escalation zone): ground ``factions`` may not take or hold while one of
+    the ``closed`` periods runs (a deal its patron signed); open again between them."""
+
+    factions: list[str] = _list()
+    areas: list[str] = _list()  # governorates (admin-1 names) of the zone
+    buffer_km: float = rng_(0, 200, default=0.0)  # the zone reaches this far beyond them (km)
+    points: list[list[float]] = _list()  # [[lat, lon, radius_km], ...]: and the ground this near
+    closed: list[list[str]] = _list()  # [[start, end], ...] ISO dates; end "" = open-ended
+
+
+@dataclass
 class EventConfig:
     """A change of hostility at a date or when a condition first holds."""
 
@@ -169,6 +184,9 @@ class EventConfig:
     set_hostility: list[list[Any]] = _list()  # [[A, B, value], ...]
     withdraw: list[str] = _list()  # factions whose ground forces leave the theatre
     reinforce: dict[str, float] = _dict()  # faction -> fighters a patron adds (on its main ground)
+    # faction -> [[lat, lon], ...]: the reinforcement enters from outside the theatre as mobile
+    # units at the theatre cells nearest these points (border crossings), split evenly
+    entry: dict[str, Any] = _dict()
 
 
 @dataclass
@@ -184,6 +202,7 @@ class ScenarioConfig:
     # (``+scenario.events.x.date=2018-01-01``); :func:`from_dict` checks and converts them.
     air_support: dict[str, Any] = _dict()
     deconfliction: dict[str, Any] = _dict()
+    zones: dict[str, Any] = _dict()  # name -> ZoneConfig (truce zones; scenario.dated_hostility)
     events: dict[str, Any] = _dict()
     foreign_fighter_exit_rate: float = rng_(0, 1, default=0.01)
     isis_cohesion: float = rng_(0, 10, default=1.0)
@@ -373,6 +392,7 @@ def _build(cls, data: Any, path: str):
 _ENTRY_TYPES = {
     ("ScenarioConfig", "air_support"): "dict[str, AirSupportConfig]",
     ("ScenarioConfig", "deconfliction"): "dict[str, DeconflictionConfig]",
+    ("ScenarioConfig", "zones"): "dict[str, ZoneConfig]",
     ("ScenarioConfig", "events"): "dict[str, EventConfig]",
     ("ScenarioConfig", "hostility"): "dict[str, dict[str, float]]",
     ("ScenarioConfig", "latent_hostility"): "dict[str, dict[str, float]]",
@@ -408,7 +428,7 @@ def _convert(tp: Any, value: Any, path: str):
             raise ConfigError(f"{path}: expected a mapping of faction name -> faction config")
         return {k: _build(FactionConfig, v, _join(path, k)) for k, v in value.items()}
     for name, cls in (("AirSupportConfig", AirSupportConfig), ("DeconflictionConfig", DeconflictionConfig),
-                      ("EventConfig", EventConfig)):
+                      ("EventConfig", EventConfig), ("ZoneConfig", ZoneConfig)):
         if tp == f"dict[str, {name}]":
             if value is None:
                 return {}
@@ -590,6 +610,18 @@ def validate(cfg: Config) -> None:
         _check_date(d.until, f"{key}.until")
         if d.country not in theatre:
             raise ConfigError(f"{key}.country = {d.country!r}: not a theatre country (allowed: {', '.join(theatre)})")
+    for i, z in s.zones.items():
+        key = f"scenario.zones.{i}"
+        for f in z.factions:
+            _check_faction(f, f"{key}.factions", known)
+        for j, per in enumerate(z.closed):
+            if len(per) != 2:
+                raise ConfigError(f"{key}.closed[{j}] = {per!r}: expected [start, end]")
+            _check_date(str(per[0]), f"{key}.closed[{j}]")
+            _check_date(str(per[1]), f"{key}.closed[{j}]")
+        for j, pt in enumerate(z.points):
+            if len(pt) != 3 or not (0 <= float(pt[2]) <= 500):
+                raise ConfigError(f"{key}.points[{j}] = {pt!r}: expected [lat, lon, radius_km], radius in [0, 500]")
     for i, ev in s.events.items():
         key = f"scenario.events.{i}"
         _check_date(ev.date, f"{key}.date")
@@ -612,6 +644,13 @@ def validate(cfg: Config) -> None:
             _check_faction(f, f"{key}.reinforce.{f}", known)
             if not (0 <= v <= 1e6):
                 raise ConfigError(f"{key}.reinforce.{f} = {v!r}: allowed range is [0, 1000000]")
+        for f, pts in ev.entry.items():
+            _check_faction(f, f"{key}.entry.{f}", known)
+            if f not in ev.reinforce:
+                raise ConfigError(f"{key}.entry.{f}: an entry needs a reinforce.{f}")
+            for j, pt in enumerate(pts):
+                if len(pt) != 2 or not (-90 <= float(pt[0]) <= 90 and -180 <= float(pt[1]) <= 180):
+                    raise ConfigError(f"{key}.entry.{f}[{j}] = {pt!r}: expected [lat, lon] in degrees")
     for a, row in s.latent_hostility.items():
         _check_faction(a, f"scenario.latent_hostility.{a}", known)
         for b, v in row.items():

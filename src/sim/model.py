@@ -166,7 +166,7 @@ class ConflictModel(mesa.Model):
         ended = [d.line for d in s.deconfliction.values() if d.until and self.date >= events.date_of(d.until)
                  and ("deconf", d.line) not in self._fired]
         self._fired.update(("deconf", line) for line in ended)
-        if due or ended:
+        if aftermath.zones_changed(self) or due or ended:
             self.build_allowed()
         self.air = events.air_multiplier(s.air_support, self.fidx, self.n_f, self.date)
         self.engaged = events.draw_engagement(self.hostility, self.streams["engage"])
@@ -333,7 +333,8 @@ class ConflictModel(mesa.Model):
         if (self.owner[sl] == i).any():
             h = self.hostility[i]
             redeploy.redeploy_garrisons(self.garrison[i][sl], self.owner[sl], i, self.station_w[i][sl], h,
-                                        h >= self.cfg.control.offensive_hostility, self.move_window, 0.0)
+                                        h >= self.cfg.control.offensive_hostility, self.move_window, 0.0,
+                                        aftermath.home(self, i, sl))
 
     def _reinforce_units(self) -> None:
         """Units draw replacements from their garrisons or disband into them
@@ -343,11 +344,10 @@ class ConflictModel(mesa.Model):
             sel = t.of_faction(i)
             if sel.size:
                 t.fighters[sel], weak, lost = redeploy.reinforce_faction(
-                    self.garrison[i], t.fighters[sel], self.cfg.factions[f].unit_size)
+                    self.garrison[i], t.fighters[sel], self.cfg.factions[f].unit_size, aftermath.home(self, i))
                 t.alive[sel[weak]] = False
                 self._remove_units(sel[weak])
-                if lost:
-                    self.ledger.killed(i, lost)
+                self.ledger.killed(i, lost)  # 0 when no disbanded unit was lost
 
     # 8 --------------------------------------------------------------------------------
     def _phase_insurgency(self) -> None:

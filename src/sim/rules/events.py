@@ -141,3 +141,43 @@ class LineSides:
         if key not in self.cache:
             self.cache[key] = line_side(self.geo, d)
         return self.cache[key]
+
+
+def entry_units(points_rc: np.ndarray, theatre: np.ndarray, fighters: float,
+                unit_size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A reinforcement entering from outside the theatre (a patron's army crossing the
+    border): ``fighters`` split evenly over the entry points (``[P, 2]`` row, col; a point
+    off the theatre snaps to the nearest theatre cell), each share in equal units of at most
+    ``unit_size``.  Returns the units' ``(rows, cols, fighters)``."""
+    tr, tc = np.nonzero(theatre)
+    pts = np.asarray(points_rc, float).reshape(-1, 2)
+    if fighters <= 0 or pts.shape[0] == 0 or tr.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    d = (tr[None] - pts[:, :1]) ** 2 + (tc[None] - pts[:, 1:]) ** 2
+    near = np.argmin(d, axis=1)
+    share = fighters / pts.shape[0]
+    n = max(1, int(np.ceil(share / unit_size - 1e-9)))
+    return np.repeat(tr[near], n), np.repeat(tc[near], n), np.full(pts.shape[0] * n, share / n)
+
+
+def zone_mask(in_areas: np.ndarray, theatre: np.ndarray, buffer_km: float,
+              cell_km: tuple[float, float], points_rc=(), radii_km=()) -> np.ndarray:
+    """``[R, C]`` bool: a truce zone, its governorates ``in_areas`` and the theatre ground
+    within ``buffer_km`` of them, and the ground within ``radii_km`` of the cells
+    ``points_rc`` ((row, col) each; Euclidean distances with cell sides ``cell_km`` =
+    (north-south, east-west) km, so the reach does not depend on the grid)."""
+    from scipy import ndimage
+
+    zone = in_areas.copy()
+    if buffer_km > 0 and in_areas.any():
+        zone = ndimage.distance_transform_edt(~in_areas, sampling=cell_km) <= buffer_km
+    R, C = in_areas.shape
+    rr, cc = np.arange(R)[:, None], np.arange(C)[None, :]
+    for (r, c), rad in zip(points_rc, radii_km):
+        zone |= np.hypot((rr - r) * cell_km[0], (cc - c) * cell_km[1]) <= rad
+    return zone & theatre
+
+
+def zone_closed(periods, date: dt.date) -> bool:
+    """Whether one of the ``[start, end]`` periods (ISO dates, end "" open-ended) runs on ``date``."""
+    return any(date >= date_of(a) and (not b or date < date_of(b)) for a, b in periods)

@@ -160,13 +160,19 @@ def seed_garrisons(garrison: np.ndarray, units, p_units: np.ndarray, idx: np.nda
 
 
 def redeploy_garrisons(garrison: np.ndarray, owner: np.ndarray, i: int, station_w: np.ndarray,
-                       hostility_i: np.ndarray, war: np.ndarray, window: int, rate: float) -> float:
+                       hostility_i: np.ndarray, war: np.ndarray, window: int, rate: float,
+                       home: np.ndarray | None = None) -> float:
     """One week of redeployment of faction ``i``'s garrisons (float32, edited in place) on
     the window ``owner``: besieged pockets evacuate ``rate`` of their garrison to the largest
     piece (:func:`besieged_pockets`, :func:`evacuate`; ``war[g]``: i is at war with g), then
     garrisons shift half-way toward their local targets (:func:`garrison_targets`, station
     weights with front cells doubled), each piece keeping its fighters
-    (:func:`spread_garrisons`).  Returns the fighters evacuated (None if no pocket)."""
+    (:func:`spread_garrisons`).  A home guard (``home``: fighters per cell who never leave it)
+    stays out of all this: only the fighters above it move.  Returns the fighters evacuated
+    (None if no pocket)."""
+    pinned = None if home is None else np.minimum(garrison, home)
+    if pinned is not None:
+        garrison -= pinned
     own = owner == i
     held = owner >= 0
     enemy = held & (hostility_i > 0)[np.where(held, owner, 0)]
@@ -179,18 +185,25 @@ def redeploy_garrisons(garrison: np.ndarray, owner: np.ndarray, i: int, station_
             moved = evacuate(garrison, labels, besieged, rate, target)
             comp_g = np.bincount(labels.ravel(), weights=garrison.ravel(), minlength=n + 1)
     spread_garrisons(garrison, target, labels, comp_g)
+    if pinned is not None:
+        garrison += pinned
     return moved
 
 
-def reinforce_faction(garrison: np.ndarray, fighters: np.ndarray, size: float):
+def reinforce_faction(garrison: np.ndarray, fighters: np.ndarray, size: float,
+                      home: np.ndarray | None = None):
     """:func:`reinforce` for one faction, with its garrisons ``[R, C]`` (edited in place)
-    scaled by what disbanded units return and replacements draw.  Returns ``(new unit
-    fighters, disbanded mask, fighters lost)``."""
-    gtot = float(garrison.sum())
+    scaled by what disbanded units return and replacements draw; a home guard (``home``:
+    fighters per cell) gives no replacements.  Returns ``(new unit fighters, disbanded mask,
+    fighters lost)``."""
+    pinned = 0.0 if home is None else np.minimum(garrison, home)
+    gtot = float((garrison - pinned).sum())
     new, weak, back, lost, draw = reinforce(fighters, size, gtot)
+    f = 1.0
     if back:
-        garrison *= (gtot + back) / gtot
-        gtot += back
+        f *= (gtot + back) / gtot
     if draw:
-        garrison *= (gtot - draw) / gtot
+        f *= (gtot + back - draw) / (gtot + back)
+    if f != 1.0:
+        garrison[...] = pinned + (garrison - pinned) * np.float32(f)
     return new, weak, lost

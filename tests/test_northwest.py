@@ -1,0 +1,110 @@
+"""Toy-world tests of the north-west mechanisms: home guards (rules/redeploy.py), patron
+forces entering across a border (rules/events.entry_units) and truce zones
+(rules/events.zone_mask, zone_closed; wired in sim.aftermath)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from sim.rules.events import entry_units, zone_closed, zone_mask
+from sim.rules.redeploy import redeploy_garrisons, reinforce_faction
+
+
+def _strip(n=12):
+    """A 1 x n strip of one faction's ground, enemy ground at the east end."""
+    owner = np.zeros((1, n), np.int64)
+    owner[0, -1] = 1
+    return owner
+
+
+def test_home_guard_stays_while_the_rest_spreads_to_the_front():
+    owner = _strip()
+    g = np.zeros((1, 12), np.float32)
+    g[0, 0] = 1000.0  # the whole garrison at home, far from the front
+    home = np.zeros_like(g)
+    home[0, 0] = 600.0  # 600 of them are the home guard
+    free, guarded = g.copy(), g.copy()
+    host = np.array([0.0, 1.0])
+    for _ in range(20):
+        redeploy_garrisons(free, owner, 0, np.ones((1, 12)), host, host > 0.5, 25, 0.0)
+        redeploy_garrisons(guarded, owner, 0, np.ones((1, 12)), host, host > 0.5, 25, 0.0, home)
+    assert guarded[0, 0] >= 600.0 - 1e-3  # the home guard never left
+    assert free[0, 0] < 600.0  # without it the garrison evens out toward the front
+    assert abs(float(guarded.sum()) - 1000.0) < 1e-2  # nobody created or lost
+    assert guarded[0, 1:11].sum() > 0  # the rest did spread
+
+
+def test_home_guard_gives_no_replacements():
+    g = np.full((2, 2), 100.0, np.float32)
+    home = np.array([[100.0, 100.0], [0.0, 0.0]], np.float32)  # top row: home guard
+    units = np.array([1000.0])  # a unit at half strength (size 2000)
+    new, weak, lost = reinforce_faction(g, units, 2000.0, home)
+    drawn = float(new[0] - units[0])
+    assert not weak.any() and lost == 0
+    # 200 fighters outside the home guard: not 3x the draw -> no draw; the guard untouched
+    assert drawn == 0.0 and np.allclose(g[0], 100.0)
+    g2 = np.full((2, 2), 1000.0, np.float32)
+    new, _, _ = reinforce_faction(g2, units, 2000.0, np.array([[1000.0, 1000.0], [0, 0]], np.float32))
+    assert new[0] == 1200.0  # draws DRAW_LIMIT x size from the free garrisons
+    assert np.allclose(g2[0], 1000.0) and np.isclose(g2[1].sum(), 1800.0)
+
+
+def test_entry_units_split_over_points_and_snap_into_the_theatre():
+    theatre = np.zeros((10, 10), bool)
+    theatre[3:, :] = True  # rows 0-2: across the border (outside the theatre)
+    r, c, f = entry_units(np.array([[0, 2], [1, 8]]), theatre, 9000.0, 2000.0)
+    assert np.isclose(f.sum(), 9000.0) and (f <= 2000.0 + 1e-9).all()
+    assert theatre[r, c].all() and set(r) == {3}  # the nearest theatre cells, on the border
+    assert set(c) == {2, 8} and (c == 2).sum() == (c == 8).sum()
+    r, c, f = entry_units(np.zeros((0, 2)), theatre, 5000.0, 2000.0)
+    assert f.size == 0
+
+
+def test_zone_mask_reach_is_in_km_not_cells():
+    coarse, fine = np.zeros((10, 10), bool), np.zeros((20, 20), bool)
+    coarse[:, :3] = True  # the same governorate (west 30% of the box) on two grids
+    fine[:, :6] = True
+    zc = zone_mask(coarse, np.ones_like(coarse), 20.0, (10.0, 10.0))
+    zf = zone_mask(fine, np.ones_like(fine), 20.0, (5.0, 5.0))
+    assert zc[0].sum() == 5 and zf[0].sum() == 10  # 20 km beyond it = 2 coarse or 4 fine cells
+    zp = zone_mask(np.zeros((10, 10), bool), np.ones((10, 10), bool), 0.0, (10.0, 10.0),
+                   [(5, 5)], [10.0])
+    assert zp.sum() == 5 and zp[5, 5]  # a point with a 10 km radius: its cell and 4 neighbours
+
+
+def test_zone_closed_periods():
+    per = [["2018-02-18", "2019-04-30"], ["2019-08-31", ""]]
+    assert not zone_closed(per, dt.date(2018, 1, 1))
+    assert zone_closed(per, dt.date(2018, 9, 17))
+    assert not zone_closed(per, dt.date(2019, 6, 1))  # the offensive's window
+    assert zone_closed(per, dt.date(2020, 1, 1))  # open-ended
+
+
+def test_zones_and_entry_on_the_real_grid():
+    """At 0.1 degrees: the Idlib zone holds Idlib, not Hama; closed, it cuts the regime's
+    allowed ground except what it holds; Peace Spring's 18,000 enter near Tal Abyad and Ras
+    al-Ayn as Turkey & SNA units, booked as recruits."""
+    from sim import aftermath
+    from sim.cli import compose
+    from sim.runner import build_model
+
+    m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
+    z = m.zones["idlib"]
+    assert z[m.geo.place_cell("Idlib")] and not z[m.geo.place_cell("Hama")]
+    assert m.zones["us_protection"][m.geo.place_cell("Manbij")]
+    gov = m.fidx["SYRIAN_GOV"]
+    m.date = dt.date(2018, 10, 1)  # between Sochi and the 2019 offensive
+    assert aftermath.zones_changed(m) and "idlib" in m.zones_closed
+    m.build_allowed()
+    assert not (m.allowed[gov] & z & (m.owner != gov)).any()
+    assert (m.allowed[gov] & z & (m.owner == gov)).sum() == (z & (m.owner == gov)).sum()
+    n0, tsna = len(m.units), m.fidx["TURKEY_SNA"]
+    aftermath.reinforce(m, ["peace_spring"])
+    new = np.arange(n0, len(m.units))
+    assert np.isclose(m.units.fighters[new].sum(), 18000.0) and (m.units.faction[new] == tsna).all()
+    assert len(m.unit_agents) == len(m.units) == m.unit_reachable.size
+    ta = np.array(m.geo.place_cell("Tell Abyad"))
+    d = np.hypot(m.units.row[new] - ta[0], m.units.col[new] - ta[1])
+    assert (d <= 2).sum() == new.size // 2  # half at Tal Abyad, half at Ras al-Ayn
