@@ -18,7 +18,10 @@ Rules (docs/ODD.md, section 5.2):
    whose side holds none of the 8 cells around, moves to the free neighbour cell (one with no
    place) nearest to it.  So a pocket smaller than a cell (Yarmouk camp beside the south
    Damascus rebels) is shifted by at most one cell instead of vanishing, and no pocket
-   depends on which file or row came first.  A place whose note says ``[extent: one cell]``
+   depends on which file or row came first.  A district of a city (``[district of: X]`` in its
+   note: Sheikh Maqsoud in Aleppo) never wins a cell it shares with another place, whatever
+   the distances: the cell's people are the city's; shifted one cell over, it holds that cell
+   only (it does not seed the nearest-place fill).  A place whose note says ``[extent: one cell]``
    (a security square inside a town another side holds) takes its own cell only.
 3. *Open desert is not held ground.*  Cells nearest an ISIS row marked as open desert (the
    extra file's ``[zone: open desert]`` rows and the older file's ``desert ...`` rows coded ISIS)
@@ -68,6 +71,7 @@ class Place:
     file: str
     line: int
     one_cell: bool = False  # ``[extent: one cell]``: holds its own cell only (rule 2)
+    district: bool = False  # ``[district of: X]``: loses a shared cell to the other place (rule 2)
 
 
 @dataclass
@@ -122,7 +126,8 @@ def read_places(paths=None, box=None) -> list[Place]:
                 desert = r["controller"] == "ISIS" and (
                     zone == "open desert" or name.lower().startswith("desert"))
                 out.append(Place(name, la, lo, COUNTRIES[r["country"]], r["controller"], desert,
-                                 zone, p.name, i, "[extent: one cell]" in r.get("note", "")))
+                                 zone, p.name, i, "[extent: one cell]" in r.get("note", ""),
+                                 "[district of:" in r.get("note", "")))
     return out
 
 
@@ -170,12 +175,14 @@ def build_initial_map(grid, country: np.ndarray, country_names, theatre: np.ndar
     d_own = np.hypot(lat - clat, (lon - clon) * col_scale)
     winner: dict[tuple[int, int, int], int] = {}
     one_cell = np.array([p.one_cell for p in use])
-    for k in np.lexsort((-np.arange(len(use)), d_own)):  # nearest first; ties: later row
+    district = np.array([p.district for p in use])
+    for k in np.lexsort((-np.arange(len(use)), d_own, district)):  # districts last, then nearest first; ties: later row
         if inside[k] and not one_cell[k]:
             winner.setdefault((int(ctry[k]), int(rr[k]), int(cc[k])), int(k))
     taken = {(r, c) for _, r, c in winner}
     shared = 0
     moved = []
+    own_cell: list[tuple[tuple[int, int, int], int]] = []  # (cell, place) stamped after the fill
     for k in range(len(use)):
         key = (int(ctry[k]), int(rr[k]), int(cc[k]))
         if not inside[k] or one_cell[k] or code[winner[key]] == code[k]:
@@ -191,7 +198,10 @@ def build_initial_map(grid, country: np.ndarray, country_names, theatre: np.ndar
             continue
         flat, flon = grid.latlon(np.array([a[1] for a in free]), np.array([a[2] for a in free]))
         j = int(np.argmin(np.hypot(flat - lat[k], (flon - lon[k]) * col_scale)))
-        winner[free[j]] = int(k)
+        if district[k]:  # a city district shifted off its city's cell holds that cell only
+            own_cell.append((free[j], int(k)))
+        else:
+            winner[free[j]] = int(k)
         taken.add((free[j][1], free[j][2]))
         moved.append(use[k].name)
     # rule 1: nearest place of the same country
@@ -219,6 +229,9 @@ def build_initial_map(grid, country: np.ndarray, country_names, theatre: np.ndar
             owner[rr[k], cc[k]] = code[k]
             desert_map[rr[k], cc[k]] = False
             winner[(int(ctry[k]), int(rr[k]), int(cc[k]))] = int(k)
+    for key, k in own_cell:
+        owner[key[1], key[2]] = code[k]
+        winner[key] = k
     # rule 4: a piece of ground with no place of its controller in it is an artefact of the
     # nearest-place fill (it lies beyond a lake, a border or open desert from its places): it
     # goes to whoever holds most of the cells around it (open desert stays open desert)
