@@ -12,10 +12,9 @@ multiples of a cell of open ground.  All functions are pure: arrays in, arrays o
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import box_mean, dilate8
+from .spatial import box_mean, dilate8, label8
 
 HEADINGS_DEG = (0.0, 30.0, -30.0, 60.0, -60.0, 90.0, -90.0)
 RETREAT_WINDOW = 7  # cells: fighters retreat up to three cells into own ground
@@ -149,7 +148,7 @@ def road_moves(own: np.ndarray, rows: np.ndarray, cols: np.ndarray, targets: np.
     R, C = own.shape
     moved = np.zeros(len(rows), bool)
     new_r, new_c = rows.copy(), cols.copy()
-    labels, _ = ndimage.label(own, structure=np.ones((3, 3), bool))
+    labels, _ = label8(own)
     cells = np.flatnonzero(own & dilate8(~own))  # own cells on the edge of own ground
     cr, cc = np.divmod(cells, C)
     lab = labels.ravel()[cells]

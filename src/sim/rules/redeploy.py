@@ -13,10 +13,9 @@ edit an array in place (garrison views, for speed on the big grids).
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import box_mean, dilate8, window_means
+from .spatial import box_mean, dilate8, label8, window_means
 
 DRAW_LIMIT = 0.1  # replacements a unit may draw per week, share of its establishment
 DISBAND_SHARE = 0.15  # a unit below this share of its establishment disbands
@@ -89,7 +88,7 @@ def spread_garrisons(garrison: np.ndarray, target: np.ndarray, labels: np.ndarra
 
 def pieces(own: np.ndarray, garrison: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
     """Connected pieces of own ground (8-neighbourhood): ``(labels, n, fighters per label)``."""
-    labels, n = ndimage.label(own, structure=np.ones((3, 3), bool))
+    labels, n = label8(own)
     return labels, n, np.bincount(labels.ravel(), weights=garrison.ravel(), minlength=n + 1)
 
 

@@ -48,9 +48,8 @@ import numpy as np
 from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import dilate8
+from .spatial import dilate8, label8
 
-_STRUCT8 = np.ones((3, 3), bool)
 
 
 @dataclass
@@ -87,7 +86,7 @@ def besieged_pieces(owner: np.ndarray, war: np.ndarray, f: int, presence: np.nda
     friend_f[f] = True
     bloc = held & friend_f[oi]
     own = owner == f
-    labels, n = ndimage.label(bloc, structure=_STRUCT8)
+    labels, n = label8(bloc)
     has_own = np.bincount(labels[own], minlength=n + 1) > 0
     has_own[0] = False
     area = np.bincount(labels.ravel(), minlength=n + 1)
@@ -98,7 +97,7 @@ def besieged_pieces(owner: np.ndarray, war: np.ndarray, f: int, presence: np.nda
     elif has_own.sum() == 1:
         main = has_own.copy()
     elif own.any():
-        own_lab, n_own = ndimage.label(own, structure=_STRUCT8)
+        own_lab, n_own = label8(own)
         big = int(np.argmax(np.bincount(own_lab.ravel(), minlength=n_own + 1)[1:])) + 1
         main[labels[own_lab == big][0]] = True
     main[0] = False

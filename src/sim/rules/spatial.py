@@ -37,6 +37,23 @@ def dilate8(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+_STRUCT8 = np.ones((3, 3), bool)
+
+
+def label8(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """``ndimage.label(mask, 8-neighbourhood)`` computed on the bounding box of ``mask`` only
+    (often a small part of the grid).  Same labels: components are numbered in raster order of
+    their first cell, which cropping keeps.  ``(labels [R, C] int32, n)``."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return np.zeros(mask.shape, np.int32), 0
+    cols = np.flatnonzero(mask.any(axis=0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    labels = np.zeros(mask.shape, np.int32)
+    labels[box], n = ndimage.label(mask[box], structure=_STRUCT8)
+    return labels, n
+
+
 def frontier(own: np.ndarray, other: np.ndarray) -> np.ndarray:
     """Cells of ``other`` that touch ``own`` (8-neighbourhood)."""
     return other & dilate8(own)
