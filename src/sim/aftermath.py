@@ -295,15 +295,15 @@ def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray,
         hc = m.cfg.holdouts
         defence = defence * holdouts.holdout_defence(m.owner, m.isis, m.holdout_mask, share,
                                                      hc.max_factor, hc.onset)
-    hm = (hold_min[:, None] * m.hold_scale[None]).reshape(n, *shape)
-    # only held cells where some other faction stands can fall (the fronts): the kernel then
-    # gathers sector sums for those cells only; exact ties are broken by faction order
+    # only held cells where some other faction stands can fall (the fronts): the kernel
+    # works on those cells only; exact ties are broken by faction order
     tot = p.sum(axis=0)
     held = m.owner >= 0
     own_p = np.take_along_axis(p, np.where(held, m.owner, 0)[None].astype(np.int64), axis=0)[0]
-    front = held & (tot - own_p > 0)
-    captured, capturer = assault.sector_capture(m.owner, p, hostile, m.allowed & front[None], hm,
-                                                defence, m.cfg.assault.sector_ratio)
+    front = np.flatnonzero(held & (tot - own_p > 0))
+    hm = hold_min[:, None] * m.hold_scale[front][None]
+    captured, capturer = assault.sector_capture(m.owner, p, hostile, m.allowed, hm, defence,
+                                                m.cfg.assault.sector_ratio, cells=front)
     idx = np.flatnonzero(captured)
     old = m.owner.ravel()[idx].copy()
     new = capturer.ravel()[idx].astype(m.owner.dtype)
