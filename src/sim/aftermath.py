@@ -20,13 +20,12 @@ docs/ODD.md, "Aftermath mechanisms (issue 13)", gives the equations and sources.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .geography import TERRAIN_CLASSES
 from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE, UNGOVERNED
 from .rules.events import hostility_matrix
-from .rules.spatial import dilate8
+from .rules.spatial import dilate8, label8
 
 
 def _norm(name: str) -> str:
@@ -360,9 +359,9 @@ def _may_have_pocket(m, f: int) -> bool:
     main ground (it holds part of its core, or has none), or every 8-connected piece of its own
     ground touches UNGOVERNED ground (then every bloc piece with own ground is open)."""
     own = m.owner == f
-    rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    lab, n = ndimage.label(own[r0:r1, c0:c1], structure=np.ones((3, 3), bool))
+    full, n, (rs, cs) = label8(own, with_box=True)  # remembered: the redeploy labels it again
+    r0, r1, c0, c1 = rs.start, rs.stop, cs.start, cs.stop
+    lab = full[rs, cs]
     core = m.core[f]
     if n == 1 and not (core.any() and not (own & core).any()):
         return False

@@ -40,18 +40,34 @@ def dilate8(mask: np.ndarray) -> np.ndarray:
 _STRUCT8 = np.ones((3, 3), bool)
 
 
-def label8(mask: np.ndarray) -> tuple[np.ndarray, int]:
+_LABEL_MEMO: dict = {}  # (crop shape, packed crop) -> (labels of the crop, n); a few recent
+_LABEL_MEMO_SIZE = 48  # masks recur within and across steps (same ground, same bloc)
+
+
+def label8(mask: np.ndarray, with_box: bool = False):
     """``ndimage.label(mask, 8-neighbourhood)`` computed on the bounding box of ``mask`` only
-    (often a small part of the grid).  Same labels: components are numbered in raster order of
-    their first cell, which cropping keeps.  ``(labels [R, C] int32, n)``."""
+    (often a small part of the grid), and remembered for the last few masks (the same ground
+    is labelled by several phases and factions, and again next week if unchanged).  Same
+    labels: components are numbered in raster order of their first cell, which cropping
+    keeps.  ``(labels [R, C] int32 (a new array), n)``, plus the box (slices) with
+    ``with_box``."""
+    labels = np.zeros(mask.shape, np.int32)
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
-        return np.zeros(mask.shape, np.int32), 0
+        box = (slice(0, 0), slice(0, 0))
+        return (labels, 0, box) if with_box else (labels, 0)
     cols = np.flatnonzero(mask.any(axis=0))
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    labels = np.zeros(mask.shape, np.int32)
-    labels[box], n = ndimage.label(mask[box], structure=_STRUCT8)
-    return labels, n
+    crop = mask[box]
+    key = (crop.shape, np.packbits(crop).tobytes())
+    hit = _LABEL_MEMO.pop(key, None)
+    if hit is None:
+        hit = ndimage.label(crop, structure=_STRUCT8)
+        if len(_LABEL_MEMO) >= _LABEL_MEMO_SIZE:
+            del _LABEL_MEMO[next(iter(_LABEL_MEMO))]  # the least recently used
+    _LABEL_MEMO[key] = hit
+    labels[box] = hit[0]
+    return (labels, hit[1], box) if with_box else (labels, hit[1])
 
 
 def frontier(own: np.ndarray, other: np.ndarray) -> np.ndarray:
