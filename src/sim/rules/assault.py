@@ -56,6 +56,22 @@ def _contested(owner: np.ndarray, p: np.ndarray, hostile: np.ndarray, allowed: n
     return (sel if cells is None else cells[sel]), cand[:, sel]
 
 
+def _sector_sums(pf: np.ndarray, r: np.ndarray, c: np.ndarray, R: int, C: int) -> np.ndarray:
+    """``[F, K]`` float64: the 3 x 3 sums of ``pf`` (``[F, R * C]``) around cells ``(r, c)``,
+    neighbours added in raster order (zero off the grid)."""
+    sec = np.zeros((pf.shape[0], r.size))
+    for dr in (-1, 0, 1):
+        rr = r + dr
+        ok_r = (rr >= 0) & (rr < R)
+        base = np.minimum(np.maximum(rr, 0), R - 1) * C
+        for dc in (-1, 0, 1):
+            cc = c + dc
+            ok = ok_r & (cc >= 0) & (cc < C)
+            v = pf.take(base + np.minimum(np.maximum(cc, 0), C - 1), axis=1)
+            sec += v if ok.all() else np.where(ok, v, 0.0)
+    return sec
+
+
 def sector_odds(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
                 allowed: np.ndarray, hold_min: np.ndarray,
                 jitter: np.ndarray | None = None,
@@ -91,13 +107,7 @@ def sector_odds(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
     if idx.size * 16 > R * C:  # many contested cells: one box sum over the whole stack
         sec = box_sum3(p).reshape(n_f, -1)[:, idx].astype(np.float64)
     else:  # few: gather the 9 neighbours of each
-        sec = np.zeros((n_f, idx.size))
-        for dr in (-1, 0, 1):
-            rr = r + dr
-            for dc in (-1, 0, 1):
-                cc = c + dc
-                ok = (rr >= 0) & (rr < R) & (cc >= 0) & (cc < C)
-                sec += np.where(ok, p[:, np.clip(rr, 0, R - 1), np.clip(cc, 0, C - 1)], 0.0)
+        sec = _sector_sums(p.reshape(n_f, -1), r, c, R, C)
     best, best_s = argmax0(np.where(cand_k, sec, -1.0))
     friendly = ~hostile[:, np.maximum(owner.ravel()[idx], 0).astype(np.int64)]  # [g, k]
     challenger.ravel()[idx] = best

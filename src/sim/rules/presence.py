@@ -46,6 +46,13 @@ def mix(weights: np.ndarray, fields: np.ndarray) -> np.ndarray:
     """``out[f] = sum_g weights[f, g] * fields[g]`` for ``[faction, row, col]`` stacks (e.g.
     the presence of each faction's enemies from a hostility mask)."""
     n = fields.shape[0]
-    # einsum's own loops, not BLAS: a 10 x 10 by 10 x N product gains nothing from threads
-    out = np.einsum("fg,gn->fn", weights.astype(np.float32), fields.reshape(n, -1))
+    flat = fields.reshape(n, -1)
+    if weights.dtype == bool:  # a mask: add the selected fields in order, skip the others
+        # (the same sums, bit for bit, as einsum's 0 + 1 * x_0 + 1 * x_1 ... for finite x)
+        out = np.zeros((weights.shape[0], flat.shape[1]), np.result_type(np.float32, flat))
+        for f in range(weights.shape[0]):
+            for g in np.flatnonzero(weights[f]):
+                out[f] += flat[g]
+    else:  # einsum's own loops, not BLAS: a 10 x 10 by 10 x N product gains nothing from threads
+        out = np.einsum("fg,gn->fn", weights.astype(np.float32), flat)
     return out.reshape(weights.shape[0], *fields.shape[1:])
