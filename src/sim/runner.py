@@ -160,9 +160,8 @@ def summarise(model, ts: pd.DataFrame, control: np.ndarray) -> dict[str, Any]:
     dates = [str(d) for d in model.dates()]
     series = {}
     for name in seat_names():
-        try:
-            k = g.places.find(name)
-        except LookupError:  # PlaceNotFound: the map lacks the place
+        k = g.places.get(name)
+        if k is None:  # the map lacks the place
             continue
         r, c = int(g.places.row[k]), int(g.places.col[k])
         if 0 <= r < g.shape[0] and 0 <= c < g.shape[1]:

@@ -147,7 +147,7 @@ def seed_garrisons(garrison: np.ndarray, units, p_units: np.ndarray, idx: np.nda
     r, c = units.cells()
     uf = units.faction[live].astype(np.int64)
     take = units.fighters[live] * window_means(rate.reshape(garrison.shape), r[live], c[live],
-                                               unit_window[uf], uf, centre)
+                                               unit_window[uf], uf, centre, (f[ok], cap_idx[ok]))
     units.fighters[live] -= take
     given = np.bincount(uf, weights=take, minlength=n)
     placed = np.bincount(f[ok], weights=amount[ok], minlength=n)

@@ -122,16 +122,33 @@ def stamp_windows(shape, rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
 
 
 def window_means(field: np.ndarray, rows: np.ndarray, cols: np.ndarray, sizes: np.ndarray,
-                 layer: np.ndarray, centre: float = 0.0) -> np.ndarray:
+                 layer: np.ndarray, centre: float = 0.0, support=None) -> np.ndarray:
     """The adjoint of :func:`stamp_windows`: each point's kernel-weighted sum of
-    ``field[layer]``, used to hand cell losses back to the units that projected force."""
+    ``field[layer]``, used to hand cell losses back to the units that projected force.
+    ``support`` (optional ``(layers, flat cells)``): the only places ``field`` may be nonzero;
+    points whose window misses them all get 0 without summing (the same result)."""
     R, C = field.shape[-2:]
     out = np.zeros(len(rows))
-    for i, (r, c, s, k) in enumerate(zip(rows, cols, sizes, layer)):
+    todo = range(len(rows)) if support is None else \
+        np.flatnonzero(_windows_touch(rows, cols, sizes, layer, support, C))
+    for i in todo:
+        r, c, s, k = rows[i], cols[i], sizes[i], layer[i]
         h = s // 2
         win = field[k, max(r - h, 0):min(r + h + 1, R), max(c - h, 0):min(c + h + 1, C)].sum()
         out[i] = (1 - centre) * win / (s * s) + (centre * field[k, r, c] if 0 <= r < R and 0 <= c < C else 0.0)
     return out
+
+
+def _windows_touch(rows, cols, sizes, layer, support, C: int) -> np.ndarray:
+    """``[P]`` bool: the ``sizes`` window of each point on ``layer`` holds a support cell."""
+    s_layer, s_flat = (np.asarray(a) for a in support)
+    if len(rows) * s_flat.size > 4_000_000:  # too many pairs to test: sum every window
+        return np.ones(len(rows), bool)
+    sr, sc = np.divmod(s_flat, C)
+    h = (np.asarray(sizes) // 2)[:, None]
+    near = (np.abs(np.asarray(rows)[:, None] - sr[None]) <= h) & \
+        (np.abs(np.asarray(cols)[:, None] - sc[None]) <= h)
+    return (near & (np.asarray(layer)[:, None] == s_layer[None])).any(axis=1)
 
 
 def faction_boxes(owner: np.ndarray, prev_owner: np.ndarray, n_f: int, margin: int) -> list:
