@@ -355,20 +355,24 @@ def sieges_week(m) -> None:
 
 def _may_have_pocket(m, f: int) -> bool:
     """False when no piece of faction ``f``'s bloc can be besieged (a cheap test on the box of
-    its ground before the full labelling): its own ground is one 8-connected piece that is its
-    main ground (it holds part of its core, or has none), or every 8-connected piece of its own
-    ground touches UNGOVERNED ground (then every bloc piece with own ground is open)."""
+    its ground before the full labelling): every 8-connected piece of its own ground touches
+    UNGOVERNED ground (its bloc piece is open) or lies in its main ground (it holds part of
+    the faction's core; when no core cell is held, it is the largest piece), as
+    :func:`sim.rules.sieges.besieged_pieces` defines them."""
     own = m.owner == f
     full, n, (rs, cs) = label8(own, with_box=True)  # remembered: the redeploy labels it again
     r0, r1, c0, c1 = rs.start, rs.stop, cs.start, cs.stop
     lab = full[rs, cs]
-    core = m.core[f]
-    if n == 1 and not (core.any() and not (own & core).any()):
-        return False
     R, C = own.shape
     a, b, c, d = max(r0 - 1, 0), min(r1 + 1, R), max(c0 - 1, 0), min(c1 + 1, C)
     near_open = dilate8(m.owner[a:b, c:d] == UNGOVERNED)[r0 - a:, c0 - c:][: r1 - r0, : c1 - c0]
-    return not (np.bincount(lab[near_open], minlength=n + 1)[1:] > 0).all()
+    safe = np.bincount(lab[near_open], minlength=n + 1) > 0
+    own_core = own[rs, cs] & m.core[f][rs, cs]
+    if own_core.any():  # main ground: the pieces with core cells
+        safe |= np.bincount(lab[own_core], minlength=n + 1) > 0
+    else:  # main ground: the largest piece (first by label on ties, as besieged_pieces)
+        safe[int(np.argmax(np.bincount(lab.ravel(), minlength=n + 1)[1:])) + 1] = True
+    return not safe[1:].all()
 
 
 def _disband_units_in(m, cells: np.ndarray, partners: np.ndarray) -> None:
