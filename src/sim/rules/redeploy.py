@@ -167,8 +167,8 @@ def redeploy_garrisons(garrison: np.ndarray, owner: np.ndarray, i: int, station_
     weights with front cells doubled), each piece keeping its fighters
     (:func:`spread_garrisons`).  Returns the fighters evacuated (None if no pocket)."""
     own = owner == i
-    held = owner >= 0
-    enemy = held & (hostility_i > 0)[np.where(held, owner, 0)]
+    # by owner code (OUTSIDE -2, UNGOVERNED -1, factions): a table lookup per cell
+    enemy = np.concatenate([[False, False], hostility_i > 0])[owner.astype(np.intp) + 2]
     target = garrison_targets(garrison, own, station_weights(station_w, own, enemy), window)
     labels, n, comp_g = pieces(own, garrison)
     moved = None
