@@ -84,36 +84,29 @@ def besieged_pieces(owner: np.ndarray, war: np.ndarray, f: int, presence: np.nda
     friend_f[f] = True
     # per owner code (OUTSIDE -2, UNGOVERNED -1, factions): a table lookup per cell
     bloc = np.concatenate([[False, False], friend_f])[owner.astype(np.intp) + 2]
+    own = owner == f
     labels, n, box = label8(bloc, with_box=True)
-    # the rest works on the bloc's box plus one cell (every piece and its ring)
-    R, C = owner.shape
-    ext = (slice(0, R), slice(0, C))
-    if n:
-        ext = (slice(max(box[0].start - 1, 0), min(box[0].stop + 1, R)),
-               slice(max(box[1].start - 1, 0), min(box[1].stop + 1, C)))
-    lab, own = labels[ext], owner[ext] == f
-    has_own = np.bincount(lab[own], minlength=n + 1) > 0
+    has_own = np.bincount(labels[own], minlength=n + 1) > 0
     has_own[0] = False
-    area = np.bincount(lab.ravel(), minlength=n + 1)
-    area[0] += labels.size - lab.size  # background outside the box
+    area = np.bincount(labels[box].ravel(), minlength=n + 1)
+    area[0] += labels.size - labels[box].size  # background outside the box
     # main ground: pieces with own core cells, else the piece with f's largest own component
     main = np.zeros(n + 1, bool)
-    own_core = own & core[ext] if core is not None else None
-    if own_core is not None and own_core.any():
-        main[lab[own_core]] = True
+    if core is not None and (own & core).any():
+        main[labels[own & core]] = True
     elif has_own.sum() == 1:
         main = has_own.copy()
     elif own.any():
-        own_lab, n_own = label8(owner == f)
+        own_lab, n_own = label8(own)
         big = int(np.argmax(np.bincount(own_lab.ravel(), minlength=n_own + 1)[1:])) + 1
         main[labels[own_lab == big][0]] = True
     main[0] = False
     besieged = has_own & ~main
     if besieged.any():
-        open_ground = owner[ext] == UNGOVERNED
+        open_ground = owner == UNGOVERNED
         if exits is not None:
-            open_ground = open_ground | exits[ext]
-        touches_open = np.bincount(lab[dilate8(open_ground) & bloc[ext]], minlength=n + 1) > 0
+            open_ground = open_ground | exits
+        touches_open = np.bincount(labels[dilate8(open_ground) & bloc], minlength=n + 1) > 0
         besieged &= ~touches_open
     besieged[0] = False
     besieger, ring_force, piece_force = _siege_forces(labels, n, besieged, presence, friend_f,
