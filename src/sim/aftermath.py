@@ -20,14 +20,13 @@ docs/ODD.md, "Aftermath mechanisms (issue 13)", gives the equations and sources.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .geography import TERRAIN_CLASSES
 from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.assault import urban_index
 from .rules.control import OUTSIDE, UNGOVERNED
 from .rules.events import entry_units, hostility_matrix, zone_closed, zone_mask
-from .rules.spatial import dilate8
+from .rules.spatial import dilate8, label8
 
 
 def _norm(name: str) -> str:
@@ -358,15 +357,15 @@ def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray,
         hc = m.cfg.holdouts
         defence = defence * holdouts.holdout_defence(m.owner, m.isis, m.holdout_mask, share,
                                                      hc.max_factor, hc.onset)
-    hm = (hold_min[:, None] * m.hold_scale[None]).reshape(n, *shape)
-    # only held cells where some other faction stands can fall (the fronts): the kernel then
-    # gathers sector sums for those cells only; exact ties are broken by faction order
+    # only held cells where some other faction stands can fall (the fronts): the kernel
+    # works on those cells only; exact ties are broken by faction order
     tot = p.sum(axis=0)
     held = m.owner >= 0
     own_p = np.take_along_axis(p, np.where(held, m.owner, 0)[None].astype(np.int64), axis=0)[0]
-    front = held & (tot - own_p > 0)
-    captured, capturer = assault.sector_capture(m.owner, p, hostile, m.allowed & front[None], hm,
-                                                defence, m.cfg.assault.sector_ratio)
+    front = np.flatnonzero(held & (tot - own_p > 0))
+    hm = hold_min[:, None] * m.hold_scale[front][None]
+    captured, capturer = assault.sector_capture(m.owner, p, hostile, m.allowed, hm, defence,
+                                                m.cfg.assault.sector_ratio, cells=front)
     idx = np.flatnonzero(captured)
     old = m.owner.ravel()[idx].copy()
     new = capturer.ravel()[idx].astype(m.owner.dtype)
@@ -420,20 +419,24 @@ def sieges_week(m) -> None:
 
 def _may_have_pocket(m, f: int) -> bool:
     """False when no piece of faction ``f``'s bloc can be besieged (a cheap test on the box of
-    its ground before the full labelling): its own ground is one 8-connected piece that is its
-    main ground (it holds part of its core, or has none), or every 8-connected piece of its own
-    ground touches UNGOVERNED ground (then every bloc piece with own ground is open)."""
+    its ground before the full labelling): every 8-connected piece of its own ground touches
+    UNGOVERNED ground (its bloc piece is open) or lies in its main ground (it holds part of
+    the faction's core; when no core cell is held, it is the largest piece), as
+    :func:`sim.rules.sieges.besieged_pieces` defines them."""
     own = m.owner == f
-    rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    lab, n = ndimage.label(own[r0:r1, c0:c1], structure=np.ones((3, 3), bool))
-    core = m.core[f]
-    if n == 1 and not (core.any() and not (own & core).any()):
-        return False
+    full, n, (rs, cs) = label8(own, with_box=True)  # remembered: the redeploy labels it again
+    r0, r1, c0, c1 = rs.start, rs.stop, cs.start, cs.stop
+    lab = full[rs, cs]
     R, C = own.shape
     a, b, c, d = max(r0 - 1, 0), min(r1 + 1, R), max(c0 - 1, 0), min(c1 + 1, C)
     near_open = dilate8(m.owner[a:b, c:d] == UNGOVERNED)[r0 - a:, c0 - c:][: r1 - r0, : c1 - c0]
-    return not (np.bincount(lab[near_open], minlength=n + 1)[1:] > 0).all()
+    safe = np.bincount(lab[near_open], minlength=n + 1) > 0
+    own_core = own[rs, cs] & m.core[f][rs, cs]
+    if own_core.any():  # main ground: the pieces with core cells
+        safe |= np.bincount(lab[own_core], minlength=n + 1) > 0
+    else:  # main ground: the largest piece (first by label on ties, as besieged_pieces)
+        safe[int(np.argmax(np.bincount(lab.ravel(), minlength=n + 1)[1:])) + 1] = True
+    return not safe[1:].all()
 
 
 def _disband_units_in(m, cells: np.ndarray, f: int, partners: np.ndarray,

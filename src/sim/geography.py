@@ -86,6 +86,11 @@ class Places:
                 idx[normalise_name(n)] = int(i)
         self._index = idx
 
+    def get(self, name: str) -> int | None:
+        """Index of a place by name or alternative spelling, None if unknown (no suggestions:
+        cheap)."""
+        return self._index.get(normalise_name(name))
+
     def find(self, name: str) -> int:
         """Index of a place by name or alternative spelling (case/accent-insensitive)."""
         k = normalise_name(name)

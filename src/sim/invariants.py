@@ -145,9 +145,18 @@ def _shares(ts) -> list[Violation]:
     return out
 
 
-def _last(ts, metric: str, faction: str) -> np.ndarray:
-    sel = ts[(ts["metric"] == metric) & (ts["faction"] == faction)].sort_values("step")
-    return sel["value"].to_numpy(dtype=np.float64)
+def _series(ts) -> dict:
+    """``(metric, faction) -> values ordered by step``, from one grouping of the time series
+    (filtering the long frame once per series was the slow part of the run-end check)."""
+    if ts.empty:
+        return {}
+    step, vals = ts["step"].to_numpy(), ts["value"].to_numpy(dtype=np.float64)
+    return {key: vals[pos[np.argsort(step[pos], kind="stable")]]
+            for key, pos in ts.groupby(["metric", "faction"], sort=False).indices.items()}
+
+
+def _last(series: dict, metric: str, faction: str) -> np.ndarray:
+    return series.get((metric, faction), np.zeros(0))
 
 
 def _people(model, ts) -> list[Violation]:
@@ -158,7 +167,8 @@ def _people(model, ts) -> list[Violation]:
     if not abs(now - p0) <= tol:
         out.append(Violation("people_conserved", f"{now:,.1f} people at the end, {p0:,.1f} at the "
                                                  f"start (error {now - p0:+,.1f}, tolerance {tol:,.1f})"))
-    parts = [_last(ts, m, "ALL") for m in ("n_at_home", "n_displaced", "n_abroad", "n_civilian_dead")]
+    series = _series(ts)
+    parts = [_last(series, m, "ALL") for m in ("n_at_home", "n_displaced", "n_abroad", "n_civilian_dead")]
     if all(p.size for p in parts) and len({p.size for p in parts}) == 1:
         tot = sum(parts)
         err = np.abs(tot - p0)
@@ -185,6 +195,7 @@ def _theatre_people(model) -> float | None:
 
 def _fighters(model, ts) -> list[Violation]:
     out = []
+    series = _series(ts)
     for i, f in enumerate(model.faction_names):
         led = model.ledger.totals[f]
         gross = float(model.strength0[i]) + float(led["recruited"])
@@ -196,14 +207,14 @@ def _fighters(model, ts) -> list[Violation]:
                                                        f"(tolerance {tol:,.1f})"))
             continue
         # the same balance from the recorded metrics (every flow is in the files)
-        n = _last(ts, "n_fighters", f)
+        n = _last(series, "n_fighters", f)
         if n.size == 0:
             continue
-        rec = np.cumsum(_last(ts, "new_recruits", f))
-        lost = np.cumsum(_last(ts, "new_fighter_losses", f))
-        wd = _last(ts, "cum_fighters_withdrawn", f)
-        sur = np.cumsum(_last(ts, "new_fighters_surrendered", f))
-        exp = _last(ts, "cum_foreign_fighters_exported", "ALL") if i == model.isis else np.zeros(n.size)
+        rec = np.cumsum(_last(series, "new_recruits", f))
+        lost = np.cumsum(_last(series, "new_fighter_losses", f))
+        wd = _last(series, "cum_fighters_withdrawn", f)
+        sur = np.cumsum(_last(series, "new_fighters_surrendered", f))
+        exp = _last(series, "cum_foreign_fighters_exported", "ALL") if i == model.isis else np.zeros(n.size)
         if not (rec.size == lost.size == n.size and wd.size in (0, n.size) and exp.size == n.size):
             continue
         if wd.size == 0:

@@ -26,7 +26,7 @@ from .rules import civilians as civ
 from .rules import combat, events, insurgency, movement, recruitment, redeploy
 from .rules.control import UNGOVERNED, control_candidates, control_levels, update_control
 from .rules.ledger import FighterLedger
-from .rules.presence import garrison_presence, mix, unit_cells_dilated, unit_presence
+from .rules.presence import garrison_presence, garrison_presence_boxed, mix, unit_cells_dilated, unit_presence
 from .rules.spatial import faction_boxes, window_means
 
 ISIS = "ISIS"
@@ -211,7 +211,7 @@ class ConflictModel(mesa.Model):
     # 4 --------------------------------------------------------------------------------
     def _phase_project(self) -> None:
         """Presence fields ``[F, R, C]`` of garrisons and units (:mod:`sim.rules.presence`)."""
-        self.p_garrison = garrison_presence(self.garrison)
+        self.p_garrison = garrison_presence_boxed(self.garrison)
         t = self.units
         live = np.flatnonzero(t.alive)
         r, c = t.cells()

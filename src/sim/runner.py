@@ -103,11 +103,20 @@ def collect_results(model, cfg: Config, control, level, damage, wall: float) -> 
     )
 
 
+def _final_values(ts: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """``(metric, faction) -> value`` at the last recorded step (summed if repeated)."""
+    last = ts[ts["step"] == ts["step"].max()]
+    vals: dict[tuple[str, str], list] = {}
+    for key, v in zip(zip(last["metric"], last["faction"]), last["value"].to_numpy(np.float64)):
+        vals.setdefault(key, []).append(v)
+    return {k: float(np.sum(v)) for k, v in vals.items()}
+
+
 def summarise(model, ts: pd.DataFrame, control: np.ndarray) -> dict[str, Any]:
     """Scalar outcomes of a run (what ensembles and comparisons tabulate)."""
     out: dict[str, Any] = {}
-    last = ts[ts["step"] == ts["step"].max()]
-    get = lambda m, f="ALL": float(last[(last.metric == m) & (last.faction == f)]["value"].sum())  # noqa: E731
+    final = _final_values(ts)
+    get = lambda m, f="ALL": final.get((m, f), 0.0)  # noqa: E731
     for f in model.faction_names + ["UNGOVERNED"]:
         out[f"final_share_territory_area_{f}"] = get("share_territory_area", f)
     for m in ("cum_displaced", "cum_returnees", "cum_civilian_deaths", "cum_insurgent_attacks",
@@ -152,9 +161,8 @@ def summarise(model, ts: pd.DataFrame, control: np.ndarray) -> dict[str, Any]:
     dates = [str(d) for d in model.dates()]
     series = {}
     for name in seat_names():
-        try:
-            k = g.places.find(name)
-        except LookupError:  # PlaceNotFound: the map lacks the place
+        k = g.places.get(name)
+        if k is None:  # the map lacks the place
             continue
         r, c = int(g.places.row[k]), int(g.places.col[k])
         if 0 <= r < g.shape[0] and 0 <= c < g.shape[1]:

@@ -49,15 +49,51 @@ def sector_presence(presence: np.ndarray) -> np.ndarray:
     return box_sum3(presence.astype(np.float64))
 
 
+def _contested(owner: np.ndarray, p: np.ndarray, hostile: np.ndarray, allowed: np.ndarray,
+               hold_min: np.ndarray, cells: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(idx, cand)``: the contested cells (flat, ascending) and ``cand[g, k]``, whether ``g``
+    is a candidate challenger there (:func:`sector_odds`); computed on ``cells`` only if given."""
+    n_f = p.shape[0]
+    flat_owner = owner.ravel() if cells is None else owner.ravel()[cells]
+    held = flat_owner >= 0
+    own_idx = np.where(held, flat_owner, 0).astype(np.int64)
+    hm = np.asarray(hold_min, p.dtype)
+    hm = hm.reshape(n_f, 1) if hm.ndim == 1 else hm.reshape(n_f, -1)
+    pk = p.reshape(n_f, -1) if cells is None else p.reshape(n_f, -1)[:, cells]
+    ak = allowed.reshape(n_f, -1) if cells is None else allowed.reshape(n_f, -1)[:, cells]
+    cand = ak & (pk >= hm) & (pk > 0) & hostile[:, own_idx] & held[None]  # [g, K]
+    sel = np.flatnonzero(cand.any(axis=0))
+    return (sel if cells is None else cells[sel]), cand[:, sel]
+
+
+def _sector_sums(pf: np.ndarray, r: np.ndarray, c: np.ndarray, R: int, C: int) -> np.ndarray:
+    """``[F, K]`` float64: the 3 x 3 sums of ``pf`` (``[F, R * C]``) around cells ``(r, c)``,
+    neighbours added in raster order (zero off the grid)."""
+    sec = np.zeros((pf.shape[0], r.size))
+    for dr in (-1, 0, 1):
+        rr = r + dr
+        ok_r = (rr >= 0) & (rr < R)
+        base = np.minimum(np.maximum(rr, 0), R - 1) * C
+        for dc in (-1, 0, 1):
+            cc = c + dc
+            ok = ok_r & (cc >= 0) & (cc < C)
+            v = pf.take(base + np.minimum(np.maximum(cc, 0), C - 1), axis=1)
+            sec += v if ok.all() else np.where(ok, v, 0.0)
+    return sec
+
+
 def sector_odds(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
                 allowed: np.ndarray, hold_min: np.ndarray,
-                jitter: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                jitter: np.ndarray | None = None,
+                cells: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The sector contest of every contested cell: ``(challenger, attack, defend)``, ``[R, C]``.
 
     ``owner[r, c]`` int; ``presence[f, r, c]`` fighters; ``hostile[f, g]`` bool: f may attack
     g's ground (at war); ``allowed[f, r, c]`` bool: f may hold the cell; ``hold_min`` ``[F]``
     or ``[F, R, C]``: presence f needs on the cell itself to take it; ``jitter`` (shape of
-    presence, tiny, from the caller's stream) breaks exact ties.
+    presence, tiny, from the caller's stream) breaks exact ties.  ``cells`` (optional, flat,
+    ascending): the only cells that may be contested (e.g. the fronts); then ``hold_min`` is
+    ``[F]`` or ``[F, len(cells)]``.
 
     A cell is contested when it is held and some faction hostile to its owner, allowed on it,
     stands on it with at least its ``hold_min``.  There ``challenger`` is the one of those with
@@ -70,32 +106,20 @@ def sector_odds(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
     n_f = presence.shape[0]
     R, C = owner.shape
     p = presence if jitter is None else presence + jitter
-    held = owner >= 0
-    own_idx = np.where(held, owner, 0).astype(np.int64)
     hostile = np.asarray(hostile, bool)
-    hm = np.asarray(hold_min, p.dtype)
-    hm = hm.reshape(n_f, 1, 1) if hm.ndim == 1 else hm
-    cand = allowed & (p >= hm) & (p > 0) & hostile[:, own_idx] & held[None]  # [g, R, C]
     challenger = np.full((R, C), -1, np.int64)
     attack = np.zeros((R, C))
     defend = np.zeros((R, C))
-    idx = np.flatnonzero(cand.any(axis=0))
+    idx, cand_k = _contested(owner, p, hostile, allowed, hold_min, cells)
     if idx.size == 0:
         return challenger, attack, defend
     r, c = np.divmod(idx, C)
     if idx.size * 16 > R * C:  # many contested cells: one box sum over the whole stack
         sec = box_sum3(p).reshape(n_f, -1)[:, idx].astype(np.float64)
     else:  # few: gather the 9 neighbours of each
-        sec = np.zeros((n_f, idx.size))
-        for dr in (-1, 0, 1):
-            rr = r + dr
-            for dc in (-1, 0, 1):
-                cc = c + dc
-                ok = (rr >= 0) & (rr < R) & (cc >= 0) & (cc < C)
-                sec += np.where(ok, p[:, np.clip(rr, 0, R - 1), np.clip(cc, 0, C - 1)], 0.0)
-    cand_k = cand.reshape(n_f, -1)[:, idx]
+        sec = _sector_sums(p.reshape(n_f, -1), r, c, R, C)
     best, best_s = argmax0(np.where(cand_k, sec, -1.0))
-    friendly = ~hostile[:, own_idx.ravel()[idx]]  # [g, k]: g not hostile to the owner
+    friendly = ~hostile[:, np.maximum(owner.ravel()[idx], 0).astype(np.int64)]  # [g, k]
     challenger.ravel()[idx] = best
     attack.ravel()[idx] = best_s
     defend.ravel()[idx] = np.where(friendly, sec, 0.0).sum(axis=0)
@@ -104,17 +128,19 @@ def sector_odds(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
 
 def sector_capture(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
                    allowed: np.ndarray, hold_min: np.ndarray, defence: np.ndarray | None,
-                   ratio: float, jitter: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
+                   ratio: float, jitter: np.ndarray | None = None,
+                   cells: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Which held cells fall to assault this step: ``(captured[R, C] bool, capturer[R, C])``.
 
     A held cell falls to its :func:`sector_odds` challenger ``c`` when
     ``attack >= ratio * defence * defend`` (see the module docstring); ``capturer`` is ``c``
     there and -1 elsewhere.  ``defence`` ``[R, C]`` (>= 1; None = 1 everywhere) is the only
     place the urban defence enters.  Cells with ``owner < 0`` never fall (the race for
-    ungoverned cells is :func:`sim.rules.control.update_control`'s step 3).
+    ungoverned cells is :func:`sim.rules.control.update_control`'s step 3).  ``cells``: as in
+    :func:`sector_odds`.
     """
-    challenger, attack, defend = sector_odds(owner, presence, hostile, allowed, hold_min, jitter)
+    challenger, attack, defend = sector_odds(owner, presence, hostile, allowed, hold_min, jitter,
+                                             cells)
     need = ratio * defend
     if defence is not None:
         need = need * defence

@@ -199,8 +199,10 @@ def apply_losses(garrison: np.ndarray, units, losses: np.ndarray, p_garrison: np
     if live.size:
         r, c = units.cells()
         f = units.faction[live].astype(np.int64)
+        sup_f, sup_k = np.nonzero(ru)  # where units take losses: (faction, combat cell)
         u_loss[live] = units.fighters[live] * window_means(rate_u.reshape(shape), r[live], c[live],
-                                                           unit_window[f], f, centre)
+                                                           unit_window[f], f, centre,
+                                                           (sup_f, idx[sup_k]))
         units.fighters -= u_loss
     return g_lost + np.bincount(units.faction, weights=u_loss, minlength=n)[:n]
 

@@ -12,10 +12,9 @@ multiples of a cell of open ground.  All functions are pure: arrays in, arrays o
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import box_mean, dilate8
+from .spatial import box_mean, dilate8, label8
 
 HEADINGS_DEG = (0.0, 30.0, -30.0, 60.0, -60.0, 90.0, -90.0)
 RETREAT_WINDOW = 7  # cells: fighters retreat up to three cells into own ground
@@ -69,12 +68,15 @@ def assign_objectives(rows: np.ndarray, cols: np.ndarray, prev: np.ndarray, top:
     tr, tc = np.divmod(top, width)
     s_left = score.copy()
     out = np.zeros((len(rows), 2))
+    # distance discounts and commitments of every unit at once (the same values per element)
+    den = 1.0 + np.hypot(tr[None] - np.asarray(rows)[:, None], tc[None] - np.asarray(cols)[:, None]) \
+        / max(speed_cells, 1.0)
+    pr = np.array([int(round(v)) for v in prev[:, 0]], np.int64).reshape(-1, 1)
+    pc = np.array([int(round(v)) for v in prev[:, 1]], np.int64).reshape(-1, 1)
+    keep = (tr[None] == pr) & (tc[None] == pc)
     for k in range(len(rows)):
-        d = np.hypot(tr - rows[k], tc - cols[k])
-        s = s_left / (1.0 + d / max(speed_cells, 1.0))
-        keep = (tr == int(round(prev[k, 0]))) & (tc == int(round(prev[k, 1])))
-        s = np.where(keep, 2.0 * s, s)
-        j = int(np.argmax(s))
+        s = s_left / den[k]
+        j = int(np.argmax(np.where(keep[k], 2.0 * s, s)))
         out[k] = (tr[j], tc[j])
         s_left[j] *= 0.6
     return out
@@ -149,7 +151,7 @@ def road_moves(own: np.ndarray, rows: np.ndarray, cols: np.ndarray, targets: np.
     R, C = own.shape
     moved = np.zeros(len(rows), bool)
     new_r, new_c = rows.copy(), cols.copy()
-    labels, _ = ndimage.label(own, structure=np.ones((3, 3), bool))
+    labels, _ = label8(own)
     cells = np.flatnonzero(own & dilate8(~own))  # own cells on the edge of own ground
     cr, cc = np.divmod(cells, C)
     lab = labels.ravel()[cells]

@@ -24,6 +24,24 @@ def garrison_presence(field: np.ndarray) -> np.ndarray:
     return f + np.float32(GARRISON_SPILL / 8.0) * (box_sum3(f) - f)
 
 
+def garrison_presence_boxed(field: np.ndarray) -> np.ndarray:
+    """:func:`garrison_presence` of a ``[F, R, C]`` stack, each layer computed on the bounding
+    box of its nonzero cells plus one cell (zero elsewhere): the same sums, on a fraction of
+    the grid."""
+    out = np.zeros(field.shape, np.float32)
+    R, C = field.shape[1:]
+    for k in range(field.shape[0]):
+        nz = field[k] != 0
+        rows = np.flatnonzero(nz.any(axis=1))
+        if rows.size == 0:
+            continue
+        cols = np.flatnonzero(nz.any(axis=0))
+        box = (slice(max(rows[0] - 1, 0), min(rows[-1] + 2, R)),
+               slice(max(cols[0] - 1, 0), min(cols[-1] + 2, C)))
+        out[k][box] = garrison_presence(field[k][box])
+    return out
+
+
 def unit_presence(shape, n_f: int, rows, cols, fighters, windows, faction,
                   centre: float) -> np.ndarray:
     """``[F, R, C]`` presence of units at cells ``(rows, cols)`` with ``fighters``, each over
@@ -46,6 +64,13 @@ def mix(weights: np.ndarray, fields: np.ndarray) -> np.ndarray:
     """``out[f] = sum_g weights[f, g] * fields[g]`` for ``[faction, row, col]`` stacks (e.g.
     the presence of each faction's enemies from a hostility mask)."""
     n = fields.shape[0]
-    # einsum's own loops, not BLAS: a 10 x 10 by 10 x N product gains nothing from threads
-    out = np.einsum("fg,gn->fn", weights.astype(np.float32), fields.reshape(n, -1))
+    flat = fields.reshape(n, -1)
+    if weights.dtype == bool:  # a mask: add the selected fields in order, skip the others
+        # (the same sums, bit for bit, as einsum's 0 + 1 * x_0 + 1 * x_1 ... for finite x)
+        out = np.zeros((weights.shape[0], flat.shape[1]), np.result_type(np.float32, flat))
+        for f in range(weights.shape[0]):
+            for g in np.flatnonzero(weights[f]):
+                out[f] += flat[g]
+    else:  # einsum's own loops, not BLAS: a 10 x 10 by 10 x N product gains nothing from threads
+        out = np.einsum("fg,gn->fn", weights.astype(np.float32), flat)
     return out.reshape(weights.shape[0], *fields.shape[1:])

@@ -37,11 +37,11 @@ Units: positions in cells (row, column, floats allowed); strengths and needs in 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from .spatial import dilate8
+from .spatial import dilate8, label8
 
-_STRUCT8 = np.ones((3, 3), bool)
+_DR = np.repeat(np.arange(-1, 2), 3)  # row, column offsets of the 3 x 3 neighbourhood
+_DC = np.tile(np.arange(-1, 2), 3)
 
 
 def passable_parts(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray, f: int,
@@ -92,8 +92,8 @@ def passable(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray, f: i
 
 def _cells(rc: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     rc = np.asarray(rc, float).reshape(-1, 2)
-    r = np.clip(np.rint(rc[:, 0]).astype(np.int64), 0, shape[0] - 1)
-    c = np.clip(np.rint(rc[:, 1]).astype(np.int64), 0, shape[1] - 1)
+    r = np.minimum(np.maximum(np.rint(rc[:, 0]).astype(np.int64), 0), shape[0] - 1)
+    c = np.minimum(np.maximum(np.rint(rc[:, 1]).astype(np.int64), 0), shape[1] - 1)
     return r, c
 
 
@@ -102,7 +102,7 @@ def crossable_labels(passable_mask: np.ndarray, front: np.ndarray | None = None)
     minus ``front``), 0 elsewhere; shared by :func:`reachable_targets` and
     :func:`reachable_matrix` (label once per faction and step)."""
     crossable = passable_mask if front is None else passable_mask & ~front
-    return ndimage.label(crossable, structure=_STRUCT8)[0]
+    return label8(crossable)[0]
 
 
 def reachable_targets(passable_mask: np.ndarray, unit_rc: np.ndarray, target_rc: np.ndarray,
@@ -138,11 +138,10 @@ def _unit_labels(labels: np.ndarray, unit_rc: np.ndarray) -> np.ndarray:
 def _around(labels: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
     """``[N, 9]``: labels of the 3 x 3 neighbourhood of each cell (0 off the grid)."""
     R, C = labels.shape
-    dr, dc = np.meshgrid([-1, 0, 1], [-1, 0, 1], indexing="ij")
-    nr = r[:, None] + dr.ravel()[None]
-    nc = c[:, None] + dc.ravel()[None]
+    nr = r[:, None] + _DR
+    nc = c[:, None] + _DC
     inside = (nr >= 0) & (nr < R) & (nc >= 0) & (nc < C)
-    return np.where(inside, labels[np.clip(nr, 0, R - 1), np.clip(nc, 0, C - 1)], 0)
+    return np.where(inside, labels.ravel()[np.where(inside, nr * C + nc, 0)], 0)
 
 
 def reachable_matrix(passable_mask: np.ndarray, unit_rc: np.ndarray, front_rc: np.ndarray,

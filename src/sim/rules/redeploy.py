@@ -13,10 +13,9 @@ edit an array in place (garrison views, for speed on the big grids).
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import box_mean, dilate8, window_means
+from .spatial import box_mean, dilate8, label8, window_means
 
 DRAW_LIMIT = 0.1  # replacements a unit may draw per week, share of its establishment
 DISBAND_SHARE = 0.15  # a unit below this share of its establishment disbands
@@ -89,7 +88,7 @@ def spread_garrisons(garrison: np.ndarray, target: np.ndarray, labels: np.ndarra
 
 def pieces(own: np.ndarray, garrison: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
     """Connected pieces of own ground (8-neighbourhood): ``(labels, n, fighters per label)``."""
-    labels, n = ndimage.label(own, structure=np.ones((3, 3), bool))
+    labels, n = label8(own)
     return labels, n, np.bincount(labels.ravel(), weights=garrison.ravel(), minlength=n + 1)
 
 
@@ -148,7 +147,7 @@ def seed_garrisons(garrison: np.ndarray, units, p_units: np.ndarray, idx: np.nda
     r, c = units.cells()
     uf = units.faction[live].astype(np.int64)
     take = units.fighters[live] * window_means(rate.reshape(garrison.shape), r[live], c[live],
-                                               unit_window[uf], uf, centre)
+                                               unit_window[uf], uf, centre, (f[ok], cap_idx[ok]))
     units.fighters[live] -= take
     given = np.bincount(uf, weights=take, minlength=n)
     placed = np.bincount(f[ok], weights=amount[ok], minlength=n)
@@ -174,8 +173,8 @@ def redeploy_garrisons(garrison: np.ndarray, owner: np.ndarray, i: int, station_
     if pinned is not None:
         garrison -= pinned
     own = owner == i
-    held = owner >= 0
-    enemy = held & (hostility_i > 0)[np.where(held, owner, 0)]
+    # by owner code (OUTSIDE -2, UNGOVERNED -1, factions): a table lookup per cell
+    enemy = np.concatenate([[False, False], hostility_i > 0])[owner.astype(np.intp) + 2]
     target = garrison_targets(garrison, own, station_weights(station_w, own, enemy), window)
     labels, n, comp_g = pieces(own, garrison)
     moved = None

@@ -50,9 +50,8 @@ import numpy as np
 from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import dilate8
+from .spatial import dilate8, label8
 
-_STRUCT8 = np.ones((3, 3), bool)
 
 
 @dataclass
@@ -83,24 +82,24 @@ def besieged_pieces(owner: np.ndarray, war: np.ndarray, f: int, presence: np.nda
     open country (optional).  Loops over pieces, not cells.
     """
     war = np.asarray(war, bool)
-    held = owner >= 0
-    oi = np.where(held, owner, 0).astype(np.int64)
     friend_f = ~war[f]
     friend_f[f] = True
-    bloc = held & friend_f[oi]
+    # per owner code (OUTSIDE -2, UNGOVERNED -1, factions): a table lookup per cell
+    bloc = np.concatenate([[False, False], friend_f])[owner.astype(np.intp) + 2]
     own = owner == f
-    labels, n = ndimage.label(bloc, structure=_STRUCT8)
+    labels, n, box = label8(bloc, with_box=True)
     has_own = np.bincount(labels[own], minlength=n + 1) > 0
     has_own[0] = False
-    area = np.bincount(labels.ravel(), minlength=n + 1)
+    area = np.bincount(labels[box].ravel(), minlength=n + 1)
+    area[0] += labels.size - labels[box].size  # background outside the box
     # main ground: pieces with own core cells, else the piece with f's largest own component
     main = np.zeros(n + 1, bool)
     if core is not None and (own & core).any():
-        main[np.unique(labels[own & core])] = True
+        main[labels[own & core]] = True
     elif has_own.sum() == 1:
         main = has_own.copy()
     elif own.any():
-        own_lab, n_own = ndimage.label(own, structure=_STRUCT8)
+        own_lab, n_own = label8(own)
         big = int(np.argmax(np.bincount(own_lab.ravel(), minlength=n_own + 1)[1:])) + 1
         main[labels[own_lab == big][0]] = True
     main[0] = False

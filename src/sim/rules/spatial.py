@@ -37,6 +37,39 @@ def dilate8(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+_STRUCT8 = np.ones((3, 3), bool)
+
+
+_LABEL_MEMO: dict = {}  # (crop shape, packed crop) -> (labels of the crop, n); a few recent
+_LABEL_MEMO_SIZE = 48  # masks recur within and across steps (same ground, same bloc)
+
+
+def label8(mask: np.ndarray, with_box: bool = False):
+    """``ndimage.label(mask, 8-neighbourhood)`` computed on the bounding box of ``mask`` only
+    (often a small part of the grid), and remembered for the last few masks (the same ground
+    is labelled by several phases and factions, and again next week if unchanged).  Same
+    labels: components are numbered in raster order of their first cell, which cropping
+    keeps.  ``(labels [R, C] int32 (a new array), n)``, plus the box (slices) with
+    ``with_box``."""
+    labels = np.zeros(mask.shape, np.int32)
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        box = (slice(0, 0), slice(0, 0))
+        return (labels, 0, box) if with_box else (labels, 0)
+    cols = np.flatnonzero(mask.any(axis=0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    crop = mask[box]
+    key = (crop.shape, np.packbits(crop).tobytes())
+    hit = _LABEL_MEMO.pop(key, None)
+    if hit is None:
+        hit = ndimage.label(crop, structure=_STRUCT8)
+        if len(_LABEL_MEMO) >= _LABEL_MEMO_SIZE:
+            del _LABEL_MEMO[next(iter(_LABEL_MEMO))]  # the least recently used
+    _LABEL_MEMO[key] = hit
+    labels[box] = hit[0]
+    return (labels, hit[1], box) if with_box else (labels, hit[1])
+
+
 def frontier(own: np.ndarray, other: np.ndarray) -> np.ndarray:
     """Cells of ``other`` that touch ``own`` (8-neighbourhood)."""
     return other & dilate8(own)
@@ -89,16 +122,33 @@ def stamp_windows(shape, rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
 
 
 def window_means(field: np.ndarray, rows: np.ndarray, cols: np.ndarray, sizes: np.ndarray,
-                 layer: np.ndarray, centre: float = 0.0) -> np.ndarray:
+                 layer: np.ndarray, centre: float = 0.0, support=None) -> np.ndarray:
     """The adjoint of :func:`stamp_windows`: each point's kernel-weighted sum of
-    ``field[layer]``, used to hand cell losses back to the units that projected force."""
+    ``field[layer]``, used to hand cell losses back to the units that projected force.
+    ``support`` (optional ``(layers, flat cells)``): the only places ``field`` may be nonzero;
+    points whose window misses them all get 0 without summing (the same result)."""
     R, C = field.shape[-2:]
     out = np.zeros(len(rows))
-    for i, (r, c, s, k) in enumerate(zip(rows, cols, sizes, layer)):
+    todo = range(len(rows)) if support is None else \
+        np.flatnonzero(_windows_touch(rows, cols, sizes, layer, support, C))
+    for i in todo:
+        r, c, s, k = rows[i], cols[i], sizes[i], layer[i]
         h = s // 2
         win = field[k, max(r - h, 0):min(r + h + 1, R), max(c - h, 0):min(c + h + 1, C)].sum()
         out[i] = (1 - centre) * win / (s * s) + (centre * field[k, r, c] if 0 <= r < R and 0 <= c < C else 0.0)
     return out
+
+
+def _windows_touch(rows, cols, sizes, layer, support, C: int) -> np.ndarray:
+    """``[P]`` bool: the ``sizes`` window of each point on ``layer`` holds a support cell."""
+    s_layer, s_flat = (np.asarray(a) for a in support)
+    if len(rows) * s_flat.size > 4_000_000:  # too many pairs to test: sum every window
+        return np.ones(len(rows), bool)
+    sr, sc = np.divmod(s_flat, C)
+    h = (np.asarray(sizes) // 2)[:, None]
+    near = (np.abs(np.asarray(rows)[:, None] - sr[None]) <= h) & \
+        (np.abs(np.asarray(cols)[:, None] - sc[None]) <= h)
+    return (near & (np.asarray(layer)[:, None] == s_layer[None])).any(axis=1)
 
 
 def faction_boxes(owner: np.ndarray, prev_owner: np.ndarray, n_f: int, margin: int) -> list:
