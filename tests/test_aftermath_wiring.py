@@ -88,5 +88,19 @@ def test_end_2019_key_place_controllers_match_the_table():
     against the table compiled from sources (src/sim/data/history/key_places_2019-12.csv)."""
     r = run_scenario(compose(["output.plots=false"]))
     score = score_final_controllers(r.summary["key_place_controller_final"])
-    assert score.share_ok >= 0.6, score.summary()
+    assert score.share_ok >= 0.7, score.summary()
     assert r.summary["fighters_conserved_error"] < 1.0
+    # A historian's check: the capitals and governorate seats that changed hands between July
+    # 2017 and December 2019, and how; any other change of a seat never happened (HTS in
+    # Latakia, the regime in Idlib city, Turkey in Aleppo were all seen in earlier versions).
+    happened = {
+        ("Mosul", "ISIS", "IRAQI_GOV"),          # Old City, 9-10 Jul 2017
+        ("Raqqa", "ISIS", "SDF"),                # 17 Oct 2017
+        ("Deir ez-Zor", "ISIS", "SYRIAN_GOV"),   # siege broken Sep, city cleared 3 Nov 2017
+        ("Kirkuk", "KRG", "IRAQI_GOV"),          # 16 Oct 2017
+        ("Daraa", "SYRIAN_REBELS", "SYRIAN_GOV"),  # Daraa al-Balad deal, 12 Jul 2018
+        ("Tal Afar", "ISIS", "IRAQI_GOV"), ("Tal Afar", "ISIS", "PMF"),  # 27-31 Aug 2017
+    }
+    wrong = [c for c in r.summary["seat_changes"]
+             if (c["place"], c["from_controller"], c["to_controller"]) not in happened]
+    assert not wrong, wrong
