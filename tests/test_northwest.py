@@ -93,7 +93,7 @@ def test_zones_and_entry_on_the_real_grid():
     m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
     z = m.zones["idlib"]
     assert z[m.geo.place_cell("Idlib")] and not z[m.geo.place_cell("Hama")]
-    assert m.zones["us_protection"][m.geo.place_cell("Manbij")]
+    assert m.zones["manbij_kobani"][m.geo.place_cell("Manbij")]
     gov = m.fidx["SYRIAN_GOV"]
     m.date = dt.date(2018, 10, 1)  # between Sochi and the 2019 offensive
     assert aftermath.zones_changed(m) and "idlib" in m.zones_closed
