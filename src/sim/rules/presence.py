@@ -47,6 +47,8 @@ def unit_presence(shape, n_f: int, rows, cols, fighters, windows, faction,
     """``[F, R, C]`` presence of units at cells ``(rows, cols)`` with ``fighters``, each over
     its faction's ``windows`` (odd side in cells), ``centre`` of it on its own cell."""
     pu = stamp_windows(shape, rows, cols, fighters, windows, faction, centre)
+    if pu.shape[0] == n_f:  # the last faction has units: the stamp is the answer (a new array)
+        return pu
     out = np.zeros((n_f, *shape), np.float32)
     out[: pu.shape[0]] = pu[:n_f]
     return out
