@@ -69,15 +69,8 @@ def mix(weights: np.ndarray, fields: np.ndarray) -> np.ndarray:
     flat = fields.reshape(n, -1)
     if weights.dtype == bool:  # a mask: add the selected fields in order, skip the others
         # (the same sums, bit for bit, as einsum's 0 + 1 * x_0 + 1 * x_1 ... for finite x)
-        # factions with the same selection (allies with the same enemies) share one sum
         out = np.zeros((weights.shape[0], flat.shape[1]), np.result_type(np.float32, flat))
-        done: dict = {}
         for f in range(weights.shape[0]):
-            key = weights[f].tobytes()
-            if key in done:
-                out[f] = out[done[key]]
-                continue
-            done[key] = f
             for g in np.flatnonzero(weights[f]):
                 out[f] += flat[g]
     else:  # einsum's own loops, not BLAS: a 10 x 10 by 10 x N product gains nothing from threads
