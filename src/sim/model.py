@@ -187,8 +187,7 @@ class ConflictModel(mesa.Model):
     # 2 --------------------------------------------------------------------------------
     def _phase_plan(self) -> None:
         """Every :class:`~sim.agents.FactionHQ` plans its units' objectives (Mesa AgentSet)."""
-        enemy_all = mix(self.hostility > 0, self.presence)
-        self.agents_by_type[FactionHQ].do("plan", enemy_all)
+        self.agents_by_type[FactionHQ].do("plan", self.hostility > 0)
 
     # 3 --------------------------------------------------------------------------------
     def _phase_move(self) -> None:
