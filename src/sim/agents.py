@@ -16,6 +16,7 @@ import numpy as np
 
 from . import aftermath
 from .rules import movement
+from .rules.presence import mix, mix_at
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import ConflictModel
@@ -40,11 +41,12 @@ class FactionHQ(mesa.Agent):
     def config(self):
         return self.model.cfg.factions[self.name]
 
-    def plan(self, enemy_all: np.ndarray) -> None:
+    def plan(self, hostile: np.ndarray) -> None:
         """Assign an objective cell to each of this faction's live units
         (:mod:`sim.rules.movement`: candidate cells, GeoSim scores, assignment).
-        ``enemy_all[f]``: presence of f's enemies; called through
-        ``model.agents_by_type[FactionHQ].do("plan", enemy_all)``."""
+        ``hostile[f, g]``: g is an enemy of f (its presence opposes f's; summed only on the
+        candidate cells, :func:`~sim.rules.presence.mix_at`); called through
+        ``model.agents_by_type[FactionHQ].do("plan", hostility > 0)``."""
         m = self.model
         f = self.index
         units = m.units.of_faction(f)
@@ -54,16 +56,16 @@ class FactionHQ(mesa.Agent):
         # skirmishes where fronts touch, not campaigns
         idx = movement.target_cells(f, m.owner, m.units.occupied(f, m.owner.shape), m.allowed[f],
                                     m.hostility, m.cfg.control.offensive_hostility)
-        enemy = enemy_all[f]
         if idx.size == 0:
             # nothing to take: hold the most threatened own cells
-            idx = np.flatnonzero((m.owner == f) & (enemy > 0))
+            idx = np.flatnonzero((m.owner == f) & (mix(hostile[f][None], m.presence)[0] > 0))
             if idx.size == 0:
                 return
         mass = m.units.fighters[units].sum() * m.cfg.combat.unit_centre_share
-        score = movement.target_scores(idx, m.owner.ravel()[idx], mass, m.presence[f], enemy,
-                                       m.value[f], self.config.attack_ratio * m.defence[idx],
-                                       m.hostility[f])
+        at = np.arange(idx.size)  # the scores on the candidate cells' values only
+        score = movement.target_scores(at, m.owner.ravel()[idx], mass, m.presence[f].ravel()[idx],
+                                       mix_at(hostile[f], m.presence, idx), m.value[f].ravel()[idx],
+                                       self.config.attack_ratio * m.defence[idx], m.hostility[f])
         order = np.argsort(score)[::-1][: max(4 * units.size, 8)]
         targets = movement.assign_objectives(m.units.row[units], m.units.col[units],
                                              m.units.target[units], idx[order], score[order],

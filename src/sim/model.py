@@ -187,8 +187,7 @@ class ConflictModel(mesa.Model):
     # 2 --------------------------------------------------------------------------------
     def _phase_plan(self) -> None:
         """Every :class:`~sim.agents.FactionHQ` plans its units' objectives (Mesa AgentSet)."""
-        enemy_all = mix(self.hostility > 0, self.presence)
-        self.agents_by_type[FactionHQ].do("plan", enemy_all)
+        self.agents_by_type[FactionHQ].do("plan", self.hostility > 0)
 
     # 3 --------------------------------------------------------------------------------
     def _phase_move(self) -> None:
@@ -289,8 +288,8 @@ class ConflictModel(mesa.Model):
             self.owner.ravel()[idx] = new
             self._seed_cells(idx, old, new)
         self._seed_cells(*aftermath.assault_week(self, post, hold_min))  # capture: sector odds
-        level_p = np.concatenate([post, self.hidden[None]], axis=0)
-        self.level = control_levels(self.owner, level_p, self.fighting, cc.full_share, cc.dominant_share)
+        self.level = control_levels(self.owner, post, self.fighting, cc.full_share, cc.dominant_share,
+                                    self.hidden)
 
     def _seed_cells(self, idx, old, new) -> None:
         """Units that take cells seed their garrisons (:func:`~sim.rules.redeploy.seed_garrisons`)."""

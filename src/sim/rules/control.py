@@ -84,13 +84,17 @@ def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
 
 
 def control_levels(owner: np.ndarray, presence: np.ndarray, fighting: np.ndarray,
-                   full_share: float, dominant_share: float) -> np.ndarray:
+                   full_share: float, dominant_share: float,
+                   extra: np.ndarray | None = None) -> np.ndarray:
     """Kalyvas levels: the owner's share of all presence in the cell (hidden insurgents
     included) >= ``full_share`` -> full, >= ``dominant_share`` -> dominant, else contested;
     any fighting in the cell this step makes it contested.  Ungoverned cells with anyone
-    present are contested, empty ones have no level."""
+    present are contested, empty ones have no level.  ``extra`` ``[R, C]`` (optional): presence
+    held by no faction (hidden insurgents), counted in the total as a last layer would be."""
     held = owner >= 0
-    total = presence.sum(axis=0)
+    total = presence.sum(axis=0)  # layer by layer, in order
+    if extra is not None:
+        total = total + extra
     own_p = np.take_along_axis(presence, np.where(held, owner, 0)[None], axis=0)[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(total > 0, own_p / total, 1.0)

@@ -47,6 +47,8 @@ def unit_presence(shape, n_f: int, rows, cols, fighters, windows, faction,
     """``[F, R, C]`` presence of units at cells ``(rows, cols)`` with ``fighters``, each over
     its faction's ``windows`` (odd side in cells), ``centre`` of it on its own cell."""
     pu = stamp_windows(shape, rows, cols, fighters, windows, faction, centre)
+    if pu.shape[0] == n_f:  # the last faction has units: the stamp is the answer (a new array)
+        return pu
     out = np.zeros((n_f, *shape), np.float32)
     out[: pu.shape[0]] = pu[:n_f]
     return out
@@ -74,3 +76,14 @@ def mix(weights: np.ndarray, fields: np.ndarray) -> np.ndarray:
     else:  # einsum's own loops, not BLAS: a 10 x 10 by 10 x N product gains nothing from threads
         out = np.einsum("fg,gn->fn", weights.astype(np.float32), flat)
     return out.reshape(weights.shape[0], *fields.shape[1:])
+
+
+def mix_at(select: np.ndarray, fields: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``mix(select[None], fields)[0].ravel()[idx]`` on the flat cells ``idx`` only: the
+    selected fields (``select[g]`` bool) added in order, the same sums bit for bit."""
+    flat = fields.reshape(fields.shape[0], -1)
+    out = np.zeros(idx.size, np.result_type(np.float32, flat))
+    for g in np.flatnonzero(select):
+        out += flat[g, idx]
+    return out
+

@@ -35,6 +35,8 @@ from scipy import ndimage
 from .control import UNGOVERNED
 from .spatial import box_sum3, dilate8
 
+_STRUCT8 = np.ones((3, 3), bool)
+
 
 def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
              core: np.ndarray, withdraw_ratio: float,
@@ -92,44 +94,52 @@ def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war:
                                 (rs.start, cs.start))
         if not gone.any():
             continue
-        gr = new_g[f][rs, cs]
-        moved[f] = _fall_back(own_sub == f, gone, core[f][rs, cs], gr, sampling)
-        own_sub[gone & (own_sub == f) & _retreat_line(own_sub == f, gone)] = UNGOVERNED
+        own = own_sub == f
+        lab, n = ndimage.label(own, structure=_STRUCT8)
+        moved[f] = _fall_back(own, gone, core[f][rs, cs], new_g[f][rs, cs], sampling, lab)
+        own_sub[gone & own & _retreat_line(own, gone, lab, n)] = UNGOVERNED
     return new_owner, new_g, moved
 
 
-def _retreat_line(own: np.ndarray, gone: np.ndarray) -> np.ndarray:
-    """``[R, C]`` bool: own cells whose 8-connected piece of own ground keeps some cell that is
-    not given up -- the garrison has a line of retreat.  A piece given up whole (an encircled
-    enclave) has none: it cannot walk away through the enemy and fights where it stands (or
-    surrenders under :mod:`sim.rules.sieges`)."""
-    lab, n = ndimage.label(own, structure=np.ones((3, 3), bool))
+def _retreat_line(own: np.ndarray, gone: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
+    """``[R, C]`` bool: own cells whose 8-connected piece of own ground (``lab``, ``n``: its
+    8-connected labels) keeps some cell that is not given up -- the garrison has a line of
+    retreat.  A piece given up whole (an encircled enclave) has none: it cannot walk away
+    through the enemy and fights where it stands (or surrenders under :mod:`sim.rules.sieges`)."""
     keeps = np.bincount(lab[own & ~gone], minlength=n + 1) > 0
     keeps[0] = False
     return keeps[lab]
 
 
 def _fall_back(own: np.ndarray, gone: np.ndarray, core: np.ndarray, gr: np.ndarray,
-               sampling: tuple[float, float]) -> float:
+               sampling: tuple[float, float], lab: np.ndarray) -> float:
     """Move the garrison ``gr`` (edited in place) of the cells given up (``gone`` with a line
-    of retreat) to the nearest kept cell of the same piece of own ground: its core cells there
-    if any, else all its kept cells.  Returns the fighters moved."""
-    lab, n = ndimage.label(own, structure=np.ones((3, 3), bool))
+    of retreat) to the nearest kept cell of the same piece of own ground (``lab``: the
+    8-connected labels of ``own``): its core cells there if any, else all its kept cells.
+    Each piece is handled on its bounding box (every source and destination lies in it; the
+    feature transform of a box holding every feature is the same, shifted).  A piece with no
+    fighters on its given-up cells moves none.  Returns the fighters moved."""
     moved = 0.0
-    for k in np.unique(lab[gone & own]):
-        piece = lab == k
-        keep = piece & ~gone
-        dest = keep & core
+    ks = np.unique(lab[gone & own])
+    boxes = ndimage.find_objects(lab, max_label=int(ks[-1])) if ks.size else []
+    for k in ks:
+        box = boxes[k - 1]
+        piece = lab[box] == k
+        g_sub, gone_sub = gr[box], gone[box]
+        keep = piece & ~gone_sub
+        dest = keep & core[box]
         if not dest.any():
             dest = keep
         if not dest.any():
             continue  # no line of retreat: it fights where it stands
-        _, (ir, ic) = ndimage.distance_transform_edt(~dest, sampling=sampling, return_indices=True)
-        src = piece & gone & (gr > 0)
-        amount = gr[src]
+        src = piece & gone_sub & (g_sub > 0)
+        amount = g_sub[src]
         moved += float(amount.astype(np.float64).sum())
-        gr[piece & gone] = 0
-        np.add.at(gr, (ir[src], ic[src]), amount)
+        g_sub[piece & gone_sub] = 0
+        if amount.size:
+            _, (ir, ic) = ndimage.distance_transform_edt(~dest, sampling=sampling,
+                                                         return_indices=True)
+            np.add.at(g_sub, (ir[src], ic[src]), amount)
     return moved
 
 
