@@ -271,3 +271,13 @@ def test_destination_scores():
                                  np.array([[500.0]]), 150.0)
     assert far[0, 0] == 0.0
     np.testing.assert_allclose(civ.recruits(np.array([1000.0]), np.array([0.5]), 0.01), [5.0])
+
+
+def test_mask_box_grows_by_its_margin_and_clips_to_the_grid():
+    from sim.rules.spatial import mask_box
+
+    m = np.zeros((6, 8), bool)
+    assert mask_box(m) is None
+    m[1, 2] = m[3, 6] = True
+    assert mask_box(m) == (slice(1, 4), slice(2, 7))
+    assert mask_box(m, margin=2) == (slice(0, 6), slice(0, 8))

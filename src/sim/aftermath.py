@@ -196,7 +196,7 @@ def _enter(m, i: int, k: float, points) -> None:
         return
     rows = m.units.add(np.full(fighters.size, i), r, c, fighters)
     m.unit_reachable = np.concatenate([m.unit_reachable, np.ones(rows.size, bool)])
-    m.unit_agents.extend(Unit(m, int(k)) for k in rows)
+    m.unit_agents.extend(Unit(m, int(j)) for j in rows)
     m.ledger.recruited(i, float(fighters.sum()))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .control import UNGOVERNED
-from .spatial import box_mean, dilate8, label8
+from .spatial import box_mean, dilate8, label8, mask_box
 
 HEADINGS_DEG = (0.0, 30.0, -30.0, 60.0, -60.0, 90.0, -90.0)
 RETREAT_WINDOW = 7  # cells: fighters retreat up to three cells into own ground
@@ -28,14 +28,11 @@ def target_cells(f: int, owner: np.ndarray, occupied: np.ndarray, allowed: np.nd
     (``hostility >= offensive_hostility``) or ungoverned."""
     own = owner == f
     seed = own | occupied
-    rows, cols = np.flatnonzero(seed.any(axis=1)), np.flatnonzero(seed.any(axis=0))
-    if rows.size == 0:
-        return np.zeros(0, np.intp)
     # only the box of its ground and units plus the two-cell reach can hold a target
-    R, C = owner.shape
-    r0, r1 = max(rows[0] - 2, 0), min(rows[-1] + 3, R)
-    c0, c1 = max(cols[0] - 2, 0), min(cols[-1] + 3, C)
-    box = (slice(r0, r1), slice(c0, c1))
+    box = mask_box(seed, margin=2)
+    if box is None:
+        return np.zeros(0, np.intp)
+    r0, c0, C = box[0].start, box[1].start, owner.shape[1]
     reach = dilate8(dilate8(seed[box]))
     # by owner code (OUTSIDE -2, UNGOVERNED -1, factions): a table lookup per cell
     tab = np.concatenate([[False, True], np.asarray(hostility[f]) >= offensive_hostility])
@@ -71,8 +68,8 @@ def assign_objectives(rows: np.ndarray, cols: np.ndarray, prev: np.ndarray, top:
     # distance discounts and commitments of every unit at once (the same values per element)
     den = 1.0 + np.hypot(tr[None] - np.asarray(rows)[:, None], tc[None] - np.asarray(cols)[:, None]) \
         / max(speed_cells, 1.0)
-    pr = np.array([int(round(v)) for v in prev[:, 0]], np.int64).reshape(-1, 1)
-    pc = np.array([int(round(v)) for v in prev[:, 1]], np.int64).reshape(-1, 1)
+    pr = np.round(prev[:, :1]).astype(np.int64)  # round half to even, as round()
+    pc = np.round(prev[:, 1:2]).astype(np.int64)
     keep = (tr[None] == pr) & (tc[None] == pc)
     for k in range(len(rows)):
         s = s_left / den[k]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spatial import box_sum3, dilate8, stamp_windows
+from .spatial import box_sum3, dilate8, mask_box, stamp_windows
 
 GARRISON_SPILL = 0.25  # share of a garrison's presence felt in each of the 8 neighbour cells x 8
 
@@ -29,16 +29,10 @@ def garrison_presence_boxed(field: np.ndarray) -> np.ndarray:
     box of its nonzero cells plus one cell (zero elsewhere): the same sums, on a fraction of
     the grid."""
     out = np.zeros(field.shape, np.float32)
-    R, C = field.shape[1:]
     for k in range(field.shape[0]):
-        nz = field[k] != 0
-        rows = np.flatnonzero(nz.any(axis=1))
-        if rows.size == 0:
-            continue
-        cols = np.flatnonzero(nz.any(axis=0))
-        box = (slice(max(rows[0] - 1, 0), min(rows[-1] + 2, R)),
-               slice(max(cols[0] - 1, 0), min(cols[-1] + 2, C)))
-        out[k][box] = garrison_presence(field[k][box])
+        box = mask_box(field[k] != 0, margin=1)
+        if box is not None:
+            out[k][box] = garrison_presence(field[k][box])
     return out
 
 

@@ -40,6 +40,18 @@ def dilate8(mask: np.ndarray) -> np.ndarray:
 _STRUCT8 = np.ones((3, 3), bool)
 
 
+def mask_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
+    """The bounding box (slices) of the True cells of a 2-D ``mask`` grown by ``margin`` cells
+    and clipped to the grid, or None if the mask is empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    R, C = mask.shape
+    return (slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, R)),
+            slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, C)))
+
+
 _LABEL_MEMO: dict = {}  # (crop shape, packed crop) -> (labels of the crop, n); a few recent
 _LABEL_MEMO_SIZE = 48  # masks recur within and across steps (same ground, same bloc)
 
@@ -52,12 +64,10 @@ def label8(mask: np.ndarray, with_box: bool = False):
     keeps.  ``(labels [R, C] int32 (a new array), n)``, plus the box (slices) with
     ``with_box``."""
     labels = np.zeros(mask.shape, np.int32)
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
+    box = mask_box(mask)
+    if box is None:
         box = (slice(0, 0), slice(0, 0))
         return (labels, 0, box) if with_box else (labels, 0)
-    cols = np.flatnonzero(mask.any(axis=0))
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     crop = mask[box]
     key = (crop.shape, np.packbits(crop).tobytes())
     hit = _LABEL_MEMO.pop(key, None)

@@ -33,9 +33,7 @@ import numpy as np
 from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import box_sum3, dilate8
-
-_STRUCT8 = np.ones((3, 3), bool)
+from .spatial import box_sum3, dilate8, label8
 
 
 def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
@@ -95,7 +93,7 @@ def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war:
         if not gone.any():
             continue
         own = own_sub == f
-        lab, n = ndimage.label(own, structure=_STRUCT8)
+        lab, n = label8(own)
         moved[f] = _fall_back(own, gone, core[f][rs, cs], new_g[f][rs, cs], sampling, lab)
         own_sub[gone & own & _retreat_line(own, gone, lab, n)] = UNGOVERNED
     return new_owner, new_g, moved
