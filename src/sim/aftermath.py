@@ -23,7 +23,6 @@ import numpy as np
 
 from .geography import TERRAIN_CLASSES
 from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
-from .rules.assault import urban_index
 from .rules.control import OUTSIDE, UNGOVERNED
 from .rules.events import entry_units, hostility_matrix, zone_closed, zone_mask
 from .rules.spatial import dilate8, label8
@@ -72,7 +71,7 @@ def setup(m) -> None:
     m.policy_hostility = m.hostility.copy()  # initial + sourced dated policy decisions
     m.siege_clock = sieges.SiegeClock(m.n_f, geo.shape)
     m.deals: list[dict] = []
-    urban = urban_index(geo.population, m.area_factor)  # the same town, the same index on any grid
+    urban = m.urban  # per reference area: the same town, the same index on any grid
     m.assault_defence = 1.0 + cfg.assault.urban_defence * urban
     m.holdout_mask = (geo.terrain == TERRAIN_CLASSES.index("river_valley")) | (urban > 0.5)
     m.unit_reachable = np.ones(len(m.units), bool)

@@ -41,7 +41,7 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
         out["firepower"][isis] *= cfg.scenario.isis_cohesion
     # per-cell thresholds are given for a 0.05 degree cell and scale with cell area, so the
     # model behaves alike on the 0.1, 0.05 and 0.025 degree grids
-    out["area_factor"] = area_factor = float((geo.grid.res / REFERENCE_RES) ** 2)
+    out["area_factor"] = area_factor = area_factor_of(geo)
     hold_min = np.array([fc.garrison_min for fc in fcs], np.float32) * area_factor
     if isis >= 0:
         hold_min[isis] /= max(cfg.scenario.isis_cohesion, 1e-6)
@@ -67,19 +67,25 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
     return out
 
 
+def area_factor_of(geo: Geography) -> float:
+    """A cell's area in 0.05-degree cells, ``(res / REFERENCE_RES) ** 2``: per-cell thresholds
+    of the configs are scaled by it."""
+    return float((geo.grid.res / REFERENCE_RES) ** 2)
+
+
 def ref_people(geo: Geography) -> np.ndarray:
     """People per 0.05-degree cell's worth of area (``population / area_factor``): a density,
     so thresholds on it (urban index, holding level, station weights) mean the same on every
     grid (issue 14.5); on a 0.1-degree cell the people of four reference cells count as one
     reference cell's density, not as a town four times as large."""
-    return geo.population.astype(np.float64) / ((geo.grid.res / REFERENCE_RES) ** 2)
+    return geo.population.astype(np.float64) / area_factor_of(geo)
 
 
 def cell_parameters(cfg: Config, geo: Geography) -> dict:
     """Cell fields from population density (:func:`ref_people`): ``hold_scale`` (holding a
     cell takes fighters in proportion to its people: empty desert a patrol, a town a
-    garrison), ``defence`` and ``shield`` (towns favour their defender) and the garrison
-    ``move_window``."""
+    garrison), ``defence`` and ``shield`` (towns favour their defender), the garrison
+    ``move_window`` and ``urban`` (``[R, C]`` urban index, :func:`sim.rules.assault.urban_index`)."""
     pop = ref_people(geo).ravel()
     cc = cfg.control
     e = cc.empty_hold_share
@@ -89,6 +95,7 @@ def cell_parameters(cfg: Config, geo: Geography) -> dict:
         "defence": (1.0 + cc.urban_defence * urban).astype(np.float32),
         "shield": (1.0 + cfg.combat.urban_loss_shield * urban).astype(np.float32),
         "move_window": window_size(cc.garrison_move_km, geo.grid.cell_km),
+        "urban": urban.reshape(geo.shape),
     }
 
 
@@ -282,7 +289,7 @@ def garrison_weights(geo: Geography) -> np.ndarray:
     populated cells (sqrt of people) and in key places.  Base and people weigh per reference
     area (density, :func:`ref_people`), a key place per place, so a region gets the same
     share on every grid."""
-    af = (geo.grid.res / REFERENCE_RES) ** 2
+    af = area_factor_of(geo)
     return (af * (0.02 + np.sqrt(ref_people(geo) / 5000.0)) + 5.0 * geo.key_place).astype(np.float32)
 
 
