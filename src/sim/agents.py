@@ -16,7 +16,7 @@ import numpy as np
 
 from . import aftermath
 from .rules import movement
-from .rules.presence import mix, mix_at
+from .rules.presence import mix_at
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import ConflictModel
@@ -58,7 +58,8 @@ class FactionHQ(mesa.Agent):
                                     m.hostility, m.cfg.control.offensive_hostility)
         if idx.size == 0:
             # nothing to take: hold the most threatened own cells
-            idx = np.flatnonzero((m.owner == f) & (mix(hostile[f][None], m.presence)[0] > 0))
+            own = np.flatnonzero(m.owner == f)
+            idx = own[mix_at(hostile[f], m.presence, own) > 0]
             if idx.size == 0:
                 return
         mass = m.units.fighters[units].sum() * m.cfg.combat.unit_centre_share
