@@ -117,16 +117,22 @@ PIECES = {
 }
 
 
-@pytest.mark.parametrize("name", list(PIECES))
-def test_piece_at_005(name):
-    factions, lat, lon, (lo, hi), apart = PIECES[name]
-    p = piece_at("res_005", factions, lat, lon)
+def check_piece(geography: str, name: str, spec) -> None:
+    """The piece of ``factions`` at the anchor exists, its area is in range, and it is not
+    joined to the pieces at the ``apart`` points."""
+    factions, lat, lon, (lo, hi), apart = spec
+    p = piece_at(geography, factions, lat, lon)
     assert p is not None, f"{name}: no ground of {factions} at its anchor"
-    a = km2("res_005", p)
+    a = km2(geography, p)
     assert lo <= a <= hi, f"{name}: {a:,.0f} km2 not in {lo:,}-{hi:,}"
-    g = built("res_005")[0]
+    g = built(geography)[0]
     for la, lo_ in apart:
         assert not p[cell(g, la, lo_)], f"{name} is joined to the piece at {la}, {lo_}"
+
+
+@pytest.mark.parametrize("name", list(PIECES))
+def test_piece_at_005(name):
+    check_piece("res_005", name, PIECES[name])
 
 
 # at 0.1 deg cells are ~100 km2: pockets of a few cells at 0.05 merge, so only those whose
@@ -152,14 +158,7 @@ PIECES_010 = {
 
 @pytest.mark.parametrize("name", list(PIECES_010))
 def test_piece_at_010(name):
-    factions, lat, lon, (lo, hi), apart = PIECES_010[name]
-    p = piece_at("res_010", factions, lat, lon)
-    assert p is not None
-    a = km2("res_010", p)
-    assert lo <= a <= hi, f"{name}: {a:,.0f} km2 not in {lo:,}-{hi:,}"
-    g = built("res_010")[0]
-    for la, lo_ in apart:
-        assert not p[cell(g, la, lo_)], f"{name} is joined to the piece at {la}, {lo_}"
+    check_piece("res_010", name, PIECES_010[name])
 
 
 @pytest.mark.parametrize("res", ["res_005", "res_010"])

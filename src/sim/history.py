@@ -25,6 +25,7 @@ from .geography import DATA
 FACTS = DATA / "history" / "aggregate_facts_2015-2019.csv"
 EVENTS = DATA / "history" / "events_2017-2019.csv"
 
+
 def territorial_defeat_date(isis_share: pd.Series):
     """The first date (index label) at which ISIS holds no ground at all, or None.
 
