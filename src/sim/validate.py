@@ -833,7 +833,10 @@ def plot_scorecard(df: pd.DataFrame, path: str | Path) -> None:
                      capsize=2, ms=4, label="model median, 10-90%")
         ax2.set_xscale("log")
         left, right = min(float(lo.min()), 0.4) / 1.2, max(float(hi.max()), 2.5) * 1.2
-        ticks = [t for t in (0.01, 0.03, 0.1, 0.25, 0.5, 1, 2, 4, 10, 30, 100) if left <= t <= right]
+        # a tick per decade over a wide range (the labels of 0.25 / 0.5 / 1 ran together)
+        steps = (0.01, 0.03, 0.1, 0.25, 0.5, 1, 2, 4, 10, 30, 100) if right / left < 300 else \
+            (0.001, 0.01, 0.1, 1, 10, 100)
+        ticks = [t for t in steps if left <= t <= right]
         ax2.set_xlim(left, right)
         ax2.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax2.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
