@@ -77,6 +77,7 @@ def setup(m) -> None:
     # urban clearing (assault.clearing_*): km cleared per cell, and the owner it was cleared from
     m.cleared, m.clear_depth = np.zeros(geo.shape), np.zeros(geo.shape)
     m.shield0 = m.shield.copy()  # the combat loss shield without the holdout fortification
+    m.station_w0 = m.station_w[m.isis].copy() if m.isis >= 0 else None  # ISIS's, unfortified
     m.cleared_owner = m.owner.copy()
     # settled ground: people per km2 (2017) at least holdouts.settled_density; open desert is not
     # held ground (the holdout share and the defeat date count settled ground only)
@@ -400,9 +401,41 @@ def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray,
     new = challenger.ravel()[idx].astype(m.owner.dtype)
     m.owner.ravel()[idx] = new
     m.cleared_owner = m.owner.copy()
-    k = holdout_slow(m)  # dug in: the holder's combat losses divided by the same factor
-    m.shield = m.shield0 * np.ravel(k).astype(m.shield0.dtype) if np.ndim(k) else m.shield0
+    k = holdout_slow(m)
+    fortify(m, k)
+    if np.ndim(k):
+        dig_in(m, k)
     return idx, old, new
+
+
+def fortify(m, k: np.ndarray | float) -> None:
+    """The holdout fortification ``k`` (:func:`holdout_slow`) for next week: the holder's combat
+    losses there are divided by ``k`` (the combat ``shield``: tunnels, berms) and ISIS's
+    garrisons are drawn to the fortified ground (station weights times ``k``: the fighters
+    fall back on the pocket they prepared rather than spreading over what is left)."""
+    if not np.ndim(k):
+        m.shield = m.shield0
+        if m.station_w0 is not None:
+            m.station_w[m.isis] = m.station_w0
+        return
+    m.shield = m.shield0 * np.ravel(k).astype(m.shield0.dtype)
+    m.station_w[m.isis] = m.station_w0 * k.astype(m.station_w0.dtype)
+
+
+def dig_in(m, k: np.ndarray) -> None:
+    """ISIS's last stand: once its holdout fortification is up (``k > 1`` somewhere), its mobile
+    reserves disband into the garrisons of the fortified ground it holds, in proportion to the
+    station weights there (:func:`sim.rules.holdouts.dig_in_targets`): the last fighters dig in
+    rather than feed counter-attacks from the garrisons.  Fighters are moved, not lost."""
+    t = m.units
+    sel = np.flatnonzero((t.faction == m.isis) & t.alive)
+    dest = holdouts.dig_in_targets(m.owner, m.isis, k, m.station_w0)
+    if sel.size == 0 or dest is None:
+        return
+    m.garrison[m.isis] += (dest * float(t.fighters[sel].sum())).astype(m.garrison.dtype)
+    t.fighters[sel] = 0.0
+    t.alive[sel] = False
+    m._remove_units(sel)
 
 
 def holdout_slow(m) -> np.ndarray | float:

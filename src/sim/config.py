@@ -283,7 +283,7 @@ class AlignmentConfig:
 
 @dataclass
 class HoldoutsConfig:
-    max_factor: float = rng_(1, 8)
+    max_factor: float = rng_(1, 40)
     onset: float = rng_(0.01, 1)
     settled_density: float = rng_(0, 1000)  # people per km2: ground that counts as held (defeat date)
 

@@ -51,3 +51,15 @@ def go_underground(fighters_lost_ground: np.ndarray, share: float | np.ndarray
     sh = np.clip(np.asarray(share, dtype=np.result_type(g.dtype, np.float32)), 0.0, 1.0)
     hidden = (g * sh).astype(g.dtype, copy=False)
     return hidden, g - hidden
+
+
+def dig_in_targets(owner: np.ndarray, faction: int, k: np.ndarray, station_w: np.ndarray
+                   ) -> np.ndarray | None:
+    """``[R, C]`` shares (sum 1) of the fighters who dig in: over the faction's fortified cells
+    (``k > 1``) in proportion to ``station_w x k``; None if it holds no fortified cell."""
+    w = np.where((owner == faction) & (k > 1.0), np.maximum(station_w, 0.0) * k, 0.0)
+    tot = float(w.sum())
+    if tot <= 0:
+        w = ((owner == faction) & (k > 1.0)).astype(np.float64)
+        tot = float(w.sum())
+    return w / tot if tot > 0 else None
