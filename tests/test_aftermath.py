@@ -9,7 +9,7 @@ import pytest
 from sim.rules.alignment import common_enemy_lost, responsive_hostility
 from sim.rules.assault import apply_capture, clearing_capture, clearing_depth, sector_capture, sector_odds
 from sim.rules.control import OUTSIDE, UNGOVERNED
-from sim.rules.holdouts import dig_in_targets, go_underground, holdout_defence
+from sim.rules.holdouts import dig_in_targets, go_underground, holdout_defence, pocket_mask
 from sim.rules.reach import (
     allocate_units,
     passable,
@@ -755,3 +755,14 @@ def test_the_holder_shield_caps_its_weekly_losses():
             np.ones((2, 2), bool), 3.0, np.array([0, 0]))
     loss, _ = cell_losses(*args, np.array([1.0, 8.0]), cfg, np.random.default_rng(0))
     np.testing.assert_allclose(loss[0], [50.0, 100.0 * 0.5 / 8])
+
+
+def test_only_pockets_with_a_garrison_are_fortified():
+    from sim.rules.spatial import label8
+
+    own = np.array([[1, 1, 0, 0, 1], [0, 0, 0, 0, 1]], bool)
+    gar = np.array([[30.0, 30.0, 0.0, 0.0, 500.0], [0.0, 0.0, 0.0, 0.0, 100.0]])
+    labels, n = label8(own)
+    np.testing.assert_array_equal(pocket_mask(labels, n, gar, 500.0), [[0, 0, 0, 0, 1], [0, 0, 0, 0, 1]])
+    assert not pocket_mask(labels, n, gar, 1000.0).any()
+    assert not pocket_mask(labels, n, gar, 0.0)[own == 0].any()  # never off the faction's ground

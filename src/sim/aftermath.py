@@ -401,10 +401,8 @@ def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray,
     new = challenger.ravel()[idx].astype(m.owner.dtype)
     m.owner.ravel()[idx] = new
     m.cleared_owner = m.owner.copy()
-    k = holdout_slow(m)
-    fortify(m, k)
-    if np.ndim(k):
-        dig_in(m, k)
+    dig_in(m)  # first: the reserves join the main pocket, which then has a garrison to dig in
+    fortify(m, holdout_slow(m))
     return idx, old, new
 
 
@@ -422,15 +420,24 @@ def fortify(m, k: np.ndarray | float) -> None:
     m.station_w[m.isis] = m.station_w0 * k.astype(m.station_w0.dtype)
 
 
-def dig_in(m, k: np.ndarray) -> None:
-    """ISIS's last stand: once its holdout fortification is up (``k > 1`` somewhere), its mobile
-    reserves disband into the garrisons of the fortified ground it holds, in proportion to the
-    station weights there (:func:`sim.rules.holdouts.dig_in_targets`): the last fighters dig in
-    rather than feed counter-attacks from the garrisons.  Fighters are moved, not lost."""
+def dig_in(m) -> None:
+    """ISIS's last stand: once its settled ground is below ``holdouts.onset``, its mobile
+    reserves disband into the garrisons of the river-valley and urban cells of its main pocket
+    (the piece with the largest garrison), in proportion to the station weights there
+    (:func:`sim.rules.holdouts.dig_in_targets`): the last fighters dig in rather than feed
+    counter-attacks from the garrisons.  Fighters are moved, not lost."""
     t = m.units
     sel = np.flatnonzero((t.faction == m.isis) & t.alive)
-    dest = holdouts.dig_in_targets(m.owner, m.isis, k, m.station_w0)
-    if sel.size == 0 or dest is None:
+    share = settled_share(m)
+    if sel.size == 0 or share is None or share >= m.cfg.holdouts.onset:
+        return
+    labels, n = label8(m.owner == m.isis)
+    per = np.bincount(labels.ravel(), weights=m.garrison[m.isis].astype(np.float64).ravel(), minlength=n + 1)
+    if n == 0:
+        return
+    main = m.holdout_mask & (labels == int(np.argmax(per[1:])) + 1)
+    dest = holdouts.dig_in_targets(m.owner, m.isis, np.where(main, 2.0, 1.0), m.station_w0)
+    if dest is None:
         return
     m.garrison[m.isis] += (dest * float(t.fighters[sel].sum())).astype(m.garrison.dtype)
     t.fighters[sel] = 0.0
@@ -438,15 +445,26 @@ def dig_in(m, k: np.ndarray) -> None:
     m._remove_units(sel)
 
 
+def settled_share(m) -> float | None:
+    """ISIS's settled ground now as a share of its settled ground at the start (None without
+    ISIS or settled ground at the start)."""
+    if m.isis < 0 or m.settled0[m.isis] <= 0:
+        return None
+    return float(settled_area(m.owner, m.area, m.settled_ground, m.n_f)[m.isis] / m.settled0[m.isis])
+
+
 def holdout_slow(m) -> np.ndarray | float:
     """The ISIS holdout fortification (:func:`sim.rules.holdouts.holdout_defence`) on its
-    river-valley and urban cells, by the share of its settled ground of the start it still
-    holds; 1 elsewhere (and without ISIS)."""
-    if m.isis < 0 or m.settled0[m.isis] <= 0:
+    river-valley and urban cells of pockets with at least ``holdouts.min_pocket_fighters`` in
+    garrison (:func:`sim.rules.holdouts.pocket_mask`), by the share of its settled ground of the
+    start it still holds; 1 elsewhere (and without ISIS)."""
+    share, hc = settled_share(m), m.cfg.holdouts
+    if share is None or share >= hc.onset:
         return 1.0
-    share = settled_area(m.owner, m.area, m.settled_ground, m.n_f)[m.isis] / m.settled0[m.isis]
-    hc = m.cfg.holdouts
-    return holdouts.holdout_defence(m.owner, m.isis, m.holdout_mask, share, hc.max_factor, hc.onset)
+    # only pockets with a garrison to dig in (holdouts.min_pocket_fighters) are fortified
+    labels, n = label8(m.owner == m.isis)
+    mask = m.holdout_mask & holdouts.pocket_mask(labels, n, m.garrison[m.isis], hc.min_pocket_fighters)
+    return holdouts.holdout_defence(m.owner, m.isis, mask, share, hc.max_factor, hc.onset)
 
 
 # ---------------------------------------------------------------- redeploy

@@ -286,6 +286,7 @@ class HoldoutsConfig:
     max_factor: float = rng_(1, 40)
     onset: float = rng_(0.01, 1)
     settled_density: float = rng_(0, 1000)  # people per km2: ground that counts as held (defeat date)
+    min_pocket_fighters: float = rng_(0, 10000)  # garrison a piece needs to be fortified
 
 
 @dataclass
