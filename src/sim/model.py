@@ -318,7 +318,8 @@ class ConflictModel(mesa.Model):
         is_isis = i == self.isis
         out = movement.retreat(self.garrison[i][sl], self.owner[sl] == i,
                                self.cfg.combat.retreat_loss_fraction,
-                               ic.go_underground_share if is_isis else 0.0, 0.5 if is_isis else 0.0)
+                               ic.go_underground_share if is_isis else 0.0, 0.5 if is_isis else 0.0,
+                               self.retreat_window)
         if out is None:
             return
         self.garrison[i][sl], hid, hid_trapped, killed = out
