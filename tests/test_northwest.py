@@ -108,3 +108,38 @@ def test_zones_and_entry_on_the_real_grid():
     ta = np.array(m.geo.place_cell("Tell Abyad"))
     d = np.hypot(m.units.row[new] - ta[0], m.units.col[new] - ta[1])
     assert (d <= 2).sum() == new.size // 2  # half at Tal Abyad, half at Ras al-Ayn
+
+
+def test_an_offensive_launched_becomes_the_main_effort():
+    """At 0.1 degrees: Baghdad's Hawija pocket is closed to it until the launch (21 Sep 2017)
+    and then, for ``main_effort_weeks``, its main effort: the HQ sends more units there than
+    with ``control.main_effort_factor=1``; the Tal Afar zone is closed to the Peshmerga all run."""
+    from sim import aftermath
+    from sim.agents import FactionHQ
+    from sim.cli import compose
+    from sim.runner import build_model
+
+    def targets_in_hawija(factor: float, day: dt.date) -> tuple[int, bool]:
+        m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1",
+                                 f"control.main_effort_factor={factor}"]))
+        iq = m.fidx["IRAQI_GOV"]
+        m.date = day
+        aftermath.zones_changed(m)
+        m.build_allowed()
+        effort = aftermath.main_effort(m, iq)
+        hq = next(a for a in m.agents_by_type[FactionHQ] if a.index == iq)
+        hq.plan(m.hostility > 0)
+        units = m.units.of_faction(iq)
+        r, c = np.round(m.units.target[units]).astype(int).T
+        return int(m.zones["hawija_op"][r, c].sum()), effort is not None and bool(effort[m.geo.place_cell("Hawija")])
+
+    before, effort_before = targets_in_hawija(4.0, dt.date(2017, 9, 1))
+    assert before == 0 and not effort_before  # closed: no unit may aim there
+    flat, _ = targets_in_hawija(1.0, dt.date(2017, 9, 25))
+    focused, effort_now = targets_in_hawija(4.0, dt.date(2017, 9, 25))
+    assert effort_now and focused > flat, (flat, focused)
+    m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
+    m.date = dt.date(2017, 12, 30)  # 8 weeks after the launch have passed
+    assert aftermath.main_effort(m, m.fidx["IRAQI_GOV"]) is None
+    aftermath.zones_changed(m)
+    assert "tal_afar_peshmerga" in m.zones_closed and "hawija_op" not in m.zones_closed

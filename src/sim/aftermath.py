@@ -24,7 +24,7 @@ import numpy as np
 from .geography import TERRAIN_CLASSES
 from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE, UNGOVERNED
-from .rules.events import entry_units, hostility_matrix, zone_closed, zone_mask
+from .rules.events import date_of, entry_units, hostility_matrix, zone_closed, zone_mask
 from .rules.spatial import dilate8, label8
 
 
@@ -107,6 +107,21 @@ def setup_zones(m) -> None:
                                geo.theatre, z.buffer_km, km,
                                np.column_stack(geo.grid.rowcol(pts[:, 0], pts[:, 1])), pts[:, 2])
     m.zones_closed: frozenset = frozenset()
+
+
+def main_effort(m, f: int) -> np.ndarray | None:
+    """``[R, C]`` bool: the ground of the offensives faction ``f`` launched and still pursues:
+    zones listing ``f`` whose closed period ended (the launch) less than ``main_effort_weeks``
+    ago; None if there are none (or the dated inputs are off)."""
+    s, out = m.cfg.scenario, None
+    if not s.dated_hostility:
+        return None
+    name = m.faction_names[f]
+    for k, z in s.zones.items():
+        if z.main_effort_weeks > 0 and name in z.factions and any(
+                b and 0 <= (m.date - date_of(b)).days < 7 * z.main_effort_weeks for _, b in z.closed):
+            out = m.zones[k].copy() if out is None else out | m.zones[k]
+    return out
 
 
 def home(m, i: int, sl=...) -> np.ndarray | None:

@@ -172,6 +172,9 @@ class ZoneConfig:
     buffer_km: float = rng_(0, 200, default=0.0)  # the zone reaches this far beyond them (km)
     points: list[list[float]] = _list()  # [[lat, lon, radius_km], ...]: and the ground this near
     closed: list[list[str]] = _list()  # [[start, end], ...] ISO dates; end "" = open-ended
+    # weeks after the end of a closed period (an offensive launched) during which the zone is the
+    # main effort of its factions (control.main_effort_factor); 0 = none
+    main_effort_weeks: int = rng_(0, 260, default=0)
 
 
 @dataclass
@@ -243,6 +246,7 @@ class ControlConfig:
     seed_garrison_share: float = rng_(0, 1)
     offensive_hostility: float = rng_(0, 1)
     road_factor: float = rng_(0, 100)
+    main_effort_factor: float = rng_(1, 100)
 
 
 @dataclass
