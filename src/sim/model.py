@@ -158,6 +158,7 @@ class ConflictModel(mesa.Model):
         isis_share = self.share_area(self.isis) if self.isis >= 0 else 0.0
         due = events.due_events(s.events, self._fired, self.date, isis_share)
         aftermath.hostility_week(self, due)  # dated policy (if switched on) + responsive law
+        aftermath.cede(self, due)  # deals that hand over ground
         aftermath.reinforce(self, due)
         for name in due:
             self._fired.add(name)
