@@ -108,3 +108,77 @@ def test_zones_and_entry_on_the_real_grid():
     ta = np.array(m.geo.place_cell("Tell Abyad"))
     d = np.hypot(m.units.row[new] - ta[0], m.units.col[new] - ta[1])
     assert (d <= 2).sum() == new.size // 2  # half at Tal Abyad, half at Ras al-Ayn
+
+
+def test_an_offensive_launched_becomes_the_main_effort():
+    """At 0.1 degrees: Baghdad's Hawija pocket is closed to it until the launch (21 Sep 2017)
+    and then, for ``main_effort_weeks``, its main effort: the HQ sends more units there than
+    with ``control.main_effort_factor=1``; the Tal Afar zone is closed to the Peshmerga all run."""
+    from sim import aftermath
+    from sim.agents import FactionHQ
+    from sim.cli import compose
+    from sim.runner import build_model
+
+    def targets_in_hawija(factor: float, day: dt.date) -> tuple[int, bool]:
+        m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1",
+                                 f"control.main_effort_factor={factor}"]))
+        iq = m.fidx["IRAQI_GOV"]
+        m.date = day
+        aftermath.zones_changed(m)
+        m.build_allowed()
+        effort = aftermath.main_effort(m, iq)
+        hq = next(a for a in m.agents_by_type[FactionHQ] if a.index == iq)
+        hq.plan(m.hostility > 0)
+        units = m.units.of_faction(iq)
+        r, c = np.round(m.units.target[units]).astype(int).T
+        return int(m.zones["hawija_op"][r, c].sum()), effort is not None and bool(effort[m.geo.place_cell("Hawija")])
+
+    before, effort_before = targets_in_hawija(4.0, dt.date(2017, 9, 1))
+    assert before == 0 and not effort_before  # closed: no unit may aim there
+    flat, _ = targets_in_hawija(1.0, dt.date(2017, 9, 25))
+    focused, effort_now = targets_in_hawija(4.0, dt.date(2017, 9, 25))
+    assert effort_now and focused > flat, (flat, focused)
+    m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
+    m.date = dt.date(2017, 12, 30)  # 8 weeks after the launch have passed
+    assert aftermath.main_effort(m, m.fidx["IRAQI_GOV"]) is None
+    aftermath.zones_changed(m)
+    assert "tal_afar_peshmerga" in m.zones_closed and "hawija_op" not in m.zones_closed
+
+
+def test_ceded_ground_falls_vacant_and_the_garrison_falls_back():
+    """A deal (events.cede_ground): faction 0 hands over the two east cells of its strip; they
+    become ungoverned, its 30 fighters there move to the nearest cell it keeps, nobody lost."""
+    from sim.rules.control import UNGOVERNED
+    from sim.rules.events import cede_ground
+
+    owner = np.zeros((1, 5), np.int64)
+    g = np.array([[1.0, 1.0, 1.0, 10.0, 20.0]], np.float32)
+    area = np.array([[False, False, False, True, True]])
+    moved, gone = cede_ground(owner, g, area, 0)
+    assert owner.tolist() == [[0, 0, 0, UNGOVERNED, UNGOVERNED]]
+    assert (moved, gone) == (30.0, 0.0)
+    assert g.tolist() == [[1.0, 1.0, 31.0, 0.0, 0.0]]  # to the nearest kept cell
+    # ceding all of it: the garrison leaves
+    owner2, g2 = np.zeros((1, 2), np.int64), np.array([[5.0, 7.0]], np.float32)
+    assert cede_ground(owner2, g2, np.ones((1, 2), bool), 0) == (0.0, 12.0)
+    assert (owner2 == UNGOVERNED).all() and g2.sum() == 0
+
+
+def test_the_sdf_damascus_deal_hands_manbij_over_and_closes_it_to_the_sdf():
+    """At 0.1 degrees, firing the deal on the first-week model: the SDF's cells near Manbij fall
+    vacant and are closed to it; the regime may take them; fighters are conserved."""
+    from sim import aftermath
+    from sim.cli import compose
+    from sim.rules.control import UNGOVERNED
+    from sim.runner import build_model
+
+    m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
+    sdf, gov = m.fidx["SDF"], m.fidx["SYRIAN_GOV"]
+    cell = m.geo.place_cell("Manbij")
+    assert m.owner[cell] == sdf
+    before = float(m.garrison[sdf].sum())
+    aftermath.cede(m, ["sdf_damascus_deal"])
+    m.build_allowed()
+    assert m.owner[cell] == UNGOVERNED and not m.allowed[sdf][cell] and m.allowed[gov][cell]
+    assert m.ceded[sdf].sum() > 0 and not (m.owner[m.ceded[sdf]] == sdf).any()
+    assert np.isclose(float(m.garrison[sdf].sum()), before)  # fell back east of the Euphrates

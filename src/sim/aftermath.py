@@ -24,7 +24,7 @@ import numpy as np
 from .geography import TERRAIN_CLASSES
 from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE, UNGOVERNED
-from .rules.events import entry_units, hostility_matrix, zone_closed, zone_mask
+from .rules.events import cede_ground, date_of, entry_units, hostility_matrix, zone_closed, zone_mask
 from .rules.spatial import dilate8, label8
 
 
@@ -118,7 +118,7 @@ def setup_zones(m) -> None:
     computed once; none is closed before the first week."""
     cfg, geo = m.cfg, m.geo
     gov = {_norm(n): i for i, n in enumerate(geo.admin1_names)}
-    km = (m.cell_km, m.cell_km * float(np.cos(np.radians(geo.grid.lat_max - geo.shape[0] * geo.grid.res / 2))))
+    km = _km(m)
     m.zones = {}
     for k, z in cfg.scenario.zones.items():
         pts = np.asarray(z.points, float).reshape(-1, 3)
@@ -129,6 +129,53 @@ def setup_zones(m) -> None:
                                geo.theatre, z.buffer_km, km,
                                np.column_stack(geo.grid.rowcol(pts[:, 0], pts[:, 1])), pts[:, 2])
     m.zones_closed: frozenset = frozenset()
+    m.ceded = np.zeros((m.n_f, *geo.shape), bool)  # ground handed over under a deal (cede)
+
+
+def _km(m) -> tuple[float, float]:
+    """(row, column) spacing of the grid in km, the columns at the theatre's middle latitude."""
+    g = m.geo.grid
+    return m.cell_km, m.cell_km * float(np.cos(np.radians(g.lat_max - m.geo.shape[0] * g.res / 2)))
+
+
+def _points_mask(m, points) -> np.ndarray:
+    """``[R, C]`` bool: theatre ground within ``radius_km`` of ``[[lat, lon, radius_km], ...]``."""
+    geo = m.geo
+    pts = np.asarray(points, float).reshape(-1, 3)
+    return zone_mask(np.zeros(geo.shape, bool), geo.theatre, 0.0, _km(m),
+                     np.column_stack(geo.grid.rowcol(pts[:, 0], pts[:, 1])), pts[:, 2])
+
+
+def cede(m, due: list[str]) -> None:
+    """Deals that hand over ground (``events.<name>.cede``, :func:`sim.rules.events.cede_ground`):
+    the faction's cells near the points fall vacant and stay closed to it; its garrison there
+    falls back (or, with nowhere to go, leaves: booked as withdrawn).  A dated deal: off with
+    ``scenario.dated_hostility=false``, like the truce zones."""
+    if not m.cfg.scenario.dated_hostility:
+        return
+    for name in due:
+        for f, points in m.cfg.scenario.events[name].cede.items():
+            i = m.fidx[f]
+            area = _points_mask(m, points)
+            m.ceded[i] |= area
+            _, left = cede_ground(m.owner, m.garrison[i], area, i, _km(m))
+            if left:
+                m.ledger.withdrawn(i, left)
+
+
+def main_effort(m, f: int) -> np.ndarray | None:
+    """``[R, C]`` bool: the ground of the offensives faction ``f`` launched and still pursues:
+    zones listing ``f`` whose closed period ended (the launch) less than ``main_effort_weeks``
+    ago; None if there are none (or the dated inputs are off)."""
+    s, out = m.cfg.scenario, None
+    if not s.dated_hostility:
+        return None
+    name = m.faction_names[f]
+    for k, z in s.zones.items():
+        if z.main_effort_weeks > 0 and name in z.factions and any(
+                b and 0 <= (m.date - date_of(b)).days < 7 * z.main_effort_weeks for _, b in z.closed):
+            out = m.zones[k].copy() if out is None else out | m.zones[k]
+    return out
 
 
 def home(m, i: int, sl=...) -> np.ndarray | None:
@@ -144,7 +191,7 @@ def war_matrix(m) -> np.ndarray:
 def limit_allowed(m) -> None:
     """Ground a faction may hold: not the core of a former ally turned rival (limited aims),
     nor the ground of a truce zone closed to it that it does not hold (:func:`zones_changed`)."""
-    m.allowed &= ~m.core_closed
+    m.allowed &= ~m.core_closed & ~m.ceded
     for k in m.zones_closed:  # a truce freezes the line: what the faction holds stays allowed
         for f in m.cfg.scenario.zones[k].factions:
             m.allowed[m.fidx[f]] &= ~m.zones[k] | (m.owner == m.fidx[f])

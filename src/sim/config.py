@@ -172,6 +172,9 @@ class ZoneConfig:
     buffer_km: float = rng_(0, 200, default=0.0)  # the zone reaches this far beyond them (km)
     points: list[list[float]] = _list()  # [[lat, lon, radius_km], ...]: and the ground this near
     closed: list[list[str]] = _list()  # [[start, end], ...] ISO dates; end "" = open-ended
+    # weeks after the end of a closed period (an offensive launched) during which the zone is the
+    # main effort of its factions (control.main_effort_factor); 0 = none
+    main_effort_weeks: int = rng_(0, 260, default=0)
 
 
 @dataclass
@@ -187,6 +190,10 @@ class EventConfig:
     # faction -> [[lat, lon], ...]: the reinforcement enters from outside the theatre as mobile
     # units at the theatre cells nearest these points (border crossings), split evenly
     entry: dict[str, Any] = _dict()
+    # faction -> [[lat, lon, radius_km], ...]: a deal in which the faction hands over its ground
+    # this near the points (it becomes ungoverned, closed to the faction from then on, and its
+    # garrison falls back to the nearest ground it keeps); who fills it is the model's
+    cede: dict[str, Any] = _dict()
 
 
 @dataclass
@@ -243,6 +250,7 @@ class ControlConfig:
     seed_garrison_share: float = rng_(0, 1)
     offensive_hostility: float = rng_(0, 1)
     road_factor: float = rng_(0, 100)
+    main_effort_factor: float = rng_(1, 100)
 
 
 @dataclass
@@ -657,6 +665,13 @@ def validate(cfg: Config) -> None:
             for j, pt in enumerate(pts):
                 if len(pt) != 2 or not (-90 <= float(pt[0]) <= 90 and -180 <= float(pt[1]) <= 180):
                     raise ConfigError(f"{key}.entry.{f}[{j}] = {pt!r}: expected [lat, lon] in degrees")
+        for f, pts in ev.cede.items():
+            _check_faction(f, f"{key}.cede.{f}", known)
+            for j, pt in enumerate(pts):
+                if len(pt) != 3 or not (-90 <= float(pt[0]) <= 90 and -180 <= float(pt[1]) <= 180
+                                        and 0 < float(pt[2]) <= 500):
+                    raise ConfigError(f"{key}.cede.{f}[{j}] = {pt!r}: expected [lat, lon, radius_km] "
+                                      "(degrees; radius in (0, 500] km)")
     for a, row in s.latent_hostility.items():
         _check_faction(a, f"scenario.latent_hostility.{a}", known)
         for b, v in row.items():
