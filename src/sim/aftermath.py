@@ -71,6 +71,7 @@ def setup(m) -> None:
     m.policy_hostility = m.hostility.copy()  # initial + sourced dated policy decisions
     m.siege_clock = sieges.SiegeClock(m.n_f, geo.shape)
     m.deals: list[dict] = []
+    m.main_effort = np.zeros((m.n_f, *geo.shape), bool)  # ground of the dated offensives' main effort
     urban = m.urban  # per reference area: the same town, the same index on any grid
     m.assault_defence = 1.0 + cfg.assault.urban_defence * urban
     m.holdout_mask = (geo.terrain == TERRAIN_CLASSES.index("river_valley")) | (urban > 0.5)
@@ -91,12 +92,18 @@ def setup(m) -> None:
     setup_zones(m)
 
 
+def cell_sides_km(m) -> tuple[float, float]:
+    """A cell's (north-south, east-west) sides in km, the east-west side at the map's middle latitude."""
+    g = m.geo.grid
+    return m.cell_km, m.cell_km * float(np.cos(np.radians(g.lat_max - m.geo.shape[0] * g.res / 2)))
+
+
 def setup_zones(m) -> None:
     """The truce zones' ground (``scenario.zones``, :func:`sim.rules.events.zone_mask`),
     computed once; none is closed before the first week."""
     cfg, geo = m.cfg, m.geo
     gov = {_norm(n): i for i, n in enumerate(geo.admin1_names)}
-    km = (m.cell_km, m.cell_km * float(np.cos(np.radians(geo.grid.lat_max - geo.shape[0] * geo.grid.res / 2))))
+    km = cell_sides_km(m)
     m.zones = {}
     for k, z in cfg.scenario.zones.items():
         pts = np.asarray(z.points, float).reshape(-1, 3)
@@ -168,9 +175,13 @@ def hostility_week(m, due: list[str]) -> None:
 def reinforce(m, due: list[str]) -> None:
     """Patrons add forces (``events.<name>.reinforce``): fighters join the faction's garrisons
     on its own ground in proportion to the station weights, or, with an ``entry``, cross the
-    border as new mobile units at the entry points (booked as recruits from outside)."""
+    border as new mobile units at the entry points (booked as recruits from outside).  An
+    offensive launched (``events.<name>.offensive``) names the ground of its main effort
+    (:func:`main_effort`)."""
     for name in due:
         ev = m.cfg.scenario.events[name]
+        if ev.offensive and m.cfg.scenario.dated_hostility:
+            _start_offensive(m, ev.offensive)
         for f, k in ev.reinforce.items():
             i = m.fidx[f]
             if ev.entry.get(f):
@@ -181,6 +192,29 @@ def reinforce(m, due: list[str]) -> None:
                 continue
             m.garrison[i] += (w * (k / w.sum())).astype(m.garrison.dtype)
             m.ledger.recruited(i, float(k))
+
+
+def _start_offensive(m, offensive: dict) -> None:
+    """Add each faction's main-effort ground (``[[lat, lon, radius_km], ...]``: the theatre
+    within ``radius_km`` of each point, distances in km so the ground is the same on any grid)."""
+    km = cell_sides_km(m)
+    for f, pts in offensive.items():
+        p = np.asarray(pts, float).reshape(-1, 3)
+        rc = np.column_stack(m.geo.grid.rowcol(p[:, 0], p[:, 1]))
+        m.main_effort[m.fidx[f]] |= zone_mask(np.zeros(m.geo.shape, bool), m.geo.theatre, 0.0, km,
+                                              rc, p[:, 2])
+
+
+def main_effort(m, f: int, idx: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """GeoSim scores of faction ``f``'s candidate cells ``idx`` (flat) with its main effort:
+    cells on the ground of an offensive it launched weigh ``reach.main_effort_weight`` times
+    more, so its HQ concentrates its mobile units there rather than on the nearest fronts
+    (a dated decision, as the regime massed on Eastern Ghouta from 18 Feb 2018 and on Daraa from
+    19 Jun 2018; whether the ground falls is left to the assault and siege rules)."""
+    on = m.main_effort[f].ravel()[idx]
+    if not on.any():
+        return score
+    return np.where(on, score * m.cfg.reach.main_effort_weight, score)
 
 
 def _enter(m, i: int, k: float, points) -> None:
@@ -386,7 +420,11 @@ def sieges_week(m) -> None:
         if not _may_have_pocket(m, f):  # nothing can be besieged: the clock resets
             m.siege_clock.weeks[f] = 0
             continue
-        s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.core[f].any() else None)
+        # combat power: firepower x morale, times the air support of the enemies' fire on f
+        power = m.firepower * np.where(war[:, f], m.air[:, f], 1.0)
+        s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.core[f].any() else None,
+                                   power=power)
+        sieges.hold_truces(s, m.allowed)
         count = m.siege_clock.update(s, sc.siege_ratio)
         due = np.flatnonzero(m.siege_clock.due(s, count, sc.delay_weeks))
         if due.size == 0:
@@ -404,7 +442,9 @@ def sieges_week(m) -> None:
             for g in np.flatnonzero(deal.evacuated + deal.surrendered):
                 m.ledger.evacuated(g, float(deal.evacuated[g]))
                 m.ledger.surrendered(g, float(deal.surrendered[g]))
-            relocated = _relocate_people(m, deal.cells, dest, sc.civilian_share)
+            # the green buses carried the fighters who chose to leave and their families: the
+            # UN's "people relocated" (aggregate_facts) counts both
+            relocated = _relocate_people(m, deal.cells, dest, sc.civilian_share) + float(deal.evacuated.sum())
             m.flow[("new_people_relocated", "ALL")] += relocated
             m.flow[("new_siege_deals", "ALL")] += 1.0
             r, c = np.nonzero(deal.cells)

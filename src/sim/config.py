@@ -187,6 +187,10 @@ class EventConfig:
     # faction -> [[lat, lon], ...]: the reinforcement enters from outside the theatre as mobile
     # units at the theatre cells nearest these points (border crossings), split evenly
     entry: dict[str, Any] = _dict()
+    # faction -> [[lat, lon, radius_km], ...]: the offensive's main effort (a dated decision to
+    # concentrate): from the event on, the faction's HQ weights objectives on this ground by
+    # reach.main_effort_weight (sim.aftermath.main_effort); who takes it is an outcome
+    offensive: dict[str, Any] = _dict()
 
 
 @dataclass
@@ -267,6 +271,7 @@ class WithdrawalConfig:
 @dataclass
 class ReachConfig:
     dist_scale_km: float = rng_(10, 2000)
+    main_effort_weight: float = rng_(1, 1000)
     stuck_share_max: float = rng_(0, 1)
 
 
@@ -651,6 +656,12 @@ def validate(cfg: Config) -> None:
             for j, pt in enumerate(pts):
                 if len(pt) != 2 or not (-90 <= float(pt[0]) <= 90 and -180 <= float(pt[1]) <= 180):
                     raise ConfigError(f"{key}.entry.{f}[{j}] = {pt!r}: expected [lat, lon] in degrees")
+        for f, pts in ev.offensive.items():
+            _check_faction(f, f"{key}.offensive.{f}", known)
+            for j, pt in enumerate(pts):
+                if len(pt) != 3 or not (-90 <= float(pt[0]) <= 90 and -180 <= float(pt[1]) <= 180
+                                        and 0 < float(pt[2]) <= 1000):
+                    raise ConfigError(f"{key}.offensive.{f}[{j}] = {pt!r}: expected [lat, lon, radius_km]")
     for a, row in s.latent_hostility.items():
         _check_faction(a, f"scenario.latent_hostility.{a}", known)
         for b, v in row.items():
