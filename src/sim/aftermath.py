@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geography import TERRAIN_CLASSES
-from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
+from .rules import alignment, assault, civilians, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE, UNGOVERNED
 from .rules.events import entry_units, hostility_matrix, zone_closed, zone_mask
 from .rules.spatial import dilate8, label8
@@ -515,6 +515,17 @@ def _relocate_people(m, cells: np.ndarray, dest: np.ndarray, share: float) -> fl
     cm.idp[sel] += moved
     cm.idp_loc[sel] = int(np.argmax(dest.ravel()))
     return float(moved.sum())
+
+
+def flight_threat(m) -> np.ndarray:
+    """Per community, the week's hazard of flight ahead of a feared advance
+    (:func:`sim.rules.civilians.threat_hazard`): ground that changed hands this week between
+    factions at war, within ``displacement.threat_km`` of the settlement, where the advancing
+    faction may hold ground."""
+    dc, pop = m.cfg.displacement, m.population
+    return civilians.threat_hazard(m.prev_owner, m.owner, war_matrix(m), m.legitimacy,
+                                   pop.region_cell[m.communities.region], m.communities.identity,
+                                   dc.threat_km, cell_sides_km(m), dc.flee_rate_threat, m.allowed)
 
 
 def go_to_ground(m, sl, hid: np.ndarray, hid_trapped: np.ndarray) -> None:

@@ -180,6 +180,8 @@ class CommunityTable:
         # what remains of the displacement stock of the start (sim.initial.initial_displacement)
         self.idp_init = np.zeros_like(self.pop0)
         self.abroad_init = np.zeros_like(self.pop0)
+        # IDPs who fled ahead of a feared advance (civilians.threat_hazard): they return faster
+        self.idp_threat = np.zeros_like(self.pop0)
         self.idp_loc = np.asarray(idp_loc, np.int64)  # flat cell index where the IDPs shelter
 
     def __len__(self) -> int:
