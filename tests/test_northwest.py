@@ -108,3 +108,33 @@ def test_zones_and_entry_on_the_real_grid():
     ta = np.array(m.geo.place_cell("Tell Abyad"))
     d = np.hypot(m.units.row[new] - ta[0], m.units.col[new] - ta[1])
     assert (d <= 2).sum() == new.size // 2  # half at Tal Abyad, half at Ras al-Ayn
+
+
+def test_dated_offensives_name_their_main_effort_on_the_real_grid():
+    """At 0.1 degrees: the offensive on Eastern Ghouta (18 Feb 2018) puts the regime's main
+    effort within 15 km of Douma (about pi 15^2 km^2, the same ground on any grid; not Damascus'
+    west nor Daraa), the southern offensive (19 Jun 2018) on Daraa; with dated_hostility=false
+    no main effort is set; the south-west truce zone holds Daraa and Quneitra."""
+    from sim import aftermath
+    from sim.cli import compose
+    from sim.runner import build_model
+
+    m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
+    gov = m.fidx["SYRIAN_GOV"]
+    assert not m.main_effort.any()
+    aftermath.reinforce(m, ["deescalation_ends"])
+    me = m.main_effort[gov]
+    assert me[m.geo.place_cell("Duma")]  # Douma
+    assert not me[m.geo.place_cell("Daraa")]
+    ns, ew = aftermath.cell_sides_km(m)
+    area = me.sum() * ns * ew
+    assert 0.6 * np.pi * 15**2 < area < 1.6 * np.pi * 15**2
+    aftermath.reinforce(m, ["southern_offensive"])
+    assert m.main_effort[gov][m.geo.place_cell("Daraa")] and not m.main_effort[gov][m.geo.place_cell("Homs")]
+    assert not m.main_effort[np.arange(m.n_f) != gov].any()
+    z = m.zones["southwest"]
+    assert z[m.geo.place_cell("Daraa")] and not z[m.geo.place_cell("Damascus")]
+    off = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1",
+                               "scenario.dated_hostility=false"]))
+    aftermath.reinforce(off, ["deescalation_ends", "southern_offensive"])
+    assert not off.main_effort.any()
