@@ -310,6 +310,12 @@ def test_population_displace_conserves_people():
     assert flows["new_displaced"] == pytest.approx(100 * (1 - np.exp(-1.0)))
     assert table.idp_loc.tolist() == [1, 1]
     assert (table.home + table.idp + table.abroad + table.dead).sum() == pytest.approx(200.0)
+    # trapped in a besieged piece, no one gets out, whatever the violence
+    home = table.home.copy()
+    flows = pop.displace(np.array([0, 0]), np.array([[0.5]]), np.zeros(2), np.array([1.0, 0.0]),
+                         np.array([1.0, 0.0]), np.zeros(2), np.zeros(2), np.array([0.5, 0.5]),
+                         (np.zeros(2), np.zeros(2)), dc, 0.0, np.array([True, False]))
+    assert flows["new_displaced"] == 0.0 and table.home.tolist() == pytest.approx(home.tolist())
 
 
 def test_urban_index_reads_people_per_area_not_per_cell():

@@ -72,6 +72,7 @@ def setup(m) -> None:
     m.siege_clock = sieges.SiegeClock(m.n_f, geo.shape)
     m.deals: list[dict] = []
     m.main_effort = np.zeros((m.n_f, *geo.shape), bool)  # ground of the dated offensives' main effort
+    m.sealed = np.zeros(geo.shape, bool)  # besieged ground this week (sieges_week)
     urban = m.urban  # per reference area: the same town, the same index on any grid
     m.assault_defence = 1.0 + cfg.assault.urban_defence * urban
     m.holdout_mask = (geo.terrain == TERRAIN_CLASSES.index("river_valley")) | (urban > 0.5)
@@ -411,11 +412,13 @@ def sieges_week(m) -> None:
     """Besieged pieces of factions that take deals (``takes_deals``) under sustained
     superiority surrender (:mod:`sim.rules.sieges`): units
     inside disband into the garrison first, evacuees go to the main ground, the rest surrender
-    (ledger), a share of the people is relocated with them, and the deal is logged."""
+    (ledger), a share of the people is relocated with them, and the deal is logged.  The
+    besieged ground of every faction at war is kept in ``m.sealed`` (its people are trapped)."""
     war = war_matrix(m)
     sc = m.cfg.sieges
+    m.sealed = np.zeros(m.geo.shape, bool)  # every faction's besieged ground (civilians are trapped)
     for f in range(m.n_f):
-        if not m.takes_deals[f] or m.withdrawn[f] or not war[f].any() or not (m.owner == f).any():
+        if m.withdrawn[f] or not war[f].any() or not (m.owner == f).any():
             continue
         if not _may_have_pocket(m, f):  # nothing can be besieged: the clock resets
             m.siege_clock.weeks[f] = 0
@@ -424,6 +427,10 @@ def sieges_week(m) -> None:
         power = m.firepower * np.where(war[:, f], m.air[:, f], 1.0)
         s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.core[f].any() else None,
                                    power=power)
+        if s.besieged.any():
+            m.sealed |= s.besieged[s.labels]
+        if not m.takes_deals[f]:
+            continue
         sieges.hold_truces(s, m.allowed)
         count = m.siege_clock.update(s, sc.siege_ratio)
         due = np.flatnonzero(m.siege_clock.due(s, count, sc.delay_weeks))
@@ -517,15 +524,20 @@ def _relocate_people(m, cells: np.ndarray, dest: np.ndarray, share: float) -> fl
     return float(moved.sum())
 
 
-def flight_threat(m) -> np.ndarray:
-    """Per community, the week's hazard of flight ahead of a feared advance
-    (:func:`sim.rules.civilians.threat_hazard`): ground that changed hands this week between
-    factions at war, within ``displacement.threat_km`` of the settlement, where the advancing
-    faction may hold ground."""
+def flight_conditions(m) -> tuple[np.ndarray, np.ndarray]:
+    """Per community, ``(threat, trapped)``: the week's hazard of flight ahead of a feared
+    advance (:func:`sim.rules.civilians.threat_hazard`: ground that changed hands this week
+    between factions at war, within ``displacement.threat_km`` of the settlement, where the
+    advancing faction may hold ground), and whether its settlement lies in a besieged piece
+    (``m.sealed``, found by :func:`sieges_week` this week), from which no one gets out but
+    under a deal."""
     dc, pop = m.cfg.displacement, m.population
-    return civilians.threat_hazard(m.prev_owner, m.owner, war_matrix(m), m.legitimacy,
-                                   pop.region_cell[m.communities.region], m.communities.identity,
-                                   dc.threat_km, cell_sides_km(m), dc.flee_rate_threat, m.allowed)
+    settle = pop.region_cell[m.communities.region]
+    war = war_matrix(m)
+    threat = civilians.threat_hazard(m.prev_owner, m.owner, war, m.legitimacy, settle,
+                                     m.communities.identity, dc.threat_km, cell_sides_km(m),
+                                     dc.flee_rate_threat, m.allowed)
+    return threat, m.sealed.ravel()[settle]
 
 
 def go_to_ground(m, sl, hid: np.ndarray, hid_trapped: np.ndarray) -> None:

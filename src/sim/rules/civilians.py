@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spatial import mask_box
+
 
 def grievance(hardship: np.ndarray, legitimacy: np.ndarray) -> np.ndarray:
     """Epstein's grievance ``G = H * (1 - L)``, both in [0, 1]."""
@@ -78,9 +80,15 @@ def threat_hazard(prev_owner: np.ndarray, owner: np.ndarray, war: np.ndarray,
     o = prev_owner.ravel()[settle_cell].astype(np.int64)
     held = o >= 0
     o = np.maximum(o, 0)
+    sr, sc = np.divmod(settle_cell, owner.shape[1])
+    margin = int(np.ceil(reach_km / min(cell_km))) + 1
     for g in np.unique(owner[changed]):
         taken = changed & (owner == g)
-        near = ndimage.distance_transform_edt(~taken, sampling=cell_km).ravel()[settle_cell] <= reach_km
+        box = mask_box(taken, margin)  # distances only matter within reach of the taken ground
+        inb = (sr >= box[0].start) & (sr < box[0].stop) & (sc >= box[1].start) & (sc < box[1].stop)
+        dist = ndimage.distance_transform_edt(~taken[box], sampling=cell_km)
+        near = np.zeros(len(settle_cell), bool)
+        near[inb] = dist[sr[inb] - box[0].start, sc[inb] - box[1].start] <= reach_km
         ok = near & held & np.asarray(war, bool)[g, o]
         if allowed is not None:
             ok &= allowed[g].ravel()[settle_cell]
@@ -248,7 +256,7 @@ class Population:
     def displace(self, owner: np.ndarray, legitimacy: np.ndarray, damage: np.ndarray,
                  vio_cell: np.ndarray, violence_c: np.ndarray, dmg_c: np.ndarray,
                  ddmg_c: np.ndarray, legit: np.ndarray, deaths, dc,
-                 threat: np.ndarray | float = 0.0) -> dict[str, float]:
+                 threat: np.ndarray | float = 0.0, trapped: np.ndarray | None = None) -> dict[str, float]:
         """One week of flight, return and deaths (FLEE): who flees (:func:`flee_fraction`;
         abroad if a border is within a week's walk), who returns (:func:`return_fraction`),
         and where the displaced shelter (:func:`destination_scores`); with no reachable safe
@@ -256,7 +264,9 @@ class Population:
         shelter is unsafe.  ``owner``, ``damage`` and ``vio_cell`` are flat cell fields,
         ``*_c`` and ``legit`` per community, ``deaths`` the ``(home, idp)`` deaths and ``dc``
         the ``displacement`` config, ``threat`` the hazard of flight ahead of a feared
-        advance (:func:`threat_hazard`).  Updates the table; returns the step's flows."""
+        advance (:func:`threat_hazard`), ``trapped`` (bool per community) whether its home is in
+        a besieged piece: no one flees from there (the ring lets no one out; the deal relocates
+        them).  Updates the table; returns the step's flows."""
         cm = self.table
         border_km = self.region_border_km[cm.region]
         persecuted = (legit < 0.05).astype(float)
@@ -277,6 +287,8 @@ class Population:
         new_loc, has_dest = choose_destinations(scores, dest_cells, cm.idp_loc)
         abroad_share = np.where(has_dest, abroad_share, np.where(border_km <= 3 * dc.walk_km_week, 1.0, 0.0))
         flee = np.where(has_dest | (abroad_share > 0), flee, 0.0)
+        if trapped is not None:
+            flee = np.where(trapped, 0.0, flee)
         idp_before = cm.idp
         ret_mix = mixed_return(cm.idp, cm.idp_threat, ret, ret_t)
         (cm.home, cm.idp, cm.abroad, cm.dead), (left, to_ab, back, died) = move_people(
