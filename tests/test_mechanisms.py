@@ -310,12 +310,26 @@ def test_population_displace_conserves_people():
     assert flows["new_displaced"] == pytest.approx(100 * (1 - np.exp(-1.0)))
     assert table.idp_loc.tolist() == [1, 1]
     assert (table.home + table.idp + table.abroad + table.dead).sum() == pytest.approx(200.0)
-    # trapped in a besieged piece, no one gets out, whatever the violence
+    # a's town in a besieged pocket (label 1): no one gets out, whatever the violence, even to a
+    # town in the same pocket; from open ground, no one flees into a pocket
     home = table.home.copy()
-    flows = pop.displace(np.array([0, 0]), np.array([[0.5]]), np.zeros(2), np.array([1.0, 0.0]),
-                         np.array([1.0, 0.0]), np.zeros(2), np.zeros(2), np.array([0.5, 0.5]),
-                         (np.zeros(2), np.zeros(2)), dc, 0.0, np.array([True, False]))
-    assert flows["new_displaced"] == 0.0 and table.home.tolist() == pytest.approx(home.tolist())
+    args = (np.array([0, 0]), np.array([[0.5]]), np.zeros(2), np.array([1.0, 0.0]), np.array([1.0, 0.0]),
+            np.zeros(2), np.zeros(2), np.array([0.5, 0.5]), (np.zeros(2), np.zeros(2)), dc, 0.0)
+    for pocket in ([1, 0], [1, 1]):
+        flows = pop.displace(*args, np.array(pocket))
+        assert flows["new_displaced"] == 0.0 and table.home.tolist() == pytest.approx(home.tolist())
+    flows = pop.displace(*args, np.array([0, 1]))  # b's town (the only destination) besieged
+    assert flows["new_displaced"] == 0.0
+
+
+def test_no_one_gets_into_or_out_of_a_besieged_pocket():
+    """Pocket labels per cell (0 = open ground): cells 1-2 form pocket 1, cell 4 pocket 2.
+    Home cells 0 (open), 1 (pocket 1), 4 (pocket 2); destinations at cells 0, 2, 3, 4."""
+    trapped, same = civ.pocket_reach(np.array([0, 1, 1, 0, 2]), np.array([0, 1, 4]), np.array([0, 2, 3, 4]))
+    assert trapped.tolist() == [False, True, True]
+    assert same.tolist() == [[True, False, True, False],   # open ground: open destinations only
+                             [False, True, False, False],  # pocket 1: its own town only
+                             [False, False, False, True]]  # pocket 2: its own town only
 
 
 def test_urban_index_reads_people_per_area_not_per_cell():

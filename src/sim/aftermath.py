@@ -525,19 +525,19 @@ def _relocate_people(m, cells: np.ndarray, dest: np.ndarray, share: float) -> fl
 
 
 def flight_conditions(m) -> tuple[np.ndarray, np.ndarray]:
-    """Per community, ``(threat, trapped)``: the week's hazard of flight ahead of a feared
+    """``(threat, pocket)``: per community, the week's hazard of flight ahead of a feared
     advance (:func:`sim.rules.civilians.threat_hazard`: ground that changed hands this week
     between factions at war, within ``displacement.threat_km`` of the settlement, where the
-    advancing faction may hold ground), and whether its settlement lies in a besieged piece
-    (``m.sealed``, found by :func:`sieges_week` this week), from which no one gets out but
-    under a deal."""
+    advancing faction may hold ground); per cell (flat), the label of the besieged pocket it
+    lies in (``m.sealed``, found by :func:`sieges_week` this week; 0 = open ground): no one
+    gets in or out of a pocket but under a deal (:func:`sim.rules.civilians.pocket_reach`)."""
     dc, pop = m.cfg.displacement, m.population
     settle = pop.region_cell[m.communities.region]
     war = war_matrix(m)
     threat = civilians.threat_hazard(m.prev_owner, m.owner, war, m.legitimacy, settle,
                                      m.communities.identity, dc.threat_km, cell_sides_km(m),
                                      dc.flee_rate_threat, m.allowed)
-    return threat, m.sealed.ravel()[settle]
+    return threat, label8(m.sealed)[0].ravel()
 
 
 def go_to_ground(m, sl, hid: np.ndarray, hid_trapped: np.ndarray) -> None:

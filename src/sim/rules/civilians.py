@@ -120,6 +120,15 @@ def threat_cohort(idp_threat: np.ndarray, idp_before: np.ndarray, deaths_idp: np
     return np.minimum(idp_threat * survive * (1.0 - ret_threat) + new_idp * share, idp_after)
 
 
+def pocket_reach(pocket: np.ndarray, home_cell: np.ndarray, dest_cells: np.ndarray):
+    """Who is cut off by a siege: ``(trapped [C], same [C, D])`` from the flat pocket labels
+    ``pocket`` (0 = open ground): a community is trapped when its home cell is in a pocket;
+    ``same`` says which destinations lie on the same side of the ring (from open ground, only
+    open ground: no one walks into a siege)."""
+    home_p = pocket[home_cell]
+    return home_p > 0, home_p[:, None] == pocket[dest_cells][None, :]
+
+
 def quiet_weeks(weeks: np.ndarray, violence: np.ndarray, damage_increase: np.ndarray) -> np.ndarray:
     """Consecutive quiet weeks per region: ``weeks + 1`` where this week brought no violence
     above the flight threshold (violence index 0) and no new housing damage, else 0."""
@@ -256,7 +265,7 @@ class Population:
     def displace(self, owner: np.ndarray, legitimacy: np.ndarray, damage: np.ndarray,
                  vio_cell: np.ndarray, violence_c: np.ndarray, dmg_c: np.ndarray,
                  ddmg_c: np.ndarray, legit: np.ndarray, deaths, dc,
-                 threat: np.ndarray | float = 0.0, trapped: np.ndarray | None = None) -> dict[str, float]:
+                 threat: np.ndarray | float = 0.0, pocket: np.ndarray | None = None) -> dict[str, float]:
         """One week of flight, return and deaths (FLEE): who flees (:func:`flee_fraction`;
         abroad if a border is within a week's walk), who returns (:func:`return_fraction`),
         and where the displaced shelter (:func:`destination_scores`); with no reachable safe
@@ -264,9 +273,10 @@ class Population:
         shelter is unsafe.  ``owner``, ``damage`` and ``vio_cell`` are flat cell fields,
         ``*_c`` and ``legit`` per community, ``deaths`` the ``(home, idp)`` deaths and ``dc``
         the ``displacement`` config, ``threat`` the hazard of flight ahead of a feared
-        advance (:func:`threat_hazard`), ``trapped`` (bool per community) whether its home is in
-        a besieged piece: no one flees from there (the ring lets no one out; the deal relocates
-        them).  Updates the table; returns the step's flows."""
+        advance (:func:`threat_hazard`), ``pocket`` (flat int per cell, 0 = open ground) the
+        besieged pocket a cell lies in: the ring lets no one in or out, so no one flees from a
+        pocket (they die where they are, or leave under a deal) and no one from outside shelters
+        in one (:func:`pocket_reach`).  Updates the table; returns the step's flows."""
         cm = self.table
         border_km = self.region_border_km[cm.region]
         persecuted = (legit < 0.05).astype(float)
@@ -284,11 +294,13 @@ class Population:
                          legitimacy[np.maximum(dest_owner, 0)][:, cm.identity].T, 0.05)
         scores = destination_scores(d_safe[None, :], d_leg, self.dest_capacity[None, :],
                                     self.dest_dist, dc.walk_km_week)
+        trapped = np.zeros(len(cm.region), bool)
+        if pocket is not None:
+            trapped, same = pocket_reach(pocket, self.region_cell[cm.region], dest_cells)
+            scores = np.where(same, scores, 0.0)
         new_loc, has_dest = choose_destinations(scores, dest_cells, cm.idp_loc)
         abroad_share = np.where(has_dest, abroad_share, np.where(border_km <= 3 * dc.walk_km_week, 1.0, 0.0))
-        flee = np.where(has_dest | (abroad_share > 0), flee, 0.0)
-        if trapped is not None:
-            flee = np.where(trapped, 0.0, flee)
+        flee = np.where((has_dest | (abroad_share > 0)) & ~trapped, flee, 0.0)
         idp_before = cm.idp
         ret_mix = mixed_return(cm.idp, cm.idp_threat, ret, ret_t)
         (cm.home, cm.idp, cm.abroad, cm.dead), (left, to_ab, back, died) = move_people(
