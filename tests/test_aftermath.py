@@ -720,3 +720,19 @@ def test_main_effort_weights_the_offensive_ground_only():
     effort[1, 1, 1] = True  # flat 5
     effort[0, 2, 3] = True  # another faction's offensive
     assert aftermath.main_effort(m, 1, idx, score).tolist() == [1.0, 20.0, 3.0]
+
+
+def test_a_pocket_backed_onto_a_border_is_besieged_but_not_walled_in():
+    """The enclave ringed by the regime alone is walled in (its people are trapped); with one
+    ring cell outside the theatre (a closed border) it is still besieged, but its people may
+    move toward the border (aftermath.walled_in)."""
+    from sim.aftermath import walled_in
+
+    owner, war, _, presence = _siege_world()
+    s = besieged_pieces(owner, war, REB, presence)
+    k = s.labels[2, 3]
+    assert walled_in(s, owner)[2:4, 3:5].all() and walled_in(s, owner).sum() == 4
+    owner[1, 2] = OUTSIDE
+    s = besieged_pieces(owner, war, REB, presence)
+    assert s.besieged[s.labels[2, 3]] and not walled_in(s, owner).any()
+    assert k == s.labels[2, 3]

@@ -416,7 +416,7 @@ def sieges_week(m) -> None:
     besieged ground of every faction at war is kept in ``m.sealed`` (its people are trapped)."""
     war = war_matrix(m)
     sc = m.cfg.sieges
-    m.sealed = np.zeros(m.geo.shape, bool)  # every faction's besieged ground (civilians are trapped)
+    m.sealed = np.zeros(m.geo.shape, bool)  # besieged ground walled in by enemies (civilians trapped)
     for f in range(m.n_f):
         if m.withdrawn[f] or not war[f].any() or not (m.owner == f).any():
             continue
@@ -428,7 +428,7 @@ def sieges_week(m) -> None:
         s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.core[f].any() else None,
                                    power=power)
         if s.besieged.any():
-            m.sealed |= s.besieged[s.labels]
+            m.sealed |= walled_in(s, m.owner)
         if not m.takes_deals[f]:
             continue
         sieges.hold_truces(s, m.allowed)
@@ -461,6 +461,19 @@ def sieges_week(m) -> None:
                             "fighters_evacuated": float(deal.evacuated.sum()),
                             "fighters_surrendered": float(deal.surrendered.sum()),
                             "people_relocated": float(relocated)})
+
+
+def walled_in(s, owner: np.ndarray) -> np.ndarray:
+    """``[R, C]`` bool: the besieged pieces of ``s`` (:class:`sim.rules.sieges.Sieges`) whose
+    ring holds no cell outside the theatre: ringed by enemies alone, their people are trapped.
+    A pocket backed onto a closed border is not walled in for its people, who move toward it
+    (Daraa, Jun-Jul 2018: ~320,000 fled toward the Jordanian border and the Golan line, UN)."""
+    out = np.zeros(owner.shape, bool)
+    for k in np.flatnonzero(s.besieged):
+        piece = s.labels == k
+        if not (owner[dilate8(piece) & ~piece] == OUTSIDE).any():
+            out |= piece
+    return out
 
 
 def _may_have_pocket(m, f: int) -> bool:
