@@ -110,37 +110,38 @@ def test_zones_and_entry_on_the_real_grid():
     assert (d <= 2).sum() == new.size // 2  # half at Tal Abyad, half at Ras al-Ayn
 
 
-def test_an_offensive_launched_becomes_the_main_effort():
-    """At 0.1 degrees: Baghdad's Hawija pocket is closed to it until the launch (21 Sep 2017)
-    and then, for ``main_effort_weeks``, its main effort: the HQ sends more units there than
-    with ``control.main_effort_factor=1``; the Tal Afar zone is closed to the Peshmerga all run."""
+def test_baghdads_offensives_open_their_pocket_and_draw_the_units():
+    """At 0.1 degrees: the Hawija pocket is closed to Baghdad until its launch (21 Sep 2017);
+    the launch (hawija_offensive) makes it the main effort, and the Iraqi HQ then aims more
+    units there than with reach.main_effort_weight=1; the Tal Afar zone stays closed to the
+    Peshmerga all run."""
     from sim import aftermath
     from sim.agents import FactionHQ
     from sim.cli import compose
     from sim.runner import build_model
 
-    def targets_in_hawija(factor: float, day: dt.date) -> tuple[int, bool]:
+    def targets_in_hawija(weight: float, day: dt.date, launched: bool) -> int:
         m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1",
-                                 f"control.main_effort_factor={factor}"]))
+                                 f"reach.main_effort_weight={weight}"]))
         iq = m.fidx["IRAQI_GOV"]
         m.date = day
         aftermath.zones_changed(m)
         m.build_allowed()
-        effort = aftermath.main_effort(m, iq)
+        if launched:
+            aftermath.reinforce(m, ["hawija_offensive"])
+            assert m.main_effort[iq][m.geo.place_cell("Hawija")]
         hq = next(a for a in m.agents_by_type[FactionHQ] if a.index == iq)
         hq.plan(m.hostility > 0)
         units = m.units.of_faction(iq)
         r, c = np.round(m.units.target[units]).astype(int).T
-        return int(m.zones["hawija_op"][r, c].sum()), effort is not None and bool(effort[m.geo.place_cell("Hawija")])
+        return int(m.zones["hawija_op"][r, c].sum())
 
-    before, effort_before = targets_in_hawija(4.0, dt.date(2017, 9, 1))
-    assert before == 0 and not effort_before  # closed: no unit may aim there
-    flat, _ = targets_in_hawija(1.0, dt.date(2017, 9, 25))
-    focused, effort_now = targets_in_hawija(4.0, dt.date(2017, 9, 25))
-    assert effort_now and focused > flat, (flat, focused)
+    assert targets_in_hawija(10.0, dt.date(2017, 9, 1), False) == 0  # closed: no unit aims there
+    flat = targets_in_hawija(1.0, dt.date(2017, 9, 25), True)
+    focused = targets_in_hawija(10.0, dt.date(2017, 9, 25), True)
+    assert focused > flat, (flat, focused)
     m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
-    m.date = dt.date(2017, 12, 30)  # 8 weeks after the launch have passed
-    assert aftermath.main_effort(m, m.fidx["IRAQI_GOV"]) is None
+    m.date = dt.date(2017, 12, 30)
     aftermath.zones_changed(m)
     assert "tal_afar_peshmerga" in m.zones_closed and "hawija_op" not in m.zones_closed
 
@@ -182,3 +183,33 @@ def test_the_sdf_damascus_deal_hands_manbij_over_and_closes_it_to_the_sdf():
     assert m.owner[cell] == UNGOVERNED and not m.allowed[sdf][cell] and m.allowed[gov][cell]
     assert m.ceded[sdf].sum() > 0 and not (m.owner[m.ceded[sdf]] == sdf).any()
     assert np.isclose(float(m.garrison[sdf].sum()), before)  # fell back east of the Euphrates
+
+
+def test_dated_offensives_name_their_main_effort_on_the_real_grid():
+    """At 0.1 degrees: the offensive on Eastern Ghouta (18 Feb 2018) puts the regime's main
+    effort within 15 km of Douma (about pi 15^2 km^2, the same ground on any grid; not Damascus'
+    west nor Daraa), the southern offensive (19 Jun 2018) on Daraa; with dated_hostility=false
+    no main effort is set; the south-west truce zone holds Daraa and Quneitra."""
+    from sim import aftermath
+    from sim.cli import compose
+    from sim.runner import build_model
+
+    m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
+    gov = m.fidx["SYRIAN_GOV"]
+    assert not m.main_effort.any()
+    aftermath.reinforce(m, ["deescalation_ends"])
+    me = m.main_effort[gov]
+    assert me[m.geo.place_cell("Duma")]  # Douma
+    assert not me[m.geo.place_cell("Daraa")]
+    ns, ew = aftermath.cell_sides_km(m)
+    area = me.sum() * ns * ew
+    assert 0.6 * np.pi * 15**2 < area < 1.6 * np.pi * 15**2
+    aftermath.reinforce(m, ["southern_offensive"])
+    assert m.main_effort[gov][m.geo.place_cell("Daraa")] and not m.main_effort[gov][m.geo.place_cell("Homs")]
+    assert not m.main_effort[np.arange(m.n_f) != gov].any()
+    z = m.zones["southwest"]
+    assert z[m.geo.place_cell("Daraa")] and not z[m.geo.place_cell("Damascus")]
+    off = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1",
+                               "scenario.dated_hostility=false"]))
+    aftermath.reinforce(off, ["deescalation_ends", "southern_offensive"])
+    assert not off.main_effort.any()

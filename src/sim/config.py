@@ -172,9 +172,6 @@ class ZoneConfig:
     buffer_km: float = rng_(0, 200, default=0.0)  # the zone reaches this far beyond them (km)
     points: list[list[float]] = _list()  # [[lat, lon, radius_km], ...]: and the ground this near
     closed: list[list[str]] = _list()  # [[start, end], ...] ISO dates; end "" = open-ended
-    # weeks after the end of a closed period (an offensive launched) during which the zone is the
-    # main effort of its factions (control.main_effort_factor); 0 = none
-    main_effort_weeks: int = rng_(0, 260, default=0)
 
 
 @dataclass
@@ -194,6 +191,10 @@ class EventConfig:
     # this near the points (it becomes ungoverned, closed to the faction from then on, and its
     # garrison falls back to the nearest ground it keeps); who fills it is the model's
     cede: dict[str, Any] = _dict()
+    # faction -> [[lat, lon, radius_km], ...]: the offensive's main effort (a dated decision to
+    # concentrate): from the event on, the faction's HQ weights objectives on this ground by
+    # reach.main_effort_weight (sim.aftermath.main_effort); who takes it is an outcome
+    offensive: dict[str, Any] = _dict()
 
 
 @dataclass
@@ -250,7 +251,6 @@ class ControlConfig:
     seed_garrison_share: float = rng_(0, 1)
     offensive_hostility: float = rng_(0, 1)
     road_factor: float = rng_(0, 100)
-    main_effort_factor: float = rng_(1, 100)
 
 
 @dataclass
@@ -279,6 +279,7 @@ class WithdrawalConfig:
 @dataclass
 class ReachConfig:
     dist_scale_km: float = rng_(10, 2000)
+    main_effort_weight: float = rng_(1, 1000)
     stuck_share_max: float = rng_(0, 1)
 
 
@@ -312,9 +313,12 @@ class DisplacementConfig:
     flee_rate_violence: float = rng_(0, 100)
     flee_rate_damage: float = rng_(0, 100)
     flee_rate_persecution: float = rng_(0, 100)
+    flee_rate_threat: float = rng_(0, 100)
+    threat_km: float = rng_(0, 500)
     abroad_share: float = rng_(0, 1)
     return_rate: float = rng_(0, 1)
     return_rate_abroad: float = rng_(0, 1)
+    return_rate_threat: float = rng_(0, 1)
     return_quiet_weeks: int = rng_(0, 52)
     safe_damage: float = rng_(0, 1)
     walk_km_week: float = rng_(1, 1000)
@@ -665,13 +669,14 @@ def validate(cfg: Config) -> None:
             for j, pt in enumerate(pts):
                 if len(pt) != 2 or not (-90 <= float(pt[0]) <= 90 and -180 <= float(pt[1]) <= 180):
                     raise ConfigError(f"{key}.entry.{f}[{j}] = {pt!r}: expected [lat, lon] in degrees")
-        for f, pts in ev.cede.items():
-            _check_faction(f, f"{key}.cede.{f}", known)
-            for j, pt in enumerate(pts):
-                if len(pt) != 3 or not (-90 <= float(pt[0]) <= 90 and -180 <= float(pt[1]) <= 180
-                                        and 0 < float(pt[2]) <= 500):
-                    raise ConfigError(f"{key}.cede.{f}[{j}] = {pt!r}: expected [lat, lon, radius_km] "
-                                      "(degrees; radius in (0, 500] km)")
+        for field in ("cede", "offensive"):
+            for f, pts in getattr(ev, field).items():
+                _check_faction(f, f"{key}.{field}.{f}", known)
+                for j, pt in enumerate(pts):
+                    if len(pt) != 3 or not (-90 <= float(pt[0]) <= 90 and -180 <= float(pt[1]) <= 180
+                                            and 0 < float(pt[2]) <= 1000):
+                        raise ConfigError(f"{key}.{field}.{f}[{j}] = {pt!r}: expected [lat, lon, radius_km] "
+                                          "(degrees; radius in (0, 1000] km)")
     for a, row in s.latent_hostility.items():
         _check_faction(a, f"scenario.latent_hostility.{a}", known)
         for b, v in row.items():

@@ -392,7 +392,8 @@ class ConflictModel(mesa.Model):
         own_c = self.owner.ravel()[pop.region_cell][cm.region]
         legit = np.where(own_c >= 0, self.legitimacy[np.maximum(own_c, 0), cm.identity], 0.1)
         flows = pop.displace(self.owner.ravel(), self.legitimacy, self.damage.ravel(), vio_cell,
-                             reg_vio[cm.region], reg_dmg[cm.region], reg_ddmg[cm.region], legit, deaths, dc)
+                             reg_vio[cm.region], reg_dmg[cm.region], reg_ddmg[cm.region], legit, deaths, dc,
+                             *aftermath.flight_conditions(self))  # fear of an advance; no way out of a siege
         for name, v in flows.items():
             self.flow[(name, "ALL")] += v
         quiet = self.violence < 0.5  # rebuilding where it is quiet
