@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from sim.rules.alignment import common_enemy_lost, responsive_hostility
-from sim.rules.assault import apply_capture, sector_capture, sector_odds
+from sim.rules.assault import apply_capture, clearing_capture, clearing_depth, sector_capture, sector_odds
 from sim.rules.control import OUTSIDE, UNGOVERNED
-from sim.rules.holdouts import go_underground, holdout_defence
+from sim.rules.holdouts import dig_in_targets, go_underground, holdout_defence, pocket_mask
 from sim.rules.reach import (
     allocate_units,
     passable,
@@ -701,6 +701,99 @@ def test_relocation_takes_the_people_living_on_the_piece():
     assert table.home.tolist() == pytest.approx([185.0, 50.0])
     assert table.idp.tolist() == pytest.approx([15.0, 0.0]) and table.idp_loc[0] == 2
     assert (table.home + table.idp).sum() == pytest.approx(250.0)
+
+
+# ------------------------------------------------------------------ urban clearing
+def _weeks_to_fall(depth, odds, rate=0.25, cap=4.0, slow=1.0, max_weeks=200):
+    cleared = np.zeros(1)
+    for week in range(1, max_weeks + 1):
+        falls, cleared = clearing_capture(np.ones(1, bool), np.array([odds]), cleared,
+                                          np.array([depth]), rate, cap, slow)
+        if falls[0]:
+            return week
+    return None
+
+
+def test_clearing_depth_is_bounded_by_people_and_by_defenders():
+    # 40,000 people = 4 km2 built up at 10,000/km2; 1,000 defenders = 10 km2 at 100/km2
+    d = clearing_depth(np.array([40_000.0, 40_000.0, 500.0, 0.0]), np.array([1000.0, 100.0, 1000.0, 50.0]),
+                       10_000.0, 100.0)
+    np.testing.assert_allclose(d, [2.0, 1.0, np.sqrt(0.05), 0.0])
+
+
+def test_a_defended_town_takes_weeks_to_clear_a_village_one_and_odds_speed_it():
+    assert _weeks_to_fall(2.0, odds=1.0) == 8            # 2 km at 0.25 km/week
+    assert _weeks_to_fall(2.0, odds=4.0) == 2            # four times the odds: four times faster
+    assert _weeks_to_fall(2.0, odds=40.0) == 2           # ... up to the cap
+    assert _weeks_to_fall(np.sqrt(0.05), odds=1.0) == 1  # a village falls in the week it is pressed
+    assert _weeks_to_fall(2.0, odds=1.0, slow=2.0) == 16  # dug in: twice as slow
+
+
+def test_clearing_time_does_not_depend_on_the_grid():
+    """A town of 16 km2 defended, one coarse cell (4 km deep) or 4 x 4 fine cells of 1 km2
+    cleared layer by layer from one side (4 layers of 1 km): the same 16 weeks."""
+    coarse = _weeks_to_fall(clearing_depth(np.array([160_000.0]), np.array([1600.0]), 1e4, 100.0)[0], 1.0)
+    fine_cell = clearing_depth(np.array([10_000.0]), np.array([100.0]), 1e4, 100.0)[0]
+    fine = 4 * _weeks_to_fall(fine_cell, 1.0)
+    assert coarse == fine == 16
+
+
+def test_clearing_keeps_progress_while_not_pressed_and_resets_on_fall():
+    falls, c = clearing_capture(np.array([True, False]), np.array([1.0, 1.0]), np.array([0.5, 0.5]),
+                                np.array([1.0, 1.0]), 0.25, 4.0)
+    np.testing.assert_allclose(c, [0.75, 0.5])
+    assert not falls.any()
+    falls, c = clearing_capture(np.array([True, False]), np.array([1.0, 1.0]), c, np.array([1.0, 1.0]), 0.25, 4.0)
+    assert falls.tolist() == [True, False] and c.tolist() == [0.0, 0.5]
+
+
+def test_settled_ground_is_a_density_not_a_cell_count():
+    from sim.aftermath import settled_area, settled_mask
+
+    pop = np.array([[0.0, 250.0], [2000.0, 10.0]])
+    area = np.array([[25.0, 25.0], [25.0, 0.0]])  # last cell outside the theatre
+    s = settled_mask(pop, area, 10.0)
+    assert s.tolist() == [[False, True], [True, False]]
+    owner = np.array([[0, 0], [1, 0]], np.int8)
+    np.testing.assert_allclose(settled_area(owner, area, s, 2), [25.0, 25.0])
+
+
+def test_dug_in_fighters_go_to_the_fortified_ground_only():
+    owner = np.array([[IS, IS, KR], [IS, UNGOVERNED, IS]], np.int8)
+    k = np.array([[3.0, 1.0, 3.0], [2.0, 1.0, 1.0]])  # the KRG cell's k is ignored (not ISIS's)
+    w = np.array([[1.0, 5.0, 1.0], [1.0, 1.0, 1.0]])
+    dest = dig_in_targets(owner, IS, k, w)
+    np.testing.assert_allclose(dest, [[0.6, 0.0, 0.0], [0.4, 0.0, 0.0]])
+    assert dig_in_targets(owner, IS, np.ones_like(k), w) is None  # nothing fortified
+    np.testing.assert_allclose(dig_in_targets(owner, IS, k, np.zeros_like(w)).sum(), 1.0)
+
+
+def test_the_holder_shield_caps_its_weekly_losses():
+    """Dug-in defenders (shield 8) lose at most max_loss_fraction / 8 of their force a week
+    against an overwhelming attacker; with shield 1 the cap is max_loss_fraction as before."""
+    from types import SimpleNamespace
+
+    from sim.rules.combat import cell_losses
+
+    cfg = SimpleNamespace(guerrilla_area_factor=30.0, static_front_intensity=1.0, loss_noise=0.0,
+                          max_loss_fraction=0.5)
+    force = np.array([[100.0, 100.0], [20000.0, 20000.0]])  # defender 0 holds both cells
+    eng = np.array([[False, True], [True, False]])
+    args = (force, eng, np.array([0.03, 0.04]), np.ones((2, 2)), np.zeros(2, bool),
+            np.ones((2, 2), bool), 3.0, np.array([0, 0]))
+    loss, _ = cell_losses(*args, np.array([1.0, 8.0]), cfg, np.random.default_rng(0))
+    np.testing.assert_allclose(loss[0], [50.0, 100.0 * 0.5 / 8])
+
+
+def test_only_pockets_with_a_garrison_are_fortified():
+    from sim.rules.spatial import label8
+
+    own = np.array([[1, 1, 0, 0, 1], [0, 0, 0, 0, 1]], bool)
+    gar = np.array([[30.0, 30.0, 0.0, 0.0, 500.0], [0.0, 0.0, 0.0, 0.0, 100.0]])
+    labels, n = label8(own)
+    np.testing.assert_array_equal(pocket_mask(labels, n, gar, 500.0), [[0, 0, 0, 0, 1], [0, 0, 0, 0, 1]])
+    assert not pocket_mask(labels, n, gar, 1000.0).any()
+    assert not pocket_mask(labels, n, gar, 0.0)[own == 0].any()  # never off the faction's ground
 
 
 def test_main_effort_weights_the_offensive_ground_only():

@@ -76,6 +76,15 @@ def setup(m) -> None:
     urban = m.urban  # per reference area: the same town, the same index on any grid
     m.assault_defence = 1.0 + cfg.assault.urban_defence * urban
     m.holdout_mask = (geo.terrain == TERRAIN_CLASSES.index("river_valley")) | (urban > 0.5)
+    # urban clearing (assault.clearing_*): km cleared per cell, and the owner it was cleared from
+    m.cleared, m.clear_depth = np.zeros(geo.shape), np.zeros(geo.shape)
+    m.shield0 = m.shield.copy()  # the combat loss shield without the holdout fortification
+    m.station_w0 = m.station_w[m.isis].copy() if m.isis >= 0 else None  # ISIS's, unfortified
+    m.cleared_owner = m.owner.copy()
+    # settled ground: people per km2 (2017) at least holdouts.settled_density; open desert is not
+    # held ground (the holdout share and the defeat date count settled ground only)
+    m.settled_ground = settled_mask(geo.population, m.area, cfg.holdouts.settled_density)
+    m.settled0 = settled_area(m.owner, m.area, m.settled_ground, m.n_f)
     m.unit_reachable = np.ones(len(m.units), bool)
     m.share_units_stuck = 0.0
     # limited aims: former allies turned rivals fight over the spoils, not each other's core
@@ -91,6 +100,19 @@ def setup(m) -> None:
     own = m.owner[None] == np.arange(m.n_f)[:, None, None]
     m.noncore0 = (own & ~m.core).sum(axis=(1, 2))
     setup_zones(m)
+
+
+def settled_mask(population: np.ndarray, area: np.ndarray, density: float) -> np.ndarray:
+    """``[R, C]`` bool: theatre cells with at least ``density`` people per km2 (2017): ground
+    someone can hold in the sense of the area estimates (IHS's effective control), not open
+    desert where ISIS only moved freely (README of the 2017 map).  Resolution-free: a density."""
+    return (area > 0) & (np.asarray(population, np.float64) >= density * area)
+
+
+def settled_area(owner: np.ndarray, area: np.ndarray, settled: np.ndarray, n_f: int) -> np.ndarray:
+    """``[F]`` km2 of settled ground each faction holds."""
+    sel = settled & (owner >= 0)
+    return np.bincount(owner[sel].ravel(), weights=area[sel].ravel(), minlength=n_f)[:n_f]
 
 
 def cell_sides_km(m) -> tuple[float, float]:
@@ -400,18 +422,15 @@ def withdraw_week(m, presence: np.ndarray) -> None:
 
 
 def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Capture of held cells by sector odds (:func:`sim.rules.assault.sector_capture`), the
-    ISIS holdout defence folded into the urban defence.  Returns ``(idx, old, new)`` of the
-    captured cells (flat), the owner map updated in place."""
-    n, shape = m.n_f, m.geo.shape
+    """Capture of held cells by sector odds (:func:`sim.rules.assault.sector_odds`), a
+    defended town only once its built-up ground is cleared (:func:`sim.rules.assault.
+    clearing_capture`), the ISIS holdout fortification slowing the clearing.  Returns
+    ``(idx, old, new)`` of the captured cells (flat), the owner map updated in place."""
+    n, shape, ac = m.n_f, m.geo.shape, m.cfg.assault
     p = np.minimum(post.reshape(n, -1), m.frontage[None]).reshape(n, *shape)
     hostile = m.engaged & war_matrix(m) & ~m.defend_only
-    defence = m.assault_defence
-    if m.isis >= 0:
-        share = float((m.owner == m.isis).sum()) / max(float(m.initial_cells[m.isis]), 1.0)
-        hc = m.cfg.holdouts
-        defence = defence * holdouts.holdout_defence(m.owner, m.isis, m.holdout_mask, share,
-                                                     hc.max_factor, hc.onset)
+    changed = m.owner != m.cleared_owner  # cells that changed hands since: a new start
+    m.cleared[changed] = m.clear_depth[changed] = 0.0
     # only held cells where some other faction stands can fall (the fronts): the kernel
     # works on those cells only; exact ties are broken by faction order
     tot = p.sum(axis=0)
@@ -419,13 +438,89 @@ def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray,
     own_p = np.take_along_axis(p, np.where(held, m.owner, 0)[None].astype(np.int64), axis=0)[0]
     front = np.flatnonzero(held & (tot - own_p > 0))
     hm = hold_min[:, None] * m.hold_scale[front][None]
-    captured, capturer = assault.sector_capture(m.owner, p, hostile, m.allowed, hm, defence,
-                                                m.cfg.assault.sector_ratio, cells=front)
-    idx = np.flatnonzero(captured)
+    challenger, attack, defend = assault.sector_odds(m.owner, p, hostile, m.allowed, hm, cells=front)
+    slow = holdout_slow(m)
+    need = ac.sector_ratio * m.assault_defence * defend
+    pressed = held & (challenger >= 0) & (attack >= need)
+    idx = np.flatnonzero(pressed)
+    if idx.size:
+        odds = attack.ravel()[idx] / np.maximum(need.ravel()[idx], 1e-9)
+        # the ground defended when the assault began must be cleared, even as its defenders fall
+        depth = np.maximum(m.clear_depth.ravel()[idx], assault.clearing_depth(
+            m.geo.population.ravel()[idx], own_p.ravel()[idx], ac.built_density, ac.defender_density))
+        m.clear_depth.ravel()[idx] = depth
+        falls, m.cleared.ravel()[idx] = assault.clearing_capture(
+            np.ones(idx.size, bool), odds, m.cleared.ravel()[idx], depth, ac.clearing_rate_km,
+            ac.clearing_odds_cap, np.broadcast_to(slow, shape).ravel()[idx])
+        idx = idx[falls]
     old = m.owner.ravel()[idx].copy()
-    new = capturer.ravel()[idx].astype(m.owner.dtype)
+    new = challenger.ravel()[idx].astype(m.owner.dtype)
     m.owner.ravel()[idx] = new
+    m.cleared_owner = m.owner.copy()
+    dig_in(m)  # first: the reserves join the main pocket, which then has a garrison to dig in
+    fortify(m, holdout_slow(m))
     return idx, old, new
+
+
+def fortify(m, k: np.ndarray | float) -> None:
+    """The holdout fortification ``k`` (:func:`holdout_slow`) for next week: the holder's combat
+    losses there are divided by ``k`` (the combat ``shield``: tunnels, berms) and ISIS's
+    garrisons are drawn to the fortified ground (station weights times ``k``: the fighters
+    fall back on the pocket they prepared rather than spreading over what is left)."""
+    if not np.ndim(k):
+        m.shield = m.shield0
+        if m.station_w0 is not None:
+            m.station_w[m.isis] = m.station_w0
+        return
+    m.shield = m.shield0 * np.ravel(k).astype(m.shield0.dtype)
+    m.station_w[m.isis] = m.station_w0 * k.astype(m.station_w0.dtype)
+
+
+def dig_in(m) -> None:
+    """ISIS's last stand: once its settled ground is below ``holdouts.onset``, its mobile
+    reserves disband into the garrisons of the river-valley and urban cells of its main pocket
+    (the piece with the largest garrison), in proportion to the station weights there
+    (:func:`sim.rules.holdouts.dig_in_targets`): the last fighters dig in rather than feed
+    counter-attacks from the garrisons.  Fighters are moved, not lost."""
+    t = m.units
+    sel = np.flatnonzero((t.faction == m.isis) & t.alive)
+    share = settled_share(m)
+    if sel.size == 0 or share is None or share >= m.cfg.holdouts.onset:
+        return
+    labels, n = label8(m.owner == m.isis)
+    per = np.bincount(labels.ravel(), weights=m.garrison[m.isis].astype(np.float64).ravel(), minlength=n + 1)
+    if n == 0:
+        return
+    main = m.holdout_mask & (labels == int(np.argmax(per[1:])) + 1)
+    dest = holdouts.dig_in_targets(m.owner, m.isis, np.where(main, 2.0, 1.0), m.station_w0)
+    if dest is None:
+        return
+    m.garrison[m.isis] += (dest * float(t.fighters[sel].sum())).astype(m.garrison.dtype)
+    t.fighters[sel] = 0.0
+    t.alive[sel] = False
+    m._remove_units(sel)
+
+
+def settled_share(m) -> float | None:
+    """ISIS's settled ground now as a share of its settled ground at the start (None without
+    ISIS or settled ground at the start)."""
+    if m.isis < 0 or m.settled0[m.isis] <= 0:
+        return None
+    return float(settled_area(m.owner, m.area, m.settled_ground, m.n_f)[m.isis] / m.settled0[m.isis])
+
+
+def holdout_slow(m) -> np.ndarray | float:
+    """The ISIS holdout fortification (:func:`sim.rules.holdouts.holdout_defence`) on its
+    river-valley and urban cells of pockets with at least ``holdouts.min_pocket_fighters`` in
+    garrison (:func:`sim.rules.holdouts.pocket_mask`), by the share of its settled ground of the
+    start it still holds; 1 elsewhere (and without ISIS)."""
+    share, hc = settled_share(m), m.cfg.holdouts
+    if share is None or share >= hc.onset:
+        return 1.0
+    # only pockets with a garrison to dig in (holdouts.min_pocket_fighters) are fortified
+    labels, n = label8(m.owner == m.isis)
+    mask = m.holdout_mask & holdouts.pocket_mask(labels, n, m.garrison[m.isis], hc.min_pocket_fighters)
+    return holdouts.holdout_defence(m.owner, m.isis, mask, share, hc.max_factor, hc.onset)
 
 
 # ---------------------------------------------------------------- redeploy

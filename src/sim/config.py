@@ -257,6 +257,10 @@ class ControlConfig:
 class AssaultConfig:
     sector_ratio: float = rng_(1, 8)
     urban_defence: float = rng_(0, 4)
+    clearing_rate_km: float = rng_(0.01, 10)  # km of built-up ground cleared per week at the 3:1 threshold
+    clearing_odds_cap: float = rng_(1, 20)  # the advance rate grows with the odds up to this
+    built_density: float = rng_(1000, 50000)  # people per km2 of built-up ground
+    defender_density: float = rng_(5, 1000)  # fighters per km2 of defended built-up ground
 
 
 @dataclass
@@ -288,8 +292,10 @@ class AlignmentConfig:
 
 @dataclass
 class HoldoutsConfig:
-    max_factor: float = rng_(1, 8)
+    max_factor: float = rng_(1, 40)
     onset: float = rng_(0.01, 1)
+    settled_density: float = rng_(0, 1000)  # people per km2: ground that counts as held (defeat date)
+    min_pocket_fighters: float = rng_(0, 10000)  # garrison a piece needs to be fortified
 
 
 @dataclass

@@ -26,10 +26,20 @@ FACTS = DATA / "history" / "aggregate_facts_2015-2019.csv"
 EVENTS = DATA / "history" / "events_2017-2019.csv"
 
 
+#: the metric the defeat date is read from: ISIS's area of *settled* ground (cells with at least
+#: ``holdouts.settled_density`` people per km², 2017) as a share of the theatre's area
+SETTLED_METRIC = "share_territory_area_settled"
+
+
 def territorial_defeat_date(isis_share: pd.Series):
     """The first date (index label) at which ISIS holds no ground at all, or None.
 
-    ``isis_share`` is ISIS's ``share_territory_area`` indexed by date.  No ground (not a small
+    ``isis_share`` is ISIS's ``share_territory_area_settled`` (:data:`SETTLED_METRIC`) indexed by
+    date: its settled ground, not open desert where it moved freely but held no towns or roads
+    (the 2017 map's README; IHS counts effective control), so a few empty desert cells the
+    insurgency walks back into do not postpone the defeat, and the date does not hang on how
+    many desert cells a grid has.  Ground retaken after that date is insurgency, scored by
+    ``cum_cells_resurfaced`` and the attacks, not as a caliphate.  No ground (not a small
     share) is the SDF's "100% territorial defeat" at Baghuz on 23 March 2019
     (``aggregate_facts``).  A threshold such as 0.5% of the theatre (~3,100 km²) would be met
     historically in December 2017, when 97% of ISIS's former ground was lost.

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .config import Config, from_dict, validate, validate_geography
 from .geography import build_geography
-from .history import territorial_defeat_date
+from .history import SETTLED_METRIC, territorial_defeat_date
 from .results import Results
 from .rules.control import OUTSIDE, UNGOVERNED
 
@@ -135,7 +135,9 @@ def summarise(model, ts: pd.DataFrame, control: np.ndarray) -> dict[str, Any]:
             k = int(new.argmax())
             out["peak_displaced_new"] = float(new[k])
             out["peak_displaced_new_date"] = str(pd.Timestamp(disp["date"].iloc[k]).date())
-    isis = ts[(ts.metric == "share_territory_area") & (ts.faction == "ISIS")]
+    isis = ts[(ts.metric == SETTLED_METRIC) & (ts.faction == "ISIS")]
+    if not len(isis):  # runs of older versions: every held cell counts
+        isis = ts[(ts.metric == "share_territory_area") & (ts.faction == "ISIS")]
     gone = territorial_defeat_date(isis.set_index("date")["value"])
     out["isis_defeat_date"] = str(pd.Timestamp(gone).date()) if gone is not None else None
     # who filled the vacuum: controllers at the end of the ground ISIS held at the start

@@ -363,8 +363,10 @@ def _isis_free_date(res: Results, place: str, radius_km: float = 10.0):
 
 
 def isis_defeat_date(res: Results):
-    """First date at which ISIS holds no ground (None if never): :func:`history.territorial_defeat_date`."""
-    return history.territorial_defeat_date(_metric(res, "share_territory_area", "ISIS"))
+    """First date at which ISIS holds no settled ground (None if never; runs without the
+    settled-ground metric: no ground at all): :func:`history.territorial_defeat_date`."""
+    name = history.SETTLED_METRIC if _has_metric(res, history.SETTLED_METRIC) else "share_territory_area"
+    return history.territorial_defeat_date(_metric(res, name, "ISIS"))
 
 
 def _order_score(first: list, hist: list) -> float:

@@ -151,3 +151,40 @@ def sector_capture(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
 def apply_capture(owner: np.ndarray, captured: np.ndarray, capturer: np.ndarray) -> np.ndarray:
     """``owner`` with the captured cells handed to their capturer (a new int8 array)."""
     return np.where(captured, capturer, owner).astype(owner.dtype)
+
+
+# ------------------------------------------------------------------------------ urban clearing
+def clearing_depth(people: np.ndarray, defenders: np.ndarray, built_density: float,
+                   defender_density: float) -> np.ndarray:
+    """``[R, C]`` km of defended built-up ground an attacker must clear before the cell falls:
+
+        B(x) = min(people(x) / built_density, defenders(x) / defender_density)     (km2)
+        D(x) = sqrt(B(x))                                                          (km)
+
+    ``people`` (the cell's people, 2017) gives the built-up area; ``defenders`` (the holder's
+    fighters on the cell) bounds the part of it that is actually defended (a few hundred
+    fighters hold a city's last quarter, not the whole city).  ``D`` is a depth: a town cut into
+    ``k`` cells of ``B/k`` on a finer grid has ``sqrt(k)`` layers of ``sqrt(B/k)`` each to clear
+    from one side, ``sqrt(B)`` in all, as on a coarse grid where it is one cell (one answer at
+    every resolution).  Units: people, fighters, people / km2, fighters / km2."""
+    b = np.minimum(np.maximum(np.asarray(people, np.float64), 0.0) / built_density,
+                   np.maximum(np.asarray(defenders, np.float64), 0.0) / defender_density)
+    return np.sqrt(b)
+
+
+def clearing_capture(pressed: np.ndarray, odds: np.ndarray, cleared: np.ndarray,
+                     depth: np.ndarray, rate: float, odds_cap: float,
+                     slow: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """One week of urban clearing: ``(falls[R, C] bool, cleared'[R, C])``.
+
+    Where the attacker presses (``pressed``: the sector rule of :func:`sector_capture` holds)
+    it advances ``v = rate x min(odds, odds_cap) / slow`` km this week (``odds = attack /
+    (sector_ratio x defence x defend) >= 1``: a larger local superiority clears faster, as
+    opposed advance rates rise with the force ratio; ``slow >= 1`` a fortification factor,
+    :mod:`sim.rules.holdouts`).  The cell falls once the cleared depth reaches
+    ``depth`` (:func:`clearing_depth`).  Where nobody presses, the cleared depth is kept (the
+    ground cleared stays cleared) until the cell changes hands (the caller resets it)."""
+    v = rate * np.minimum(np.maximum(odds, 1.0), odds_cap) / np.maximum(slow, 1.0)
+    new = np.where(pressed, cleared + v, cleared)
+    falls = pressed & (new >= depth)
+    return falls, np.where(falls, 0.0, new)

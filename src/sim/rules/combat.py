@@ -47,7 +47,7 @@ def expected_losses(force: np.ndarray, engaged: np.ndarray, firepower: np.ndarra
 
 
 def draw_losses(expected: np.ndarray, force: np.ndarray, rng: np.random.Generator,
-                noise_cv: float, max_fraction: float) -> np.ndarray:
+                noise_cv: float, max_fraction: float | np.ndarray) -> np.ndarray:
     """Stochastic losses: expected value times gamma noise (mean 1, CV ``noise_cv``),
     never more than ``max_fraction`` of the force in the cell."""
     if noise_cv > 0:
@@ -159,7 +159,8 @@ def cell_losses(force: np.ndarray, engaged: np.ndarray, firepower: np.ndarray, a
     Expected losses (:func:`expected_losses`) are at full intensity only where an engaged
     side has manoeuvre units (``near_unit``) with more than ``threshold`` fighters on both
     sides; elsewhere fronts are quiet (``static_front_intensity``).  The holder of a cell
-    (``owner``) loses less in towns (``shield``).  ``cfg`` is the ``combat`` config."""
+    (``owner``) loses less in towns and dug-in pockets (``shield``: its expected losses and
+    their weekly cap ``max_loss_fraction`` are divided by it).  ``cfg`` is the ``combat`` config."""
     n = force.shape[0]
     exp_air = expected_losses(force, engaged, firepower, air, insurgent, cfg.guerrilla_area_factor)
     exp_ground = expected_losses(force, engaged, firepower, np.ones_like(air), insurgent,
@@ -169,7 +170,9 @@ def cell_losses(force: np.ndarray, engaged: np.ndarray, firepower: np.ndarray, a
     defence = np.where(np.arange(n)[:, None] == owner[None, :], shield[None, :], 1.0)
     exp_air = exp_air * scale / defence
     exp_ground = exp_ground * scale / defence
-    loss = draw_losses(exp_air, force, rng, cfg.loss_noise, cfg.max_loss_fraction)
+    # the shield also caps the holder's weekly losses: dug-in defenders lose at most
+    # max_loss_fraction / shield of their force (1 everywhere but fortified ground: bitwise as before)
+    loss = draw_losses(exp_air, force, rng, cfg.loss_noise, cfg.max_loss_fraction / defence)
     tot_exp = exp_air.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         air_share = np.where(tot_exp > 0, 1.0 - exp_ground.sum(axis=0) / tot_exp, 0.0)

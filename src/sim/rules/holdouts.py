@@ -1,16 +1,20 @@
 """ISIS holdouts: dug-in riverine pockets and fighters who go underground.
 
-**Holdout defence.**  Cells held by a faction whose ground has shrunk to a small share of its
-start, and that lie in a river valley or town (``river_valley_mask``), get an extra defence factor
+**Holdout fortification.**  Cells held by a faction whose settled ground has shrunk to a small
+share of its start, and that lie in a river valley or town (``river_valley_mask``), get a
+fortification factor
 
     k(x) = 1 + (max_factor - 1) * clip((onset - s) / onset, 0, 1)    on own cells in mask
     k(x) = 1                                                           elsewhere
 
-with ``s = A(t) / A(0)`` the faction's ground remaining (share of its start).  ``k`` rises
-linearly from 1 at ``s = onset`` to ``max_factor`` when the ground is gone; it multiplies the
-urban defence factor in :func:`sim.rules.assault.sector_capture` (the one place defence
-counts).  It stands for fortification (tunnels, berms, IED belts), dug-in last-ditch
-defenders, and human shields among the families in the last pockets.
+with ``s = A(t) / A(0)`` the faction's settled ground remaining (share of its start; open desert
+does not count).  ``k`` rises linearly from 1 at ``s = onset`` to ``max_factor`` when the
+ground is gone.  It stands for fortification (tunnels, berms, IED belts), dug-in last-ditch
+defenders and human shields among the families in the last pockets, and it buys *time*, not a
+better ratio (the wiring, :mod:`sim.aftermath`): it divides the urban clearing rate
+(:func:`sim.rules.assault.clearing_capture`), the holder's expected combat losses there and
+their weekly cap (the combat ``shield``), and it draws the faction's garrisons and, once up, its
+mobile reserves into the fortified ground (:func:`dig_in_targets`).
 
 **Going underground.**  When a cell is captured, a share ``share`` of the faction's garrison
 on it survives as hidden insurgents instead of dying; the rest are killed or captured.
@@ -30,10 +34,10 @@ import numpy as np
 
 def holdout_defence(owner: np.ndarray, faction: int, river_valley_mask: np.ndarray,
                     share_remaining: float, max_factor: float, onset: float) -> np.ndarray:
-    """``[R, C]`` float64 defence multiplier (>= 1) from the law in the module docstring.
+    """``[R, C]`` float64 fortification factor (>= 1) from the law in the module docstring.
 
     ``owner[r, c]`` int; ``faction`` the holdout faction (ISIS); ``river_valley_mask[r, c]``
-    bool: river-valley or urban cells; ``share_remaining`` its ground now / at the start (clipped to
+    bool: river-valley or urban cells; ``share_remaining`` its settled ground now / at the start (clipped to
     [0, 1]); ``max_factor`` >= 1; ``onset`` in (0, 1]."""
     if not 0.0 < onset <= 1.0 or max_factor < 1.0:
         raise ValueError("need 0 < onset <= 1 and max_factor >= 1")
@@ -51,3 +55,26 @@ def go_underground(fighters_lost_ground: np.ndarray, share: float | np.ndarray
     sh = np.clip(np.asarray(share, dtype=np.result_type(g.dtype, np.float32)), 0.0, 1.0)
     hidden = (g * sh).astype(g.dtype, copy=False)
     return hidden, g - hidden
+
+
+def dig_in_targets(owner: np.ndarray, faction: int, k: np.ndarray, station_w: np.ndarray
+                   ) -> np.ndarray | None:
+    """``[R, C]`` shares (sum 1) of the fighters who dig in: over the faction's fortified cells
+    (``k > 1``) in proportion to ``station_w x k``; None if it holds no fortified cell."""
+    w = np.where((owner == faction) & (k > 1.0), np.maximum(station_w, 0.0) * k, 0.0)
+    tot = float(w.sum())
+    if tot <= 0:
+        w = ((owner == faction) & (k > 1.0)).astype(np.float64)
+        tot = float(w.sum())
+    return w / tot if tot > 0 else None
+
+
+def pocket_mask(labels: np.ndarray, n: int, fighters: np.ndarray, min_fighters: float) -> np.ndarray:
+    """``[R, C]`` bool: the cells of the pieces (``labels`` 1..n, 0 = not the faction's ground;
+    :func:`sim.rules.spatial.label8`) whose garrison ``fighters`` adds up to at least
+    ``min_fighters``: a pocket with a garrison to dig in, not a scatter of cells a few fighters
+    sit on.  A count of fighters, so the same pocket qualifies on every grid."""
+    per = np.bincount(labels.ravel(), weights=np.asarray(fighters, np.float64).ravel(), minlength=n + 1)
+    ok = per >= min_fighters
+    ok[0] = False
+    return ok[labels]
