@@ -227,7 +227,7 @@ class ConflictModel(mesa.Model):
         cfg, n = self.cfg.combat, self.n_f
         p, eng = self.presence, self.engaged
         thr = cfg.contact_threshold * self.area_factor
-        idx = np.flatnonzero(((p > thr) & (mix(eng, p) > thr)).any(axis=0))
+        idx = combat.contact_cells(p, eng, thr)
         shape = self.geo.shape
         self.fighting, self.violence = np.zeros(shape, bool), np.zeros(shape, np.float32)
         self.new_civ_deaths_cell = np.zeros(shape, np.float32)
