@@ -56,6 +56,7 @@ def setup(m) -> None:
     """State of the aftermath mechanisms on model ``m`` (called once, after the forces)."""
     cfg, geo = m.cfg, m.geo
     m.core = core_masks(cfg, geo, m.faction_names)
+    m.has_core = m.core.any(axis=(1, 2))  # static: computed once
     m.may_withdraw = np.array([cfg.factions[f].withdraws for f in m.faction_names], bool)
     m.takes_deals = np.array([cfg.factions[f].takes_deals for f in m.faction_names], bool)
     # home guards: this share of the start garrison on the core stays there (fighters per cell)
@@ -86,9 +87,17 @@ def setup(m) -> None:
     for f, g in zip(*np.nonzero(m.limited)):
         m.core_closed[f] |= m.core[g]
     m.settled = np.zeros((m.n_f, m.n_f), bool)
-    own = m.owner[None] == np.arange(m.n_f)[:, None, None]
-    m.noncore0 = (own & ~m.core).sum(axis=(1, 2))
+    m.noncore0 = noncore_cells(m.owner, m.core)
     setup_zones(m)
+
+
+def noncore_cells(owner: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """``[F]`` int: cells each faction holds outside its core (``core[f, r, c]``), counted
+    on the held cells only."""
+    n = core.shape[0]
+    held = np.flatnonzero(owner.ravel() >= 0)
+    f = owner.ravel()[held].astype(np.intp)
+    return np.bincount(f[~core.reshape(n, -1)[f, held]], minlength=n)
 
 
 def setup_zones(m) -> None:
@@ -156,9 +165,8 @@ def hostility_week(m, due: list[str]) -> None:
     # `alignment.settle_share` of its non-core ground of the start, the spoils are taken and
     # the pair returns to its initial hostility (the Baghdad-KRG ceasefire of 27 Oct 2017
     # followed the Peshmerga's fall-back toward the 2003 line)
-    own = m.owner[None] == np.arange(m.n_f)[:, None, None]
-    noncore = (own & ~m.core).sum(axis=(1, 2))
-    back = m.core.any(axis=(1, 2)) & (noncore <= (1.0 - ac.settle_share) * m.noncore0)
+    noncore = noncore_cells(m.owner, m.core)
+    back = m.has_core & (noncore <= (1.0 - ac.settle_share) * m.noncore0)
     at_war = h >= m.cfg.control.offensive_hostility
     m.settled |= m.limited & at_war & (back[:, None] | back[None, :])
     m.settled |= m.settled.T
@@ -386,7 +394,7 @@ def sieges_week(m) -> None:
         if not _may_have_pocket(m, f):  # nothing can be besieged: the clock resets
             m.siege_clock.weeks[f] = 0
             continue
-        s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.core[f].any() else None)
+        s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.has_core[f] else None)
         count = m.siege_clock.update(s, sc.siege_ratio)
         due = np.flatnonzero(m.siege_clock.due(s, count, sc.delay_weeks))
         if due.size == 0:
