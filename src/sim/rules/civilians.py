@@ -155,15 +155,23 @@ class Population:
         self.quiet = np.zeros(self.n_reg, np.int64)  # consecutive quiet weeks per region
         self.moved_on = np.zeros_like(table.pop0)  # IDPs driven on from a shelter under fire
         self.moved_on_loc = table.idp_loc.copy()  # ... and the cell they were driven from
+        self._split_key, self._split = None, None  # people_split's last answer
 
     def people_split(self) -> tuple[np.ndarray, np.ndarray]:
-        """(people at home, displaced people sheltering) per cell, flat arrays."""
+        """(people at home, displaced people sheltering) per cell, flat read-only arrays;
+        remembered until the communities' home, idp or idp_loc change (compared bytewise:
+        the combat and civilian phases and the record ask for the same state)."""
         cm = self.table
+        key = (cm.home.tobytes(), cm.idp.tobytes(), cm.idp_loc.tobytes())
+        if self._split_key == key:
+            return self._split
         reg_home = np.bincount(cm.region, weights=cm.home, minlength=self.n_reg)
         frac = reg_home / np.maximum(self.region_pop0, 1e-9)
         flat = self.regmap.ravel()
         home = np.where(flat >= 0, self.pop_static.ravel() * frac[np.maximum(flat, 0)], 0.0)
         idp = np.bincount(cm.idp_loc, weights=cm.idp, minlength=flat.size)
+        home.flags.writeable = idp.flags.writeable = False
+        self._split_key, self._split = key, (home, idp)
         return home, idp
 
     def region_mean(self, values: np.ndarray) -> np.ndarray:
