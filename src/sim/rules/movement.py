@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .control import UNGOVERNED
-from .spatial import box_mean, dilate8, label8, mask_box
+from .spatial import box_mean, dilate8, label8, mask_box, owner_lookup
 
 HEADINGS_DEG = (0.0, 30.0, -30.0, 60.0, -60.0, 90.0, -90.0)
 RETREAT_WINDOW = 7  # cells: fighters retreat up to three cells into own ground
@@ -36,7 +36,7 @@ def target_cells(f: int, owner: np.ndarray, occupied: np.ndarray, allowed: np.nd
     reach = dilate8(dilate8(seed[box]))
     # by owner code (OUTSIDE -2, UNGOVERNED -1, factions): a table lookup per cell
     tab = np.concatenate([[False, True], np.asarray(hostility[f]) >= offensive_hostility])
-    ok = reach & allowed[box] & ~own[box] & tab[owner[box].astype(np.intp) + 2]
+    ok = reach & allowed[box] & ~own[box] & owner_lookup(tab, owner, box)
     r, c = np.nonzero(ok)
     return (r + r0) * C + (c + c0)
 

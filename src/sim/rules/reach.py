@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spatial import dilate8, label8
+from .spatial import dilate8, label8, owner_lookup
 
 _DR = np.repeat(np.arange(-1, 2), 3)  # row, column offsets of the 3 x 3 neighbourhood
 _DC = np.tile(np.arange(-1, 2), 3)
@@ -74,7 +74,7 @@ def crossable(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray, f: 
         return open_ground & ~front
     open_tab = np.concatenate([[False, True], h <= 0])
     open_tab[2 + f] = True
-    return allowed[f] & open_tab[owner.astype(np.intp) + 2]
+    return allowed[f] & owner_lookup(open_tab, owner)
 
 
 def passable(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray, f: int,

@@ -50,7 +50,7 @@ import numpy as np
 from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import dilate8, label8
+from .spatial import dilate8, label8, owner_lookup
 
 
 
@@ -85,7 +85,7 @@ def besieged_pieces(owner: np.ndarray, war: np.ndarray, f: int, presence: np.nda
     friend_f = ~war[f]
     friend_f[f] = True
     # per owner code (OUTSIDE -2, UNGOVERNED -1, factions): a table lookup per cell
-    bloc = np.concatenate([[False, False], friend_f])[owner.astype(np.intp) + 2]
+    bloc = owner_lookup(np.concatenate([[False, False], friend_f]), owner)
     own = owner == f
     labels, n, box = label8(bloc, with_box=True)
     lab_b, own_b = labels[box], own[box]  # every bloc (so own) cell lies in the box

@@ -69,6 +69,25 @@ def mask_boxes(masks: np.ndarray, margin: int = 0) -> list:
     return out
 
 
+_CODE_BITS: list = [None, None]  # (owner map key, its cells' code bits): the last owner map
+
+
+def owner_lookup(table: np.ndarray, owner: np.ndarray, box=None) -> np.ndarray:
+    """``table[owner + 2]``: a bool per owner code (OUTSIDE -2, UNGOVERNED -1, factions
+    0..F-1) looked up for every cell (of ``box``, slices, if given), as one AND per cell:
+    each cell's code is held as a bit, remembered until the owner map changes (compared
+    bytewise; the phases ask about the same map for faction after faction)."""
+    table = np.asarray(table, bool)
+    if table.size > 16:
+        sub = owner if box is None else owner[box]
+        return table[sub.astype(np.intp) + 2]
+    key = (owner.shape, owner.dtype.str, owner.tobytes())
+    if _CODE_BITS[0] != key:
+        _CODE_BITS[:] = [key, np.left_shift(1, owner.astype(np.int64) + 2).astype(np.uint16)]
+    bits = _CODE_BITS[1] if box is None else _CODE_BITS[1][box]
+    return (bits & np.uint16(sum(1 << int(k) for k in np.flatnonzero(table)))) != 0
+
+
 _LABEL_MEMO: dict = {}  # (crop shape, packed crop) -> (labels of the crop, n); a few recent
 _LABEL_MEMO_SIZE = 48  # masks recur within and across steps (same ground, same bloc)
 
