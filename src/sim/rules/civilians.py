@@ -85,13 +85,21 @@ def move_people(home: np.ndarray, idp: np.ndarray, abroad: np.ndarray, dead: np.
     return (home, idp, abroad, dead), (leaving, to_abroad, back_idp + back_abroad, d_home + d_idp)
 
 
+def destination_static(capacity: np.ndarray, dist_km: np.ndarray, walk_km: float):
+    """The parts of :func:`destination_scores` that do not change from week to week:
+    ``(reachable, log-capacity, distance discount)``."""
+    return dist_km <= 3.0 * walk_km, np.log1p(capacity), 1.0 + dist_km / walk_km
+
+
 def destination_scores(safety: np.ndarray, legitimacy: np.ndarray, capacity: np.ndarray,
-                       dist_km: np.ndarray, walk_km: float) -> np.ndarray:
+                       dist_km: np.ndarray, walk_km: float, static=None) -> np.ndarray:
     """FLEE-style attractiveness ``[community, destination]`` of each destination:
     safety x legitimacy of its controller for the group x log-capacity, discounted by
-    distance; unreachable (beyond ``3 * walk_km``) destinations score 0."""
-    reach = dist_km <= 3.0 * walk_km
-    score = safety * (0.2 + legitimacy) * np.log1p(capacity) / (1.0 + dist_km / walk_km)
+    distance; unreachable (beyond ``3 * walk_km``) destinations score 0.  ``static``: the
+    :func:`destination_static` of the same capacity, distances and walk (optional)."""
+    reach, log_cap, discount = static if static is not None else \
+        destination_static(capacity, dist_km, walk_km)
+    score = safety * (0.2 + legitimacy) * log_cap / discount
     return np.where(reach, score, 0.0)
 
 
@@ -156,6 +164,7 @@ class Population:
         self.moved_on = np.zeros_like(table.pop0)  # IDPs driven on from a shelter under fire
         self.moved_on_loc = table.idp_loc.copy()  # ... and the cell they were driven from
         self._split_key, self._split = None, None  # people_split's last answer
+        self._dest_static = (None, None)  # (walk_km, destination_static)
 
     def people_split(self) -> tuple[np.ndarray, np.ndarray]:
         """(people at home, displaced people sheltering) per cell, flat read-only arrays;
@@ -214,8 +223,11 @@ class Population:
         d_safe = (1.0 - vio_cell[dest_cells]) * (1.0 - damage[dest_cells])
         d_leg = np.where(dest_owner[None, :] >= 0,
                          legitimacy[np.maximum(dest_owner, 0)][:, cm.identity].T, 0.05)
+        if self._dest_static[0] != dc.walk_km_week:  # computed once per walk
+            self._dest_static = (dc.walk_km_week, destination_static(
+                self.dest_capacity[None, :], self.dest_dist, dc.walk_km_week))
         scores = destination_scores(d_safe[None, :], d_leg, self.dest_capacity[None, :],
-                                    self.dest_dist, dc.walk_km_week)
+                                    self.dest_dist, dc.walk_km_week, self._dest_static[1])
         new_loc, has_dest = choose_destinations(scores, dest_cells, cm.idp_loc)
         abroad_share = np.where(has_dest, abroad_share, np.where(border_km <= 3 * dc.walk_km_week, 1.0, 0.0))
         flee = np.where(has_dest | (abroad_share > 0), flee, 0.0)
