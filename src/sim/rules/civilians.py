@@ -103,6 +103,18 @@ def destination_scores(safety: np.ndarray, legitimacy: np.ndarray, capacity: np.
     return np.where(reach, score, 0.0)
 
 
+def destination_scores_grouped(safety: np.ndarray, legitimacy_g: np.ndarray, group: np.ndarray,
+                               static) -> np.ndarray:
+    """:func:`destination_scores` when a community's legitimacy row depends only on its
+    group (``legitimacy_g[group[c]]``, ``[G, D]``): the group's numerators computed once,
+    then gathered for each community and divided by its distance discount where reachable;
+    the same values, element by element.  ``static``: :func:`destination_static`."""
+    reach, log_cap, discount = static
+    base = safety * (0.2 + legitimacy_g) * log_cap
+    out = np.zeros(discount.shape, np.result_type(base, discount))
+    return np.divide(base[group], discount, out=out, where=reach)
+
+
 def recruits(pop: np.ndarray, support: np.ndarray, rate: float) -> np.ndarray:
     """Recruits per cell: ``rate * pop * support`` (support in [0, 1])."""
     return rate * pop * support
@@ -221,13 +233,12 @@ class Population:
         dest_cells = self.region_cell[self.dest_region]
         dest_owner = owner[dest_cells]
         d_safe = (1.0 - vio_cell[dest_cells]) * (1.0 - damage[dest_cells])
-        d_leg = np.where(dest_owner[None, :] >= 0,
-                         legitimacy[np.maximum(dest_owner, 0)][:, cm.identity].T, 0.05)
+        # legitimacy of each destination's controller per identity group [G, D]
+        d_leg = np.where(dest_owner[None, :] >= 0, legitimacy[np.maximum(dest_owner, 0)].T, 0.05)
         if self._dest_static[0] != dc.walk_km_week:  # computed once per walk
             self._dest_static = (dc.walk_km_week, destination_static(
                 self.dest_capacity[None, :], self.dest_dist, dc.walk_km_week))
-        scores = destination_scores(d_safe[None, :], d_leg, self.dest_capacity[None, :],
-                                    self.dest_dist, dc.walk_km_week, self._dest_static[1])
+        scores = destination_scores_grouped(d_safe[None, :], d_leg, cm.identity, self._dest_static[1])
         new_loc, has_dest = choose_destinations(scores, dest_cells, cm.idp_loc)
         abroad_share = np.where(has_dest, abroad_share, np.where(border_km <= 3 * dc.walk_km_week, 1.0, 0.0))
         flee = np.where(has_dest | (abroad_share > 0), flee, 0.0)
