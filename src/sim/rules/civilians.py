@@ -87,8 +87,10 @@ def move_people(home: np.ndarray, idp: np.ndarray, abroad: np.ndarray, dead: np.
 
 def destination_static(capacity: np.ndarray, dist_km: np.ndarray, walk_km: float):
     """The parts of :func:`destination_scores` that do not change from week to week:
-    ``(reachable, log-capacity, distance discount)``."""
-    return dist_km <= 3.0 * walk_km, np.log1p(capacity), 1.0 + dist_km / walk_km
+    ``(reachable, log-capacity, distance discount, the discount with +inf where
+    unreachable)``."""
+    reach, discount = dist_km <= 3.0 * walk_km, 1.0 + dist_km / walk_km
+    return reach, np.log1p(capacity), discount, np.where(reach, discount, np.inf)
 
 
 def destination_scores(safety: np.ndarray, legitimacy: np.ndarray, capacity: np.ndarray,
@@ -97,8 +99,8 @@ def destination_scores(safety: np.ndarray, legitimacy: np.ndarray, capacity: np.
     safety x legitimacy of its controller for the group x log-capacity, discounted by
     distance; unreachable (beyond ``3 * walk_km``) destinations score 0.  ``static``: the
     :func:`destination_static` of the same capacity, distances and walk (optional)."""
-    reach, log_cap, discount = static if static is not None else \
-        destination_static(capacity, dist_km, walk_km)
+    reach, log_cap, discount = (static if static is not None else
+                                destination_static(capacity, dist_km, walk_km))[:3]
     score = safety * (0.2 + legitimacy) * log_cap / discount
     return np.where(reach, score, 0.0)
 
@@ -107,12 +109,14 @@ def destination_scores_grouped(safety: np.ndarray, legitimacy_g: np.ndarray, gro
                                static) -> np.ndarray:
     """:func:`destination_scores` when a community's legitimacy row depends only on its
     group (``legitimacy_g[group[c]]``, ``[G, D]``): the group's numerators computed once,
-    then gathered for each community and divided by its distance discount where reachable;
-    the same values, element by element.  ``static``: :func:`destination_static`."""
-    reach, log_cap, discount = static
+    then gathered for each community and divided by its distance discount, +inf where
+    unreachable (a finite numerator >= 0 over +inf is exactly the 0 set there); the same
+    values, element by element.  ``static``: :func:`destination_static`."""
+    reach, log_cap, discount, discount_inf = static
     base = safety * (0.2 + legitimacy_g) * log_cap
-    out = np.zeros(discount.shape, np.result_type(base, discount))
-    return np.divide(base[group], discount, out=out, where=reach)
+    if np.isfinite(base).all() and (base >= 0).all():
+        return base[group] / discount_inf
+    return np.where(reach, base[group] / discount, 0.0)
 
 
 def recruits(pop: np.ndarray, support: np.ndarray, rate: float) -> np.ndarray:
