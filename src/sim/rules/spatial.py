@@ -90,6 +90,15 @@ def owner_lookup(table: np.ndarray, owner: np.ndarray, box=None) -> np.ndarray:
 
 _LABEL_MEMO: dict = {}  # (crop shape, packed crop) -> (labels of the crop, n); a few recent
 _LABEL_MEMO_SIZE = 48  # masks recur within and across steps (same ground, same bloc)
+_BOX_MEMO: dict = {}  # (mask shape, packed mask) -> (its box, its crop's key): a mask seen
+# again needs neither the bounding-box reductions nor the crop's packing
+
+
+def _remember(memo: dict, key, value) -> None:
+    """Put ``key`` last in ``memo`` (least recently used first), dropping the oldest when full."""
+    if len(memo) >= _LABEL_MEMO_SIZE:
+        del memo[next(iter(memo))]
+    memo[key] = value
 
 
 def label8(mask: np.ndarray, with_box: bool = False):
@@ -100,18 +109,21 @@ def label8(mask: np.ndarray, with_box: bool = False):
     keeps.  ``(labels [R, C] int32 (a new array), n)``, plus the box (slices) with
     ``with_box``."""
     labels = np.zeros(mask.shape, np.int32)
-    box = mask_box(mask)
+    full_key = (mask.shape, np.packbits(mask).tobytes())
+    known = _BOX_MEMO.pop(full_key, None)
+    if known is None:
+        box = mask_box(mask)
+        key = None if box is None else (mask[box].shape, np.packbits(mask[box]).tobytes())
+        known = (box, key)
+    _remember(_BOX_MEMO, full_key, known)
+    box, key = known
     if box is None:
         box = (slice(0, 0), slice(0, 0))
         return (labels, 0, box) if with_box else (labels, 0)
-    crop = mask[box]
-    key = (crop.shape, np.packbits(crop).tobytes())
     hit = _LABEL_MEMO.pop(key, None)
     if hit is None:
-        hit = ndimage.label(crop, structure=_STRUCT8)
-        if len(_LABEL_MEMO) >= _LABEL_MEMO_SIZE:
-            del _LABEL_MEMO[next(iter(_LABEL_MEMO))]  # the least recently used
-    _LABEL_MEMO[key] = hit
+        hit = ndimage.label(mask[box], structure=_STRUCT8)
+    _remember(_LABEL_MEMO, key, hit)
     labels[box] = hit[0]
     return (labels, hit[1], box) if with_box else (labels, hit[1])
 
