@@ -91,10 +91,9 @@ def passable(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray, f: i
 
 
 def _cells(rc: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    rc = np.asarray(rc, float).reshape(-1, 2)
-    r = np.minimum(np.maximum(np.rint(rc[:, 0]).astype(np.int64), 0), shape[0] - 1)
-    c = np.minimum(np.maximum(np.rint(rc[:, 1]).astype(np.int64), 0), shape[1] - 1)
-    return r, c
+    rc = np.rint(np.asarray(rc, float).reshape(-1, 2)).astype(np.int64)
+    rc = np.minimum(np.maximum(rc, 0), np.array(shape[:2]) - 1)  # both columns at once
+    return rc[:, 0], rc[:, 1]
 
 
 def crossable_labels(passable_mask: np.ndarray, front: np.ndarray | None = None) -> np.ndarray:
