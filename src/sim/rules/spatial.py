@@ -69,6 +69,24 @@ def mask_boxes(masks: np.ndarray, margin: int = 0) -> list:
     return out
 
 
+_BOXES_MEMO: dict = {}  # (owner map key, n) -> its factions' boxes: the last few owner maps
+
+
+def owner_boxes(owner: np.ndarray, n: int) -> list:
+    """The bounding box (slices) of the cells of each faction ``0..n-1`` of an owner map, or
+    None (``ndimage.find_objects`` of the owner codes + 1), remembered for the last few
+    owner maps (compared bytewise): the control phase's map before its changes is the
+    redeploy phase's previous map."""
+    key = (owner.shape, owner.dtype.str, owner.tobytes(), n)
+    boxes = _BOXES_MEMO.pop(key, None)
+    if boxes is None:
+        boxes = ndimage.find_objects(np.where(owner >= 0, owner + 1, 0), max_label=n)
+        if len(_BOXES_MEMO) >= 4:
+            del _BOXES_MEMO[next(iter(_BOXES_MEMO))]
+    _BOXES_MEMO[key] = boxes
+    return list(boxes)
+
+
 _CODE_BITS: list = [None, None]  # (owner map key, its cells' code bits): the last owner map
 
 
@@ -213,8 +231,7 @@ def faction_boxes(owner: np.ndarray, prev_owner: np.ndarray, n_f: int, margin: i
     """Per faction, the bounding box (slices) of its ground before and after this step's
     changes plus ``margin`` cells (retreat reach + neighbourhoods), or None if it held none."""
     R, C = owner.shape
-    now = ndimage.find_objects(np.where(owner >= 0, owner + 1, 0), max_label=n_f)
-    before = ndimage.find_objects(np.where(prev_owner >= 0, prev_owner + 1, 0), max_label=n_f)
+    now, before = owner_boxes(owner, n_f), owner_boxes(prev_owner, n_f)
     out = []
     for i in range(n_f):
         boxes = [b for b in (now[i], before[i]) if b is not None]
