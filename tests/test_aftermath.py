@@ -22,6 +22,7 @@ from sim.rules.sieges import (
     SiegeClock,
     besieged_pieces,
     cut_off_units,
+    hold_truces,
     pressed,
     siege_week,
     surrender,
@@ -177,6 +178,33 @@ def test_enclave_ringed_by_enemy_is_besieged():
     assert s.besieged[k] and s.besieger[k] == REG
     assert (s.ring_force[k], s.piece_force[k], s.area[k]) == (60.0, 40.0, 4)
     assert pressed(s, 1.5)[k] and not pressed(s, 1.6)[k]
+
+
+def test_siege_pressure_is_combat_power_not_heads():
+    """The same 60 ringing 40 (1.5:1 in heads): with the besieger's fire worth 2 (firepower
+    x air support against the rebels) and the rebels' 0.5, the ring has 120 against 20 (6:1)."""
+    owner, war, _, presence = _siege_world()
+    s = besieged_pieces(owner, war, REB, presence, power=np.array([0.5, 2.0, 1.0]))
+    k = s.labels[2, 3]
+    assert (s.ring_force[k], s.piece_force[k]) == (120.0, 20.0)
+    assert pressed(s, 6.0)[k] and not pressed(s, 6.1)[k]
+    even = besieged_pieces(owner, war, REB, presence, power=np.ones(3))
+    assert (even.ring_force[k], even.piece_force[k]) == (60.0, 40.0)
+
+
+def test_a_truce_keeps_a_besieged_piece_from_being_pressed():
+    """A piece the besieger may not take (a truce zone closed to it) is not pressed; once it may
+    take every cell, it is."""
+    owner, war, _, presence = _siege_world()
+    allowed = np.ones((3, 7, 7), bool)
+    allowed[REG, 3, 4] = False  # one cell of the enclave is closed to the regime
+    s = besieged_pieces(owner, war, REB, presence)
+    k = s.labels[2, 3]
+    hold_truces(s, allowed)
+    assert s.besieged[k] and s.ring_force[k] == 0.0 and not pressed(s, 0.5)[k]
+    s = besieged_pieces(owner, war, REB, presence)
+    hold_truces(s, np.ones((3, 7, 7), bool))
+    assert s.ring_force[k] == 60.0 and pressed(s, 1.5)[k]
 
 
 def test_enclave_surrenders_after_exactly_delay_weeks_of_superiority():
@@ -673,3 +701,38 @@ def test_relocation_takes_the_people_living_on_the_piece():
     assert table.home.tolist() == pytest.approx([185.0, 50.0])
     assert table.idp.tolist() == pytest.approx([15.0, 0.0]) and table.idp_loc[0] == 2
     assert (table.home + table.idp).sum() == pytest.approx(250.0)
+
+
+def test_main_effort_weights_the_offensive_ground_only():
+    """An offensive's main effort multiplies the GeoSim scores of the candidate cells on its
+    ground by reach.main_effort_weight, and leaves the others alone; before any offensive the
+    scores are unchanged."""
+    from types import SimpleNamespace
+
+    from sim import aftermath
+
+    cfg = SimpleNamespace(reach=SimpleNamespace(main_effort_weight=10.0))
+    effort = np.zeros((2, 3, 4), bool)
+    m = SimpleNamespace(cfg=cfg, main_effort=effort)
+    idx = np.array([0, 5, 11])
+    score = np.array([1.0, 2.0, 3.0])
+    assert aftermath.main_effort(m, 1, idx, score).tolist() == [1.0, 2.0, 3.0]
+    effort[1, 1, 1] = True  # flat 5
+    effort[0, 2, 3] = True  # another faction's offensive
+    assert aftermath.main_effort(m, 1, idx, score).tolist() == [1.0, 20.0, 3.0]
+
+
+def test_a_pocket_backed_onto_a_border_is_besieged_but_not_walled_in():
+    """The enclave ringed by the regime alone is walled in (its people are trapped); with one
+    ring cell outside the theatre (a closed border) it is still besieged, but its people may
+    move toward the border (aftermath.walled_in)."""
+    from sim.aftermath import walled_in
+
+    owner, war, _, presence = _siege_world()
+    s = besieged_pieces(owner, war, REB, presence)
+    k = s.labels[2, 3]
+    assert walled_in(s, owner)[2:4, 3:5].all() and walled_in(s, owner).sum() == 4
+    owner[1, 2] = OUTSIDE
+    s = besieged_pieces(owner, war, REB, presence)
+    assert s.besieged[s.labels[2, 3]] and not walled_in(s, owner).any()
+    assert k == s.labels[2, 3]

@@ -257,7 +257,10 @@ def test_scenario_parameters(odd, cfg):
         changes = {}
         for m in re.finditer(r"([A-Z_]+) – ([A-Z_]+) → ([0-9.]+)", r[2]):
             changes[frozenset(m.group(1, 2))] = float(m.group(3))
-        want = {frozenset(map(str, x[:2])): float(x[2]) for x in ev["set_hostility"]}
+        want = {frozenset(map(str, x[:2])): float(x[2]) for x in ev.get("set_hostility", [])}
+        for f, pts in (ev.get("cede") or {}).items():  # a deal handing over ground
+            assert f in r[2] and all(f"{p[2]:g} km" in r[2] for p in pts), \
+                f"docs/ODD.md 8.3: ceded ground of event `{name}`"
         assert changes == want, f"docs/ODD.md 8.3: hostility changes of event `{name}`"
         assert not ev.get("withdraw") and ev.get("when_isis_share_below", -1.0) < 0, \
             f"docs/ODD.md 8.3 describes event `{name}` as a dated change of hostility only"

@@ -296,13 +296,13 @@ def test_population_displace_conserves_people():
     table = SimpleNamespace(region=np.array([0, 1]), identity=np.array([0, 0]),
                             home=np.array([100.0, 100.0]), idp=np.zeros(2), abroad=np.zeros(2),
                             dead=np.zeros(2), idp_loc=np.array([0, 1]), pop0=np.array([100.0, 100.0]),
-                            idp_init=np.zeros(2), abroad_init=np.zeros(2))
+                            idp_init=np.zeros(2), abroad_init=np.zeros(2), idp_threat=np.zeros(2))
     dest = {"region_border_km": np.array([500.0, 500.0]), "dest_region": np.array([1]),
             "dest_dist": np.array([[30.0], [0.0]]), "dest_capacity": np.array([100.0])}
     pop = civ.Population(regions, table, dest, np.array([[100.0, 100.0]]))
     dc = SimpleNamespace(flee_rate_violence=1.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
                          walk_km_week=50.0, abroad_share=0.0, return_rate=0.0, return_rate_abroad=0.0,
-                         return_quiet_weeks=4, safe_damage=0.5)
+                         return_rate_threat=0.0, return_quiet_weeks=4, safe_damage=0.5)
     flows = pop.displace(np.array([0, 0]), np.array([[0.5]]), np.zeros(2), np.array([1.0, 0.0]),
                          np.array([1.0, 0.0]), np.zeros(2), np.zeros(2), np.array([0.5, 0.5]),
                          (np.zeros(2), np.zeros(2)), dc)
@@ -310,6 +310,26 @@ def test_population_displace_conserves_people():
     assert flows["new_displaced"] == pytest.approx(100 * (1 - np.exp(-1.0)))
     assert table.idp_loc.tolist() == [1, 1]
     assert (table.home + table.idp + table.abroad + table.dead).sum() == pytest.approx(200.0)
+    # a's town in a besieged pocket (label 1): no one gets out, whatever the violence, even to a
+    # town in the same pocket; from open ground, no one flees into a pocket
+    home = table.home.copy()
+    args = (np.array([0, 0]), np.array([[0.5]]), np.zeros(2), np.array([1.0, 0.0]), np.array([1.0, 0.0]),
+            np.zeros(2), np.zeros(2), np.array([0.5, 0.5]), (np.zeros(2), np.zeros(2)), dc, 0.0)
+    for pocket in ([1, 0], [1, 1]):
+        flows = pop.displace(*args, np.array(pocket))
+        assert flows["new_displaced"] == 0.0 and table.home.tolist() == pytest.approx(home.tolist())
+    flows = pop.displace(*args, np.array([0, 1]))  # b's town (the only destination) besieged
+    assert flows["new_displaced"] == 0.0
+
+
+def test_no_one_gets_into_or_out_of_a_besieged_pocket():
+    """Pocket labels per cell (0 = open ground): cells 1-2 form pocket 1, cell 4 pocket 2.
+    Home cells 0 (open), 1 (pocket 1), 4 (pocket 2); destinations at cells 0, 2, 3, 4."""
+    trapped, same = civ.pocket_reach(np.array([0, 1, 1, 0, 2]), np.array([0, 1, 4]), np.array([0, 2, 3, 4]))
+    assert trapped.tolist() == [False, True, True]
+    assert same.tolist() == [[True, False, True, False],   # open ground: open destinations only
+                             [False, True, False, False],  # pocket 1: its own town only
+                             [False, False, False, True]]  # pocket 2: its own town only
 
 
 def test_urban_index_reads_people_per_area_not_per_cell():
@@ -322,3 +342,64 @@ def test_urban_index_reads_people_per_area_not_per_cell():
     assert urban_index(fine, 1.0) == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0])
     assert urban_index(4.0 * fine, 4.0) == pytest.approx(urban_index(fine, 1.0))
     assert urban_index(4.0 * fine, 1.0)[2] > urban_index(fine, 1.0)[2] + 0.29  # per cell: +0.3
+
+
+# ------------------------------------------------------------------ flight ahead of a feared advance
+def _threat_world(scale: int = 1):
+    """A 1 x 8 strip of 10-km cells (``scale`` = 2: 16 cells of 5 km, the same ground): faction
+    1 held it all; this week faction 2 took the first 10 km.  Communities (identity 0) settle
+    at 5, 25 and 45 km.  Legitimacy for the group: 1 -> 0.8, 2 -> 0.2, 3 -> 0.9."""
+    n = 8 * scale
+    prev = np.full((1, n), 1, np.int8)
+    owner = prev.copy()
+    owner[0, :scale] = 2
+    war = np.zeros((4, 4), bool)
+    war[1, 2] = war[2, 1] = war[1, 3] = war[3, 1] = True
+    legit = np.array([[0.5], [0.8], [0.2], [0.9]])
+    settle = np.array([0, 2, 4]) * scale + scale // 2  # the cells at 5, 25, 45 km (7.5, 27.5, 47.5)
+    km = (10.0 / scale, 10.0 / scale)
+    return prev, owner, war, legit, settle, km
+
+
+def test_people_flee_ahead_of_a_feared_advance_within_reach():
+    prev, owner, war, legit, settle, km = _threat_world()
+    h = civ.threat_hazard(prev, owner, war, legit, settle, np.zeros(3, np.int64), 25.0, km, 0.75)
+    # the first two settlements (0 and 20 km from the taken ground) fear a faction 0.6 less
+    # legitimate than their own: 0.75 x 0.6; the third (40 km away) does not
+    assert h.tolist() == pytest.approx([0.45, 0.45, 0.0])
+    # a more legitimate liberator is not feared
+    libr = owner.copy()
+    libr[0, 0] = 3
+    assert civ.threat_hazard(prev, libr, war, legit, settle, np.zeros(3, np.int64), 25.0, km, 0.75).tolist() \
+        == [0.0, 0.0, 0.0]
+    # ground the advancing faction may not take (limited aims, a truce) is not threatened
+    allowed = np.ones((4, 1, 8), bool)
+    allowed[2, 0, 2] = False
+    h2 = civ.threat_hazard(prev, owner, war, legit, settle, np.zeros(3, np.int64), 25.0, km, 0.75, allowed)
+    assert h2.tolist() == pytest.approx([0.45, 0.0, 0.0])
+    # no front moved: no hazard
+    assert not civ.threat_hazard(prev, prev, war, legit, settle, np.zeros(3, np.int64), 25.0, km, 0.75).any()
+
+
+def test_threat_reach_is_the_same_on_a_finer_grid():
+    """The reach is in km: on a grid twice as fine the same settlements fear the same advance."""
+    prev, owner, war, legit, settle, km = _threat_world(1)
+    coarse = civ.threat_hazard(prev, owner, war, legit, settle, np.zeros(3, np.int64), 25.0, km, 0.75)
+    prev, owner, war, legit, settle, km = _threat_world(2)
+    fine = civ.threat_hazard(prev, owner, war, legit, settle, np.zeros(3, np.int64), 25.0, km, 0.75)
+    assert coarse.tolist() == pytest.approx(fine.tolist())
+
+
+def test_those_who_fled_a_feared_advance_return_faster_and_people_are_conserved():
+    """A community with 100 IDPs, 40 of whom fled ahead of an advance: with returns of 1% and
+    10% a week they return 0.6 + 4; the cohort keeps 36 plus its share of this week's flight."""
+    ret = civ.mixed_return(np.array([100.0]), np.array([40.0]), np.array([0.01]), np.array([0.1]))
+    assert ret[0] * 100.0 == pytest.approx(0.6 + 4.0)
+    # this week 20 new IDPs fled under a hazard of 0.3 of which 0.1 was the threat
+    flee = np.array([1.0 - np.exp(-0.3)])
+    cohort = civ.threat_cohort(np.array([40.0]), np.array([100.0]), np.array([0.0]), np.array([0.1]),
+                               np.array([20.0]), np.array([0.1]), flee, np.array([115.4]))
+    assert cohort[0] == pytest.approx(36.0 + 20.0 / 3.0)
+    # bounded by the IDPs there are
+    assert civ.threat_cohort(np.array([40.0]), np.array([100.0]), np.array([0.0]), np.array([0.1]),
+                             np.array([20.0]), np.array([0.1]), flee, np.array([30.0]))[0] == 30.0

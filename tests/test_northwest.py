@@ -108,3 +108,108 @@ def test_zones_and_entry_on_the_real_grid():
     ta = np.array(m.geo.place_cell("Tell Abyad"))
     d = np.hypot(m.units.row[new] - ta[0], m.units.col[new] - ta[1])
     assert (d <= 2).sum() == new.size // 2  # half at Tal Abyad, half at Ras al-Ayn
+
+
+def test_baghdads_offensives_open_their_pocket_and_draw_the_units():
+    """At 0.1 degrees: the Hawija pocket is closed to Baghdad until its launch (21 Sep 2017);
+    the launch (hawija_offensive) makes it the main effort, and the Iraqi HQ then aims more
+    units there than with reach.main_effort_weight=1; the Tal Afar zone stays closed to the
+    Peshmerga all run."""
+    from sim import aftermath
+    from sim.agents import FactionHQ
+    from sim.cli import compose
+    from sim.runner import build_model
+
+    def targets_in_hawija(weight: float, day: dt.date, launched: bool) -> int:
+        m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1",
+                                 f"reach.main_effort_weight={weight}"]))
+        iq = m.fidx["IRAQI_GOV"]
+        m.date = day
+        aftermath.zones_changed(m)
+        m.build_allowed()
+        if launched:
+            aftermath.reinforce(m, ["hawija_offensive"])
+            assert m.main_effort[iq][m.geo.place_cell("Hawija")]
+        hq = next(a for a in m.agents_by_type[FactionHQ] if a.index == iq)
+        hq.plan(m.hostility > 0)
+        units = m.units.of_faction(iq)
+        r, c = np.round(m.units.target[units]).astype(int).T
+        return int(m.zones["hawija_op"][r, c].sum())
+
+    assert targets_in_hawija(10.0, dt.date(2017, 9, 1), False) == 0  # closed: no unit aims there
+    flat = targets_in_hawija(1.0, dt.date(2017, 9, 25), True)
+    focused = targets_in_hawija(10.0, dt.date(2017, 9, 25), True)
+    assert focused > flat, (flat, focused)
+    m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
+    m.date = dt.date(2017, 12, 30)
+    aftermath.zones_changed(m)
+    assert "tal_afar_peshmerga" in m.zones_closed and "hawija_op" not in m.zones_closed
+
+
+def test_ceded_ground_falls_vacant_and_the_garrison_falls_back():
+    """A deal (events.cede_ground): faction 0 hands over the two east cells of its strip; they
+    become ungoverned, its 30 fighters there move to the nearest cell it keeps, nobody lost."""
+    from sim.rules.control import UNGOVERNED
+    from sim.rules.events import cede_ground
+
+    owner = np.zeros((1, 5), np.int64)
+    g = np.array([[1.0, 1.0, 1.0, 10.0, 20.0]], np.float32)
+    area = np.array([[False, False, False, True, True]])
+    moved, gone = cede_ground(owner, g, area, 0)
+    assert owner.tolist() == [[0, 0, 0, UNGOVERNED, UNGOVERNED]]
+    assert (moved, gone) == (30.0, 0.0)
+    assert g.tolist() == [[1.0, 1.0, 31.0, 0.0, 0.0]]  # to the nearest kept cell
+    # ceding all of it: the garrison leaves
+    owner2, g2 = np.zeros((1, 2), np.int64), np.array([[5.0, 7.0]], np.float32)
+    assert cede_ground(owner2, g2, np.ones((1, 2), bool), 0) == (0.0, 12.0)
+    assert (owner2 == UNGOVERNED).all() and g2.sum() == 0
+
+
+def test_the_sdf_damascus_deal_hands_manbij_over_and_closes_it_to_the_sdf():
+    """At 0.1 degrees, firing the deal on the first-week model: the SDF's cells near Manbij fall
+    vacant and are closed to it; the regime may take them; fighters are conserved."""
+    from sim import aftermath
+    from sim.cli import compose
+    from sim.rules.control import UNGOVERNED
+    from sim.runner import build_model
+
+    m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
+    sdf, gov = m.fidx["SDF"], m.fidx["SYRIAN_GOV"]
+    cell = m.geo.place_cell("Manbij")
+    assert m.owner[cell] == sdf
+    before = float(m.garrison[sdf].sum())
+    aftermath.cede(m, ["sdf_damascus_deal"])
+    m.build_allowed()
+    assert m.owner[cell] == UNGOVERNED and not m.allowed[sdf][cell] and m.allowed[gov][cell]
+    assert m.ceded[sdf].sum() > 0 and not (m.owner[m.ceded[sdf]] == sdf).any()
+    assert np.isclose(float(m.garrison[sdf].sum()), before)  # fell back east of the Euphrates
+
+
+def test_dated_offensives_name_their_main_effort_on_the_real_grid():
+    """At 0.1 degrees: the offensive on Eastern Ghouta (18 Feb 2018) puts the regime's main
+    effort within 15 km of Douma (about pi 15^2 km^2, the same ground on any grid; not Damascus'
+    west nor Daraa), the southern offensive (19 Jun 2018) on Daraa; with dated_hostility=false
+    no main effort is set; the south-west truce zone holds Daraa and Quneitra."""
+    from sim import aftermath
+    from sim.cli import compose
+    from sim.runner import build_model
+
+    m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
+    gov = m.fidx["SYRIAN_GOV"]
+    assert not m.main_effort.any()
+    aftermath.reinforce(m, ["deescalation_ends"])
+    me = m.main_effort[gov]
+    assert me[m.geo.place_cell("Duma")]  # Douma
+    assert not me[m.geo.place_cell("Daraa")]
+    ns, ew = aftermath.cell_sides_km(m)
+    area = me.sum() * ns * ew
+    assert 0.6 * np.pi * 15**2 < area < 1.6 * np.pi * 15**2
+    aftermath.reinforce(m, ["southern_offensive"])
+    assert m.main_effort[gov][m.geo.place_cell("Daraa")] and not m.main_effort[gov][m.geo.place_cell("Homs")]
+    assert not m.main_effort[np.arange(m.n_f) != gov].any()
+    z = m.zones["southwest"]
+    assert z[m.geo.place_cell("Daraa")] and not z[m.geo.place_cell("Damascus")]
+    off = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1",
+                               "scenario.dated_hostility=false"]))
+    aftermath.reinforce(off, ["deescalation_ends", "southern_offensive"])
+    assert not off.main_effort.any()

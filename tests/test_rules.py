@@ -22,7 +22,9 @@ from sim.rules.spatial import (
     box_sum3,
     dilate8,
     stamp_windows,
+    window_cover,
     window_means,
+    window_side,
     window_size,
 )
 
@@ -70,6 +72,41 @@ def test_stamp_windows_and_adjoint_conserve():
     back = window_means(rate, rows, cols, sizes, layer, centre=0.5)
     assert back[0] == pytest.approx(0.1)
     assert back[1] == pytest.approx(0.1 * (0.5 + 0.5 * 4 / 9))
+
+
+def test_window_side_keeps_the_sector_in_km_on_every_grid():
+    # projection 12 km: 5 cells of 0.05 degrees (27.8 km), so 2.5 of 0.1 and 10 of 0.025
+    assert window_side(12, 0.05) == 5.0
+    assert window_side(12, 0.1) == 2.5
+    assert window_side(12, 0.025) == 10.0
+    assert window_side(0, 0.1) == 1.0  # never below one cell
+    n, w = window_cover(np.array([5.0, 2.5, 10.0, 1.0]))
+    assert n.tolist() == [5, 3, 11, 1]
+    # the kernel's area is side**2 cells: (n - 2)**2 + w * (n**2 - (n - 2)**2)
+    assert w[0] == 1.0 and w[3] == 1.0
+    assert w[1] == pytest.approx((6.25 - 1) / 8)  # 0.65625
+    assert w[2] == pytest.approx((100 - 81) / 40)  # 0.475
+
+
+def test_fractional_window_covers_the_same_km2_and_stays_adjoint():
+    # one unit of 100 fighters, no centre share: side 2.5 cells -> 3 x 3 window, ring 0.65625
+    out = stamp_windows((5, 5), np.array([2]), np.array([2]), np.array([100.0]), np.array([2.5]),
+                        np.array([0]))
+    assert out[0, 2, 2] == pytest.approx(100 / 6.25)  # the centre at full weight: 16
+    assert out[0, 1, 1] == pytest.approx(100 * 0.65625 / 6.25)  # the ring: 10.5
+    assert out[0, 0, 0] == 0.0
+    assert out.sum() == pytest.approx(100.0)
+    # the same sector on a grid twice as fine: 5 cells, a plain box of 4 per cell (same km2)
+    fine = stamp_windows((9, 9), np.array([4]), np.array([4]), np.array([100.0]), np.array([5.0]),
+                         np.array([0]))
+    assert fine[0, 4, 4] == pytest.approx(4.0) and fine.sum() == pytest.approx(100.0)
+    rate = np.full((1, 5, 5), 0.2, np.float32)  # the adjoint hands back 20% of the unit
+    back = window_means(rate, np.array([2]), np.array([2]), np.array([2.5]), np.array([0]))
+    assert back[0] == pytest.approx(0.2)
+    # box_mean with a fractional side: a uniform field keeps its value inside the grid
+    field = np.ones((7, 7), np.float32)
+    assert box_mean(field, 2.5)[3, 3] == pytest.approx(1.0)
+    assert box_mean(field, 5.0)[3, 3] == pytest.approx(1.0)
 
 
 # ------------------------------------------------------------------ combat

@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 from .geography import TERRAIN_CLASSES
-from .rules import alignment, assault, holdouts, insurgency, reach, sieges, withdrawal
+from .rules import alignment, assault, civilians, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE, UNGOVERNED
-from .rules.events import entry_units, hostility_matrix, zone_closed, zone_mask
+from .rules.events import cede_ground, date_of, entry_units, hostility_matrix, zone_closed, zone_mask
 from .rules.spatial import dilate8, label8
 
 
@@ -72,6 +72,8 @@ def setup(m) -> None:
     m.policy_hostility = m.hostility.copy()  # initial + sourced dated policy decisions
     m.siege_clock = sieges.SiegeClock(m.n_f, geo.shape)
     m.deals: list[dict] = []
+    m.main_effort = np.zeros((m.n_f, *geo.shape), bool)  # ground of the dated offensives' main effort
+    m.sealed = np.zeros(geo.shape, bool)  # besieged ground this week (sieges_week)
     urban = m.urban  # per reference area: the same town, the same index on any grid
     m.assault_defence = 1.0 + cfg.assault.urban_defence * urban
     m.holdout_mask = (geo.terrain == TERRAIN_CLASSES.index("river_valley")) | (urban > 0.5)
@@ -91,6 +93,12 @@ def setup(m) -> None:
     setup_zones(m)
 
 
+def cell_sides_km(m) -> tuple[float, float]:
+    """A cell's (north-south, east-west) sides in km, the east-west side at the map's middle latitude."""
+    g = m.geo.grid
+    return m.cell_km, m.cell_km * float(np.cos(np.radians(g.lat_max - m.geo.shape[0] * g.res / 2)))
+
+
 def noncore_cells(owner: np.ndarray, core: np.ndarray) -> np.ndarray:
     """``[F]`` int: cells each faction holds outside its core (``core[f, r, c]``), counted
     on the held cells only."""
@@ -105,7 +113,7 @@ def setup_zones(m) -> None:
     computed once; none is closed before the first week."""
     cfg, geo = m.cfg, m.geo
     gov = {_norm(n): i for i, n in enumerate(geo.admin1_names)}
-    km = (m.cell_km, m.cell_km * float(np.cos(np.radians(geo.grid.lat_max - geo.shape[0] * geo.grid.res / 2))))
+    km = cell_sides_km(m)
     m.zones = {}
     for k, z in cfg.scenario.zones.items():
         pts = np.asarray(z.points, float).reshape(-1, 3)
@@ -116,6 +124,32 @@ def setup_zones(m) -> None:
                                geo.theatre, z.buffer_km, km,
                                np.column_stack(geo.grid.rowcol(pts[:, 0], pts[:, 1])), pts[:, 2])
     m.zones_closed: frozenset = frozenset()
+    m.ceded = np.zeros((m.n_f, *geo.shape), bool)  # ground handed over under a deal (cede)
+
+
+def _points_mask(m, points) -> np.ndarray:
+    """``[R, C]`` bool: theatre ground within ``radius_km`` of ``[[lat, lon, radius_km], ...]``."""
+    geo = m.geo
+    pts = np.asarray(points, float).reshape(-1, 3)
+    return zone_mask(np.zeros(geo.shape, bool), geo.theatre, 0.0, cell_sides_km(m),
+                     np.column_stack(geo.grid.rowcol(pts[:, 0], pts[:, 1])), pts[:, 2])
+
+
+def cede(m, due: list[str]) -> None:
+    """Deals that hand over ground (``events.<name>.cede``, :func:`sim.rules.events.cede_ground`):
+    the faction's cells near the points fall vacant and stay closed to it; its garrison there
+    falls back (or, with nowhere to go, leaves: booked as withdrawn).  A dated deal: off with
+    ``scenario.dated_hostility=false``, like the truce zones."""
+    if not m.cfg.scenario.dated_hostility:
+        return
+    for name in due:
+        for f, points in m.cfg.scenario.events[name].cede.items():
+            i = m.fidx[f]
+            area = _points_mask(m, points)
+            m.ceded[i] |= area
+            _, left = cede_ground(m.owner, m.garrison[i], area, i, cell_sides_km(m))
+            if left:
+                m.ledger.withdrawn(i, left)
 
 
 def home(m, i: int, sl=...) -> np.ndarray | None:
@@ -131,7 +165,7 @@ def war_matrix(m) -> np.ndarray:
 def limit_allowed(m) -> None:
     """Ground a faction may hold: not the core of a former ally turned rival (limited aims),
     nor the ground of a truce zone closed to it that it does not hold (:func:`zones_changed`)."""
-    m.allowed &= ~m.core_closed
+    m.allowed &= ~m.core_closed & ~m.ceded
     for k in m.zones_closed:  # a truce freezes the line: what the faction holds stays allowed
         for f in m.cfg.scenario.zones[k].factions:
             m.allowed[m.fidx[f]] &= ~m.zones[k] | (m.owner == m.fidx[f])
@@ -176,9 +210,13 @@ def hostility_week(m, due: list[str]) -> None:
 def reinforce(m, due: list[str]) -> None:
     """Patrons add forces (``events.<name>.reinforce``): fighters join the faction's garrisons
     on its own ground in proportion to the station weights, or, with an ``entry``, cross the
-    border as new mobile units at the entry points (booked as recruits from outside)."""
+    border as new mobile units at the entry points (booked as recruits from outside).  An
+    offensive launched (``events.<name>.offensive``) names the ground of its main effort
+    (:func:`main_effort`)."""
     for name in due:
         ev = m.cfg.scenario.events[name]
+        if ev.offensive and m.cfg.scenario.dated_hostility:
+            _start_offensive(m, ev.offensive)
         for f, k in ev.reinforce.items():
             i = m.fidx[f]
             if ev.entry.get(f):
@@ -189,6 +227,24 @@ def reinforce(m, due: list[str]) -> None:
                 continue
             m.garrison[i] += (w * (k / w.sum())).astype(m.garrison.dtype)
             m.ledger.recruited(i, float(k))
+
+
+def _start_offensive(m, offensive: dict) -> None:
+    """Add each faction's main-effort ground (``[[lat, lon, radius_km], ...]``: the theatre
+    within ``radius_km`` of each point, distances in km so the ground is the same on any grid)."""
+    for f, pts in offensive.items():
+        m.main_effort[m.fidx[f]] |= _points_mask(m, pts)
+
+def main_effort(m, f: int, idx: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """GeoSim scores of faction ``f``'s candidate cells ``idx`` (flat) with its main effort:
+    cells on the ground of an offensive it launched weigh ``reach.main_effort_weight`` times
+    more, so its HQ concentrates its mobile units there rather than on the nearest fronts
+    (a dated decision, as the regime massed on Eastern Ghouta from 18 Feb 2018 and on Daraa from
+    19 Jun 2018; whether the ground falls is left to the assault and siege rules)."""
+    on = m.main_effort[f].ravel()[idx]
+    if not on.any():
+        return score
+    return np.where(on, score * m.cfg.reach.main_effort_weight, score)
 
 
 def _enter(m, i: int, k: float, points) -> None:
@@ -385,16 +441,26 @@ def sieges_week(m) -> None:
     """Besieged pieces of factions that take deals (``takes_deals``) under sustained
     superiority surrender (:mod:`sim.rules.sieges`): units
     inside disband into the garrison first, evacuees go to the main ground, the rest surrender
-    (ledger), a share of the people is relocated with them, and the deal is logged."""
+    (ledger), a share of the people is relocated with them, and the deal is logged.  The
+    besieged ground of every faction at war is kept in ``m.sealed`` (its people are trapped)."""
     war = war_matrix(m)
     sc = m.cfg.sieges
+    m.sealed = np.zeros(m.geo.shape, bool)  # besieged ground walled in by enemies (civilians trapped)
     for f in range(m.n_f):
-        if not m.takes_deals[f] or m.withdrawn[f] or not war[f].any() or not (m.owner == f).any():
+        if m.withdrawn[f] or not war[f].any() or not (m.owner == f).any():
             continue
         if not _may_have_pocket(m, f):  # nothing can be besieged: the clock resets
             m.siege_clock.weeks[f] = 0
             continue
-        s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.has_core[f] else None)
+        # combat power: firepower x morale, times the air support of the enemies' fire on f
+        power = m.firepower * np.where(war[:, f], m.air[:, f], 1.0)
+        s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.has_core[f] else None,
+                                   power=power)
+        if s.besieged.any():
+            m.sealed |= walled_in(s, m.owner)
+        if not m.takes_deals[f]:
+            continue
+        sieges.hold_truces(s, m.allowed)
         count = m.siege_clock.update(s, sc.siege_ratio)
         due = np.flatnonzero(m.siege_clock.due(s, count, sc.delay_weeks))
         if due.size == 0:
@@ -412,7 +478,9 @@ def sieges_week(m) -> None:
             for g in np.flatnonzero(deal.evacuated + deal.surrendered):
                 m.ledger.evacuated(g, float(deal.evacuated[g]))
                 m.ledger.surrendered(g, float(deal.surrendered[g]))
-            relocated = _relocate_people(m, deal.cells, dest, sc.civilian_share)
+            # the green buses carried the fighters who chose to leave and their families: the
+            # UN's "people relocated" (aggregate_facts) counts both
+            relocated = _relocate_people(m, deal.cells, dest, sc.civilian_share) + float(deal.evacuated.sum())
             m.flow[("new_people_relocated", "ALL")] += relocated
             m.flow[("new_siege_deals", "ALL")] += 1.0
             r, c = np.nonzero(deal.cells)
@@ -422,6 +490,19 @@ def sieges_week(m) -> None:
                             "fighters_evacuated": float(deal.evacuated.sum()),
                             "fighters_surrendered": float(deal.surrendered.sum()),
                             "people_relocated": float(relocated)})
+
+
+def walled_in(s, owner: np.ndarray) -> np.ndarray:
+    """``[R, C]`` bool: the besieged pieces of ``s`` (:class:`sim.rules.sieges.Sieges`) whose
+    ring holds no cell outside the theatre: ringed by enemies alone, their people are trapped.
+    A pocket backed onto a closed border is not walled in for its people, who move toward it
+    (Daraa, Jun-Jul 2018: ~320,000 fled toward the Jordanian border and the Golan line, UN)."""
+    out = np.zeros(owner.shape, bool)
+    for k in np.flatnonzero(s.besieged):
+        piece = s.labels == k
+        if not (owner[dilate8(piece) & ~piece] == OUTSIDE).any():
+            out |= piece
+    return out
 
 
 def _may_have_pocket(m, f: int) -> bool:
@@ -483,6 +564,22 @@ def _relocate_people(m, cells: np.ndarray, dest: np.ndarray, share: float) -> fl
     cm.idp[sel] += moved
     cm.idp_loc[sel] = int(np.argmax(dest.ravel()))
     return float(moved.sum())
+
+
+def flight_conditions(m) -> tuple[np.ndarray, np.ndarray]:
+    """``(threat, pocket)``: per community, the week's hazard of flight ahead of a feared
+    advance (:func:`sim.rules.civilians.threat_hazard`: ground that changed hands this week
+    between factions at war, within ``displacement.threat_km`` of the settlement, where the
+    advancing faction may hold ground); per cell (flat), the label of the besieged pocket it
+    lies in (``m.sealed``, found by :func:`sieges_week` this week; 0 = open ground): no one
+    gets in or out of a pocket but under a deal (:func:`sim.rules.civilians.pocket_reach`)."""
+    dc, pop = m.cfg.displacement, m.population
+    settle = pop.region_cell[m.communities.region]
+    war = war_matrix(m)
+    threat = civilians.threat_hazard(m.prev_owner, m.owner, war, m.legitimacy, settle,
+                                     m.communities.identity, dc.threat_km, cell_sides_km(m),
+                                     dc.flee_rate_threat, m.allowed)
+    return threat, label8(m.sealed)[0].ravel()
 
 
 def go_to_ground(m, sl, hid: np.ndarray, hid_trapped: np.ndarray) -> None:

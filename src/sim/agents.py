@@ -67,6 +67,7 @@ class FactionHQ(mesa.Agent):
         score = movement.target_scores(at, m.owner.ravel()[idx], mass, m.presence[f].ravel()[idx],
                                        mix_at(hostile[f], m.presence, idx), m.value[f].ravel()[idx],
                                        self.config.attack_ratio * m.defence[idx], m.hostility[f])
+        score = aftermath.main_effort(m, f, idx, score)  # a dated offensive's main effort
         order = np.argsort(score)[::-1][: max(4 * units.size, 8)]
         targets = movement.assign_objectives(m.units.row[units], m.units.col[units],
                                              m.units.target[units], idx[order], score[order],
@@ -179,6 +180,8 @@ class CommunityTable:
         # what remains of the displacement stock of the start (sim.initial.initial_displacement)
         self.idp_init = np.zeros_like(self.pop0)
         self.abroad_init = np.zeros_like(self.pop0)
+        # IDPs who fled ahead of a feared advance (civilians.threat_hazard): they return faster
+        self.idp_threat = np.zeros_like(self.pop0)
         self.idp_loc = np.asarray(idp_loc, np.int64)  # flat cell index where the IDPs shelter
 
     def __len__(self) -> int:

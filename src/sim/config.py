@@ -187,6 +187,14 @@ class EventConfig:
     # faction -> [[lat, lon], ...]: the reinforcement enters from outside the theatre as mobile
     # units at the theatre cells nearest these points (border crossings), split evenly
     entry: dict[str, Any] = _dict()
+    # faction -> [[lat, lon, radius_km], ...]: a deal in which the faction hands over its ground
+    # this near the points (it becomes ungoverned, closed to the faction from then on, and its
+    # garrison falls back to the nearest ground it keeps); who fills it is the model's
+    cede: dict[str, Any] = _dict()
+    # faction -> [[lat, lon, radius_km], ...]: the offensive's main effort (a dated decision to
+    # concentrate): from the event on, the faction's HQ weights objectives on this ground by
+    # reach.main_effort_weight (sim.aftermath.main_effort); who takes it is an outcome
+    offensive: dict[str, Any] = _dict()
 
 
 @dataclass
@@ -267,6 +275,7 @@ class WithdrawalConfig:
 @dataclass
 class ReachConfig:
     dist_scale_km: float = rng_(10, 2000)
+    main_effort_weight: float = rng_(1, 1000)
     stuck_share_max: float = rng_(0, 1)
 
 
@@ -298,9 +307,12 @@ class DisplacementConfig:
     flee_rate_violence: float = rng_(0, 100)
     flee_rate_damage: float = rng_(0, 100)
     flee_rate_persecution: float = rng_(0, 100)
+    flee_rate_threat: float = rng_(0, 100)
+    threat_km: float = rng_(0, 500)
     abroad_share: float = rng_(0, 1)
     return_rate: float = rng_(0, 1)
     return_rate_abroad: float = rng_(0, 1)
+    return_rate_threat: float = rng_(0, 1)
     return_quiet_weeks: int = rng_(0, 52)
     safe_damage: float = rng_(0, 1)
     walk_km_week: float = rng_(1, 1000)
@@ -651,6 +663,14 @@ def validate(cfg: Config) -> None:
             for j, pt in enumerate(pts):
                 if len(pt) != 2 or not (-90 <= float(pt[0]) <= 90 and -180 <= float(pt[1]) <= 180):
                     raise ConfigError(f"{key}.entry.{f}[{j}] = {pt!r}: expected [lat, lon] in degrees")
+        for field in ("cede", "offensive"):
+            for f, pts in getattr(ev, field).items():
+                _check_faction(f, f"{key}.{field}.{f}", known)
+                for j, pt in enumerate(pts):
+                    if len(pt) != 3 or not (-90 <= float(pt[0]) <= 90 and -180 <= float(pt[1]) <= 180
+                                            and 0 < float(pt[2]) <= 1000):
+                        raise ConfigError(f"{key}.{field}.{f}[{j}] = {pt!r}: expected [lat, lon, radius_km] "
+                                          "(degrees; radius in (0, 1000] km)")
     for a, row in s.latent_hostility.items():
         _check_faction(a, f"scenario.latent_hostility.{a}", known)
         for b, v in row.items():

@@ -18,9 +18,10 @@ from .geography import Geography
 from .grid import haversine_km
 from .rules.assault import urban_index
 from .rules.combat import battle_blocks
+from .rules.movement import RETREAT_KM
 from .rules.control import UNGOVERNED
 from .rules.events import hostility_matrix
-from .rules.spatial import window_size
+from .rules.spatial import window_cover, window_side
 
 REFERENCE_RES = 0.05  # degrees: per-cell thresholds in the configs are for cells of this size
 BASE_LEGITIMACY = 0.1  # legitimacy of a faction for an identity group its config does not name
@@ -50,7 +51,8 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
     out["battle_block"] = battle_blocks(geo.shape, geo.grid.res)  # battles counted per 0.1 degree
     out["frontage"] = (cfg.combat.max_density_km2 * geo.grid.cell_area_km2).ravel().astype(np.float32)
     out["strength0"] = np.array([fc.fighters for fc in fcs]) * mult
-    out["unit_window"] = np.array([window_size(fc.projection_km, cell_km) for fc in fcs])
+    # a unit's sector: the same km^2 on every grid (fractional windows, rules.spatial.window_side)
+    out["unit_window"] = np.array([window_side(fc.projection_km, geo.grid.res, REFERENCE_RES) for fc in fcs])
     out["unit_speed_cells"] = np.array([fc.speed_km_week for fc in fcs]) / cell_km
     fidx = {n: i for i, n in enumerate(names)}
     pairs = ((a, b, v) for a, row in cfg.scenario.hostility.items() for b, v in row.items())
@@ -85,7 +87,9 @@ def cell_parameters(cfg: Config, geo: Geography) -> dict:
     """Cell fields from population density (:func:`ref_people`): ``hold_scale`` (holding a
     cell takes fighters in proportion to its people: empty desert a patrol, a town a
     garrison), ``defence`` and ``shield`` (towns favour their defender), the garrison
-    ``move_window`` and ``urban`` (``[R, C]`` urban index, :func:`sim.rules.assault.urban_index`)."""
+    ``move_window`` and ``retreat_window`` (window sides in cells, fractional off the 0.05
+    degree grid: :func:`sim.rules.spatial.window_side`) and ``urban`` (``[R, C]`` urban index,
+    :func:`sim.rules.assault.urban_index`)."""
     pop = ref_people(geo).ravel()
     cc = cfg.control
     e = cc.empty_hold_share
@@ -94,7 +98,8 @@ def cell_parameters(cfg: Config, geo: Geography) -> dict:
         "hold_scale": (e + (1 - e) * np.clip(np.sqrt(pop / cc.hold_population), 0, 1)).astype(np.float32),
         "defence": (1.0 + cc.urban_defence * urban).astype(np.float32),
         "shield": (1.0 + cfg.combat.urban_loss_shield * urban).astype(np.float32),
-        "move_window": window_size(cc.garrison_move_km, geo.grid.cell_km),
+        "move_window": window_side(cc.garrison_move_km, geo.grid.res, REFERENCE_RES),
+        "retreat_window": window_side(RETREAT_KM, geo.grid.res, REFERENCE_RES),
         "urban": urban.reshape(geo.shape),
     }
 
@@ -332,7 +337,7 @@ def unit_positions(owner: np.ndarray, i: int, hostility_i: np.ndarray, value_i: 
     others = (owner >= 0) & (owner != i)
     hostile = others & (hostility_i[np.where(owner >= 0, owner, 0)] > 0)
     target = hostile | (owner == UNGOVERNED)
-    reach = ndimage.maximum_filter(np.where(target, value_i, 0.0), size=int(window))
+    reach = ndimage.maximum_filter(np.where(target, value_i, 0.0), size=int(window_cover(window)[0]))
     front = own & (reach > 0)
     cand = np.flatnonzero(front if front.any() else own)
     p = (reach.ravel()[cand] if front.any() else value_i.ravel()[cand]).astype(np.float64) ** 4

@@ -158,6 +158,7 @@ class ConflictModel(mesa.Model):
         isis_share = self.share_area(self.isis) if self.isis >= 0 else 0.0
         due = events.due_events(s.events, self._fired, self.date, isis_share)
         aftermath.hostility_week(self, due)  # dated policy (if switched on) + responsive law
+        aftermath.cede(self, due)  # deals that hand over ground
         aftermath.reinforce(self, due)
         for name in due:
             self._fired.add(name)
@@ -318,7 +319,8 @@ class ConflictModel(mesa.Model):
         is_isis = i == self.isis
         out = movement.retreat(self.garrison[i][sl], self.owner[sl] == i,
                                self.cfg.combat.retreat_loss_fraction,
-                               ic.go_underground_share if is_isis else 0.0, 0.5 if is_isis else 0.0)
+                               ic.go_underground_share if is_isis else 0.0, 0.5 if is_isis else 0.0,
+                               self.retreat_window)
         if out is None:
             return
         self.garrison[i][sl], hid, hid_trapped, killed = out
@@ -389,7 +391,8 @@ class ConflictModel(mesa.Model):
         own_c = self.owner.ravel()[pop.region_cell][cm.region]
         legit = np.where(own_c >= 0, self.legitimacy[np.maximum(own_c, 0), cm.identity], 0.1)
         flows = pop.displace(self.owner.ravel(), self.legitimacy, self.damage.ravel(), vio_cell,
-                             reg_vio[cm.region], reg_dmg[cm.region], reg_ddmg[cm.region], legit, deaths, dc)
+                             reg_vio[cm.region], reg_dmg[cm.region], reg_ddmg[cm.region], legit, deaths, dc,
+                             *aftermath.flight_conditions(self))  # fear of an advance; no way out of a siege
         for name, v in flows.items():
             self.flow[(name, "ALL")] += v
         quiet = self.violence < 0.5  # rebuilding where it is quiet

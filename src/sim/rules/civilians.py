@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spatial import mask_box
+
 
 def grievance(hardship: np.ndarray, legitimacy: np.ndarray) -> np.ndarray:
     """Epstein's grievance ``G = H * (1 - L)``, both in [0, 1]."""
@@ -39,14 +41,92 @@ def hardship(base: float, damage: np.ndarray, displaced_share: np.ndarray, viole
 
 
 def flee_fraction(violence: np.ndarray, damage_increase: np.ndarray, persecution: np.ndarray,
-                  a_violence: float, a_damage: float, a_persecution: float) -> np.ndarray:
+                  a_violence: float, a_damage: float, a_persecution: float,
+                  threat: np.ndarray | float = 0.0) -> np.ndarray:
     """Share of the people at home who flee this step:
-    ``1 - exp(-(a_v v + 10 a_d dD + a_p p))``.  ``violence`` is the violence index (0..1),
+    ``1 - exp(-(a_v v + 10 a_d dD + a_p p + threat))``.  ``violence`` is the violence index (0..1),
     ``damage_increase`` the share of housing destroyed this step (x10, so ``a_d`` is the hazard
     per 10% of homes destroyed in a week), ``persecution`` 1 where the controller targets the
-    group."""
+    group, ``threat`` the hazard of flight ahead of a feared advance (:func:`threat_hazard`)."""
     return 1.0 - np.exp(-(a_violence * violence + a_damage * damage_increase * 10.0
-                          + a_persecution * persecution))
+                          + a_persecution * persecution + threat))
+
+
+def threat_hazard(prev_owner: np.ndarray, owner: np.ndarray, war: np.ndarray,
+                  legitimacy: np.ndarray, settle_cell: np.ndarray, identity: np.ndarray,
+                  reach_km: float, cell_km: tuple[float, float], rate: float,
+                  allowed: np.ndarray | None = None) -> np.ndarray:
+    """Weekly flight hazard ahead of a feared advance, per community (anticipatory flight).
+
+    Ground that changed hands this week between factions (``prev_owner`` -> ``owner``, both
+    held) marks where a front moved.  A community whose settlement cell (flat ``settle_cell``)
+    lies within ``reach_km`` of ground taken by ``g`` (Euclidean, cell sides ``cell_km`` =
+    (north-south, east-west) km: the same reach on any grid), while its controller of last
+    week ``o`` is at war with ``g`` (``war[g, o]``), fears ``g`` as much as ``g`` is less
+    legitimate for its group ``i`` than ``o``:
+
+        hazard = rate x max_g max(0, L[o, i] - L[g, i])
+
+    (Kurds ahead of the Turkish-backed advance, Sunni Arabs of Daraa ahead of the regime's; no
+    fear of a more legitimate liberator).  With ``allowed[g, r, c]`` given, ground ``g`` may not
+    take (limited aims: Baghdad did not march on Erbil; a truce zone; a deconfliction line) is
+    not threatened.  Returns ``[C]`` hazards (0 where no front moved)."""
+    from scipy import ndimage
+
+    changed = (prev_owner != owner) & (prev_owner >= 0) & (owner >= 0)
+    out = np.zeros(len(settle_cell))
+    if rate <= 0 or not changed.any():
+        return out
+    o = prev_owner.ravel()[settle_cell].astype(np.int64)
+    held = o >= 0
+    o = np.maximum(o, 0)
+    sr, sc = np.divmod(settle_cell, owner.shape[1])
+    margin = int(np.ceil(reach_km / min(cell_km))) + 1
+    for g in np.unique(owner[changed]):
+        taken = changed & (owner == g)
+        box = mask_box(taken, margin)  # distances only matter within reach of the taken ground
+        inb = (sr >= box[0].start) & (sr < box[0].stop) & (sc >= box[1].start) & (sc < box[1].stop)
+        dist = ndimage.distance_transform_edt(~taken[box], sampling=cell_km)
+        near = np.zeros(len(settle_cell), bool)
+        near[inb] = dist[sr[inb] - box[0].start, sc[inb] - box[1].start] <= reach_km
+        ok = near & held & np.asarray(war, bool)[g, o]
+        if allowed is not None:
+            ok &= allowed[g].ravel()[settle_cell]
+        gap = np.maximum(legitimacy[o, identity] - legitimacy[g, identity], 0.0)
+        out = np.maximum(out, np.where(ok, gap, 0.0))
+    return rate * out
+
+
+def mixed_return(idp: np.ndarray, idp_threat: np.ndarray, ret: np.ndarray, ret_threat: np.ndarray) -> np.ndarray:
+    """The return fraction of a community's IDPs when those who fled ahead of a feared advance
+    (``idp_threat`` of ``idp``) return at ``ret_threat`` and the others at ``ret``:
+    ``(ret (idp - idp_threat) + ret_threat idp_threat) / idp``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(idp > 0, np.clip(idp_threat / idp, 0.0, 1.0), 0.0)
+    return ret * (1.0 - share) + ret_threat * share
+
+
+def threat_cohort(idp_threat: np.ndarray, idp_before: np.ndarray, deaths_idp: np.ndarray,
+                  ret_threat: np.ndarray, new_idp: np.ndarray, threat: np.ndarray | float,
+                  flee: np.ndarray, idp_after: np.ndarray) -> np.ndarray:
+    """What remains of the IDPs who fled ahead of a feared advance after a week: it dies at the
+    community's IDP death rate, returns at ``ret_threat``, and gains the share of this week's new
+    IDPs (``new_idp``) that the threat's hazard bears in the total flight hazard (competing risks:
+    ``threat / -ln(1 - flee)``).  Bounded by the community's IDPs."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        survive = np.where(idp_before > 0, 1.0 - np.minimum(deaths_idp, idp_before) / idp_before, 1.0)
+        total = -np.log1p(-np.minimum(flee, 1.0 - 1e-12))
+        share = np.where(total > 0, np.clip(np.asarray(threat) / total, 0.0, 1.0), 0.0)
+    return np.minimum(idp_threat * survive * (1.0 - ret_threat) + new_idp * share, idp_after)
+
+
+def pocket_reach(pocket: np.ndarray, home_cell: np.ndarray, dest_cells: np.ndarray):
+    """Who is cut off by a siege: ``(trapped [C], same [C, D])`` from the flat pocket labels
+    ``pocket`` (0 = open ground): a community is trapped when its home cell is in a pocket;
+    ``same`` says which destinations lie on the same side of the ring (from open ground, only
+    open ground: no one walks into a siege)."""
+    home_p = pocket[home_cell]
+    return home_p > 0, home_p[:, None] == pocket[dest_cells][None, :]
 
 
 def quiet_weeks(weeks: np.ndarray, violence: np.ndarray, damage_increase: np.ndarray) -> np.ndarray:
@@ -217,23 +297,29 @@ class Population:
 
     def displace(self, owner: np.ndarray, legitimacy: np.ndarray, damage: np.ndarray,
                  vio_cell: np.ndarray, violence_c: np.ndarray, dmg_c: np.ndarray,
-                 ddmg_c: np.ndarray, legit: np.ndarray, deaths, dc) -> dict[str, float]:
+                 ddmg_c: np.ndarray, legit: np.ndarray, deaths, dc,
+                 threat: np.ndarray | float = 0.0, pocket: np.ndarray | None = None) -> dict[str, float]:
         """One week of flight, return and deaths (FLEE): who flees (:func:`flee_fraction`;
         abroad if a border is within a week's walk), who returns (:func:`return_fraction`),
         and where the displaced shelter (:func:`destination_scores`); with no reachable safe
         place people go abroad if a border is in reach, else stay put; IDPs move on when their
         shelter is unsafe.  ``owner``, ``damage`` and ``vio_cell`` are flat cell fields,
         ``*_c`` and ``legit`` per community, ``deaths`` the ``(home, idp)`` deaths and ``dc``
-        the ``displacement`` config.  Updates the table; returns the step's flows."""
+        the ``displacement`` config, ``threat`` the hazard of flight ahead of a feared
+        advance (:func:`threat_hazard`), ``pocket`` (flat int per cell, 0 = open ground) the
+        besieged pocket a cell lies in: the ring lets no one in or out, so no one flees from a
+        pocket (they die where they are, or leave under a deal) and no one from outside shelters
+        in one (:func:`pocket_reach`).  Updates the table; returns the step's flows."""
         cm = self.table
         border_km = self.region_border_km[cm.region]
         persecuted = (legit < 0.05).astype(float)
         flee = flee_fraction(violence_c, ddmg_c, persecuted, dc.flee_rate_violence,
-                             dc.flee_rate_damage, dc.flee_rate_persecution)
+                             dc.flee_rate_damage, dc.flee_rate_persecution, threat)
         abroad_share = np.where(border_km <= dc.walk_km_week, dc.abroad_share, 0.0)
         safe = (self.quiet[cm.region] >= dc.return_quiet_weeks) & (legit >= 0.2) & (persecuted == 0)
         ret = return_fraction(safe, dmg_c, dc.return_rate, dc.safe_damage)
         ret_ab = return_fraction(safe, dmg_c, dc.return_rate_abroad, dc.safe_damage)
+        ret_t = return_fraction(safe, dmg_c, dc.return_rate_threat, dc.safe_damage)
         dest_cells = self.region_cell[self.dest_region]
         dest_owner = owner[dest_cells]
         d_safe = (1.0 - vio_cell[dest_cells]) * (1.0 - damage[dest_cells])
@@ -243,13 +329,20 @@ class Population:
             self._dest_static = (dc.walk_km_week, destination_static(
                 self.dest_capacity[None, :], self.dest_dist, dc.walk_km_week))
         scores = destination_scores_grouped(d_safe[None, :], d_leg, cm.identity, self._dest_static[1])
+        trapped = np.zeros(len(cm.region), bool)
+        if pocket is not None:
+            trapped, same = pocket_reach(pocket, self.region_cell[cm.region], dest_cells)
+            scores = np.where(same, scores, 0.0)
         new_loc, has_dest = choose_destinations(scores, dest_cells, cm.idp_loc)
         abroad_share = np.where(has_dest, abroad_share, np.where(border_km <= 3 * dc.walk_km_week, 1.0, 0.0))
-        flee = np.where(has_dest | (abroad_share > 0), flee, 0.0)
+        flee = np.where((has_dest | (abroad_share > 0)) & ~trapped, flee, 0.0)
         idp_before = cm.idp
+        ret_mix = mixed_return(cm.idp, cm.idp_threat, ret, ret_t)
         (cm.home, cm.idp, cm.abroad, cm.dead), (left, to_ab, back, died) = move_people(
-            cm.home, cm.idp, cm.abroad, cm.dead, flee, abroad_share, ret, ret_ab, *deaths)
+            cm.home, cm.idp, cm.abroad, cm.dead, flee, abroad_share, ret_mix, ret_ab, *deaths)
         back_init = self.track_initial(idp_before, deaths[1], ret, ret_ab)
+        cm.idp_threat = threat_cohort(cm.idp_threat, idp_before, deaths[1], ret_t, left - to_ab,
+                                      threat, flee, cm.idp)
         self.left = left
         under_fire = vio_cell[cm.idp_loc] > 0.1
         # IDPs driven from a shelter under fire are displaced again (not counted as leaving home)

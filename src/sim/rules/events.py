@@ -127,6 +127,34 @@ def withdraw(garrison: np.ndarray, units, owner: np.ndarray, i: int) -> float:
     return gone
 
 
+def cede_ground(owner: np.ndarray, garrison_i: np.ndarray, area: np.ndarray, i: int,
+                sampling: tuple[float, float] = (1.0, 1.0)) -> tuple[float, float]:
+    """A deal: faction ``i`` hands over its ground in ``area`` (``[R, C]`` bool) -- the cells
+    become UNGOVERNED, for whoever can fill them (the race of
+    :func:`sim.rules.control.update_control`), and its garrison there falls back to the nearest
+    cell it keeps outside the area (Euclidean, ``sampling`` the row/column spacing in km).  With
+    no ground left outside, the garrison leaves.  Edits ``owner`` and ``garrison_i`` in place;
+    returns ``(fighters moved, fighters gone)``: conserved, ``moved + gone`` is the garrison
+    that stood on the ceded cells."""
+    from scipy import ndimage
+
+    from .control import UNGOVERNED
+
+    gone_cells = (owner == i) & area
+    keep = (owner == i) & ~area
+    src = gone_cells & (garrison_i > 0)
+    amount = garrison_i[src].astype(np.float64)
+    garrison_i[gone_cells] = 0
+    owner[gone_cells] = UNGOVERNED
+    if not amount.size:
+        return 0.0, 0.0
+    if not keep.any():
+        return 0.0, float(amount.sum())
+    _, (ir, ic) = ndimage.distance_transform_edt(~keep, sampling=sampling, return_indices=True)
+    np.add.at(garrison_i, (ir[src], ic[src]), amount.astype(garrison_i.dtype))
+    return float(amount.sum()), 0.0
+
+
 class LineSides:
     """Cache of :func:`line_side` per deconfliction line (the geometry never changes during a
     run); call it with a line's config."""

@@ -17,7 +17,8 @@ from .control import UNGOVERNED
 from .spatial import box_mean, dilate8, label8, mask_box, owner_lookup
 
 HEADINGS_DEG = (0.0, 30.0, -30.0, 60.0, -60.0, 90.0, -90.0)
-RETREAT_WINDOW = 7  # cells: fighters retreat up to three cells into own ground
+RETREAT_KM = 17.0  # fighters retreat up to ~17 km into own ground (three 0.05-degree cells)
+RETREAT_WINDOW = 7  # the retreat window in 0.05-degree cells (rules.spatial.window_side(RETREAT_KM))
 
 
 # ------------------------------------------------------------------ target planning
@@ -197,12 +198,14 @@ def strategic_moves(rows: np.ndarray, cols: np.ndarray, targets: np.ndarray, fac
 
 # ------------------------------------------------------------------ retreat
 def retreat(garrison: np.ndarray, own: np.ndarray, loss_fraction: float,
-            underground_share: float = 0.0, trapped_hide: float = 0.0):
+            underground_share: float = 0.0, trapped_hide: float = 0.0,
+            window: float = RETREAT_WINDOW):
     """Fighters on cells their faction no longer holds (``garrison > 0 & ~own``).
 
     A share ``underground_share`` goes to ground where it stands (ISIS); of the rest,
-    ``loss_fraction`` is lost on the way, and survivors with own ground within three cells
-    spread over the own cells of their 7 x 7 window (the adjoint of the local mean, so every
+    ``loss_fraction`` is lost on the way, and survivors with own ground within ``RETREAT_KM``
+    spread over the own cells of their ``window`` (7 x 7 cells of 0.05 degrees; the same km on
+    every grid, :func:`sim.rules.spatial.window_side`) (the adjoint of the local mean, so every
     fighter lands); those with no own ground in reach are a pocket wiped out, of whom
     ``trapped_hide`` go to ground.  Returns ``(new_garrison, hidden, hidden_trapped,
     killed)``: ``new_garrison`` is 0 on lost cells, ``hidden`` and ``hidden_trapped`` the
@@ -220,13 +223,13 @@ def retreat(garrison: np.ndarray, own: np.ndarray, loss_fraction: float,
         gar = gar - hidden
     dead = gar * loss_fraction
     gar = gar - dead
-    share = box_mean(own[None].astype(np.float32), RETREAT_WINDOW)[0]
+    share = box_mean(own[None].astype(np.float32), window)[0]
     trapped = np.where(share > 0, 0.0, gar)
     gar = gar - trapped
     if gar.any():
         with np.errstate(divide="ignore", invalid="ignore"):
             density = np.where(share > 0, gar / share, 0.0)
-        out += (box_mean(density[None].astype(np.float32), RETREAT_WINDOW)[0] * own).astype(np.float32)
+        out += (box_mean(density[None].astype(np.float32), window)[0] * own).astype(np.float32)
     dead = dead + trapped
     if trapped_hide > 0:
         hidden_trapped = trapped * trapped_hide

@@ -73,13 +73,17 @@ class Sieges:
 
 
 def besieged_pieces(owner: np.ndarray, war: np.ndarray, f: int, presence: np.ndarray,
-                    core: np.ndarray | None = None, exits: np.ndarray | None = None) -> Sieges:
+                    core: np.ndarray | None = None, exits: np.ndarray | None = None,
+                    power: np.ndarray | None = None) -> Sieges:
     """Find the besieged pieces of faction ``f`` (see the module docstring).
 
     ``owner[r, c]`` int (``UNGOVERNED``, ``OUTSIDE`` < 0); ``war[f, g]`` bool: f and g are at
     war (hostility >= offensive_hostility); ``presence[g, r, c]`` fighters; ``core[r, c]``
     bool: f's configured core ground (optional); ``exits[r, c]`` bool: cells that count as
-    open country (optional).  Loops over pieces, not cells.
+    open country (optional); ``power[g]`` (optional, default 1): the combat power of one of
+    g's fighters in this siege (the caller passes firepower x morale, times the air support
+    of g's fire on f for g at war with f), so ``ring_force`` and ``piece_force`` are combat
+    power, not heads.  Loops over pieces, not cells.
     """
     war = np.asarray(war, bool)
     friend_f = ~war[f]
@@ -118,17 +122,19 @@ def besieged_pieces(owner: np.ndarray, war: np.ndarray, f: int, presence: np.nda
         besieged &= ~touches_open
     besieged[0] = False
     besieger, ring_force, piece_force = _siege_forces(labels, n, besieged, presence, friend_f,
-                                                      np.flatnonzero(war[f]), box)
+                                                      np.flatnonzero(war[f]), power, box)
     return Sieges(f, labels, n, main, besieged, besieger, ring_force, piece_force, area,
                   friend_f)
 
 
 def _siege_forces(labels: np.ndarray, n: int, besieged: np.ndarray, presence: np.ndarray,
-                  partners: np.ndarray, enemies: np.ndarray, box=(slice(None), slice(None))):
+                  partners: np.ndarray, enemies: np.ndarray, power: np.ndarray | None = None,
+                  box=(slice(None), slice(None))):
     """``(besieger, ring_force, piece_force)`` per piece: the partners' presence on each besieged
-    piece, and the enemy with the most presence on its ring (the 8 neighbours around it).
-    Works in each besieged piece's bounding box (few pieces), found within ``box`` (slices
-    holding every labelled cell)."""
+    piece, and the enemy with the most presence on its ring (the 8 neighbours around it), each
+    faction's presence times ``power[g]`` if given.  Works in each besieged piece's bounding
+    box (few pieces), found within ``box`` (slices holding every labelled cell)."""
+    w = np.ones(presence.shape[0]) if power is None else np.asarray(power, np.float64)
     besieger = np.full(n + 1, -1, np.int64)
     ring_force = np.zeros(n + 1)
     piece_force = np.zeros(n + 1)
@@ -143,14 +149,23 @@ def _siege_forces(labels: np.ndarray, n: int, besieged: np.ndarray, presence: np
               slice(max(c0 + b[1].start - 1, 0), min(c0 + b[1].stop + 1, C)))
         sub = presence[:, sl[0], sl[1]]
         piece = labels[sl] == k
-        piece_force[k] = float(sub[partners][:, piece].sum(dtype=np.float64))
+        piece_force[k] = float(sub[partners][:, piece].sum(axis=1, dtype=np.float64) @ w[partners])
         if enemies.size:
             ring = dilate8(piece) & ~piece
-            force = sub[enemies][:, ring].sum(axis=1, dtype=np.float64)
+            force = sub[enemies][:, ring].sum(axis=1, dtype=np.float64) * w[enemies]
             j = int(np.argmax(force))
             besieger[k] = enemies[j]
             ring_force[k] = force[j]
     return besieger, ring_force, piece_force
+
+
+def hold_truces(s: Sieges, allowed: np.ndarray) -> None:
+    """A piece whose besieger may not hold all its cells (``allowed[g, r, c]``: a truce zone
+    closed to it, a deconfliction line) is not pressed this week: a deal hands over the whole
+    piece, and the truce holds (its ``ring_force`` is set to 0 in place)."""
+    for k in np.flatnonzero(s.besieged & (s.besieger >= 0)):
+        if not allowed[s.besieger[k]][s.labels == k].all():
+            s.ring_force[k] = 0.0
 
 
 def pressed(s: Sieges, siege_ratio: float) -> np.ndarray:

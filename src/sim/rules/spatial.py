@@ -12,12 +12,48 @@ def window_size(radius_km: float, cell_km: float) -> int:
     return 2 * max(r, 0) + 1
 
 
-def box_mean(field: np.ndarray, size: int) -> np.ndarray:
+def window_side(radius_km: float, res: float, ref_res: float = 0.05) -> float:
+    """Side (in cells, possibly fractional) of the square sector that reaches ``radius_km``.
+
+    The sector is defined on the reference grid (``ref_res`` degrees, where the model is
+    calibrated) as the odd window of :func:`window_size`; on a grid of ``res`` degrees it keeps
+    that side in km, ``n_ref * ref_res / res`` cells (at least one cell), so a unit's sector
+    covers the same km^2 on every grid (e.g. projection 12 km: 5 cells of 0.05 degrees, 2.5 of
+    0.1 degrees, 10 of 0.025 degrees).  :func:`window_cover` turns it into a kernel."""
+    km_per_deg = 111.32  # only the ratio matters: the reference window in reference cells
+    n_ref = window_size(radius_km, ref_res * km_per_deg)
+    return max(n_ref * (ref_res / res), 1.0)
+
+
+def window_cover(side) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, w)`` for window sides ``side`` (scalar or array, >= 1 cell): ``n`` the smallest odd
+    number of cells >= ``side`` and ``w`` the weight of the window's outer ring, so the kernel
+    (weight 1 inside, ``w`` on the ring) has area ``side**2`` cells:
+    ``(n - 2)**2 + w * (n**2 - (n - 2)**2) = side**2``.  An odd integer side gives ``(side, 1)``:
+    a plain box."""
+    side = np.asarray(side, np.float64)
+    n = np.ceil(side - 1e-9).astype(np.int64)
+    n = np.maximum(n + (n % 2 == 0), 1)
+    inner = (n - 2.0) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(n > 1, (side * side - inner) / (n * n - inner), 1.0)
+    return n, np.where(n == side, 1.0, w)
+
+
+def box_mean(field: np.ndarray, size: float) -> np.ndarray:
     """Mean over a ``size`` x ``size`` window of the last two axes (zero outside the grid).
+    A fractional ``size`` (:func:`window_side`) weighs the outer ring of the covering odd
+    window by :func:`window_cover`'s ``w``: the sum over the kernel divided by ``size**2``.
 
     The box filter is its own adjoint, so ``box_mean`` also spreads losses back to the
     sources that projected force into a cell (see :func:`sim.rules.combat.apportion`).
     """
+    n, w = (int(v) if k == 0 else float(v) for k, v in enumerate(window_cover(size)))
+    if w != 1.0:  # outer ring at weight w: w * (n x n sum) + (1 - w) * ((n - 2) x (n - 2) sum)
+        outer = box_mean(field, n) * np.float32(w * n * n / size ** 2)
+        inner = box_mean(field, n - 2) * np.float32((1.0 - w) * (n - 2) ** 2 / size ** 2)
+        return (outer + inner).astype(np.float32, copy=False)
+    size = n
     if size <= 1:
         return field.astype(np.float32, copy=True)
     if size == 3:
@@ -189,9 +225,14 @@ def stamp_windows(shape, rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
     n_layers = int(layer.max()) + 1 if layer.size else 0
     out = np.zeros((max(n_layers, 1), *shape), np.float32)
     R, C = shape
-    for r, c, v, s, k in zip(rows, cols, values, sizes, layer):
-        h = s // 2
-        out[k, max(r - h, 0):min(r + h + 1, R), max(c - h, 0):min(c + h + 1, C)] += (1 - centre) * v / (s * s)
+    ns, ws = window_cover(sizes)
+    for r, c, v, s, n, w, k in zip(rows, cols, values, sizes, ns.tolist(), ws.tolist(), layer):
+        h, a = n // 2, (1 - centre) * v / (s * s)
+        if w == 1.0:
+            out[k, max(r - h, 0):min(r + h + 1, R), max(c - h, 0):min(c + h + 1, C)] += a
+        else:  # a fractional side: the outer ring at weight w
+            out[k, max(r - h, 0):min(r + h + 1, R), max(c - h, 0):min(c + h + 1, C)] += a * w
+            out[k, max(r - h + 1, 0):min(r + h, R), max(c - h + 1, 0):min(c + h, C)] += a * (1 - w)
         if 0 <= r < R and 0 <= c < C:
             out[k, r, c] += centre * v
     return out
@@ -207,10 +248,14 @@ def window_means(field: np.ndarray, rows: np.ndarray, cols: np.ndarray, sizes: n
     out = np.zeros(len(rows))
     todo = range(len(rows)) if support is None else \
         np.flatnonzero(_windows_touch(rows, cols, sizes, layer, support, C))
+    ns, ws = window_cover(sizes)
     for i in todo:
-        r, c, s, k = rows[i], cols[i], sizes[i], layer[i]
-        h = s // 2
+        r, c, s, k, n, w = rows[i], cols[i], sizes[i], layer[i], ns[i], ws[i]
+        h = n // 2
         win = field[k, max(r - h, 0):min(r + h + 1, R), max(c - h, 0):min(c + h + 1, C)].sum()
+        if w != 1.0:  # a fractional side: the outer ring at weight w
+            win = w * win + (1 - w) * field[k, max(r - h + 1, 0):min(r + h, R),
+                                            max(c - h + 1, 0):min(c + h, C)].sum()
         out[i] = (1 - centre) * win / (s * s) + (centre * field[k, r, c] if 0 <= r < R and 0 <= c < C else 0.0)
     return out
 
@@ -221,7 +266,7 @@ def _windows_touch(rows, cols, sizes, layer, support, C: int) -> np.ndarray:
     if len(rows) * s_flat.size > 4_000_000:  # too many pairs to test: sum every window
         return np.ones(len(rows), bool)
     sr, sc = np.divmod(s_flat, C)
-    h = (np.asarray(sizes) // 2)[:, None]
+    h = (window_cover(sizes)[0] // 2)[:, None]
     near = (np.abs(np.asarray(rows)[:, None] - sr[None]) <= h) & \
         (np.abs(np.asarray(cols)[:, None] - sc[None]) <= h)
     return (near & (np.asarray(layer)[:, None] == s_layer[None])).any(axis=1)
