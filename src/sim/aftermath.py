@@ -56,6 +56,7 @@ def setup(m) -> None:
     """State of the aftermath mechanisms on model ``m`` (called once, after the forces)."""
     cfg, geo = m.cfg, m.geo
     m.core = core_masks(cfg, geo, m.faction_names)
+    m.has_core = m.core.any(axis=(1, 2))  # static: computed once
     m.may_withdraw = np.array([cfg.factions[f].withdraws for f in m.faction_names], bool)
     m.takes_deals = np.array([cfg.factions[f].takes_deals for f in m.faction_names], bool)
     # home guards: this share of the start garrison on the core stays there (fighters per cell)
@@ -97,8 +98,7 @@ def setup(m) -> None:
     for f, g in zip(*np.nonzero(m.limited)):
         m.core_closed[f] |= m.core[g]
     m.settled = np.zeros((m.n_f, m.n_f), bool)
-    own = m.owner[None] == np.arange(m.n_f)[:, None, None]
-    m.noncore0 = (own & ~m.core).sum(axis=(1, 2))
+    m.noncore0 = noncore_cells(m.owner, m.core)
     setup_zones(m)
 
 
@@ -119,6 +119,15 @@ def cell_sides_km(m) -> tuple[float, float]:
     """A cell's (north-south, east-west) sides in km, the east-west side at the map's middle latitude."""
     g = m.geo.grid
     return m.cell_km, m.cell_km * float(np.cos(np.radians(g.lat_max - m.geo.shape[0] * g.res / 2)))
+
+
+def noncore_cells(owner: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """``[F]`` int: cells each faction holds outside its core (``core[f, r, c]``), counted
+    on the held cells only."""
+    n = core.shape[0]
+    held = np.flatnonzero(owner.ravel() >= 0)
+    f = owner.ravel()[held].astype(np.intp)
+    return np.bincount(f[~core.reshape(n, -1)[f, held]], minlength=n)
 
 
 def setup_zones(m) -> None:
@@ -212,9 +221,8 @@ def hostility_week(m, due: list[str]) -> None:
     # `alignment.settle_share` of its non-core ground of the start, the spoils are taken and
     # the pair returns to its initial hostility (the Baghdad-KRG ceasefire of 27 Oct 2017
     # followed the Peshmerga's fall-back toward the 2003 line)
-    own = m.owner[None] == np.arange(m.n_f)[:, None, None]
-    noncore = (own & ~m.core).sum(axis=(1, 2))
-    back = m.core.any(axis=(1, 2)) & (noncore <= (1.0 - ac.settle_share) * m.noncore0)
+    noncore = noncore_cells(m.owner, m.core)
+    back = m.has_core & (noncore <= (1.0 - ac.settle_share) * m.noncore0)
     at_war = h >= m.cfg.control.offensive_hostility
     m.settled |= m.limited & at_war & (back[:, None] | back[None, :])
     m.settled |= m.settled.T
@@ -541,7 +549,7 @@ def sieges_week(m) -> None:
             continue
         # combat power: firepower x morale, times the air support of the enemies' fire on f
         power = m.firepower * np.where(war[:, f], m.air[:, f], 1.0)
-        s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.core[f].any() else None,
+        s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.has_core[f] else None,
                                    power=power)
         if s.besieged.any():
             m.sealed |= walled_in(s, m.owner)

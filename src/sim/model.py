@@ -26,7 +26,7 @@ from .rules import civilians as civ
 from .rules import combat, events, insurgency, movement, recruitment, redeploy
 from .rules.control import UNGOVERNED, control_candidates, control_levels, update_control
 from .rules.ledger import FighterLedger
-from .rules.presence import garrison_presence, garrison_presence_boxed, mix, unit_cells_dilated, unit_presence
+from .rules.presence import garrison_presence, garrison_presence_boxed, unit_cells_dilated, unit_presence
 from .rules.spatial import faction_boxes, window_means
 
 ISIS = "ISIS"
@@ -228,7 +228,7 @@ class ConflictModel(mesa.Model):
         cfg, n = self.cfg.combat, self.n_f
         p, eng = self.presence, self.engaged
         thr = cfg.contact_threshold * self.area_factor
-        idx = np.flatnonzero(((p > thr) & (mix(eng, p) > thr)).any(axis=0))
+        idx = combat.contact_cells(p, eng, thr)
         shape = self.geo.shape
         self.fighting, self.violence = np.zeros(shape, bool), np.zeros(shape, np.float32)
         self.new_civ_deaths_cell = np.zeros(shape, np.float32)
@@ -367,8 +367,7 @@ class ConflictModel(mesa.Model):
         fl = (0.5 * deaths).astype(np.float32)
         for i, k in insurgency.attack_losses(fl, self.owner, self.garrison, isis):
             self.ledger.killed(i, k)
-        hostile_p = mix((self.hostility[isis] > 0)[None], self.presence)[0]
-        caught = insurgency.detection_losses(self.hidden, hostile_p, ic.detection_rate)
+        caught = insurgency.hunted(self.hidden, self.hostility[isis] > 0, self.presence, ic.detection_rate)
         self.hidden -= caught.astype(np.float32)
         self.ledger.killed(isis, float(caught.sum()))
         up = insurgency.resurfacing(self.hidden, self.presence, self.owner, isis,

@@ -165,14 +165,38 @@ def move_people(home: np.ndarray, idp: np.ndarray, abroad: np.ndarray, dead: np.
     return (home, idp, abroad, dead), (leaving, to_abroad, back_idp + back_abroad, d_home + d_idp)
 
 
+def destination_static(capacity: np.ndarray, dist_km: np.ndarray, walk_km: float):
+    """The parts of :func:`destination_scores` that do not change from week to week:
+    ``(reachable, log-capacity, distance discount, the discount with +inf where
+    unreachable)``."""
+    reach, discount = dist_km <= 3.0 * walk_km, 1.0 + dist_km / walk_km
+    return reach, np.log1p(capacity), discount, np.where(reach, discount, np.inf)
+
+
 def destination_scores(safety: np.ndarray, legitimacy: np.ndarray, capacity: np.ndarray,
-                       dist_km: np.ndarray, walk_km: float) -> np.ndarray:
+                       dist_km: np.ndarray, walk_km: float, static=None) -> np.ndarray:
     """FLEE-style attractiveness ``[community, destination]`` of each destination:
     safety x legitimacy of its controller for the group x log-capacity, discounted by
-    distance; unreachable (beyond ``3 * walk_km``) destinations score 0."""
-    reach = dist_km <= 3.0 * walk_km
-    score = safety * (0.2 + legitimacy) * np.log1p(capacity) / (1.0 + dist_km / walk_km)
+    distance; unreachable (beyond ``3 * walk_km``) destinations score 0.  ``static``: the
+    :func:`destination_static` of the same capacity, distances and walk (optional)."""
+    reach, log_cap, discount = (static if static is not None else
+                                destination_static(capacity, dist_km, walk_km))[:3]
+    score = safety * (0.2 + legitimacy) * log_cap / discount
     return np.where(reach, score, 0.0)
+
+
+def destination_scores_grouped(safety: np.ndarray, legitimacy_g: np.ndarray, group: np.ndarray,
+                               static) -> np.ndarray:
+    """:func:`destination_scores` when a community's legitimacy row depends only on its
+    group (``legitimacy_g[group[c]]``, ``[G, D]``): the group's numerators computed once,
+    then gathered for each community and divided by its distance discount, +inf where
+    unreachable (a finite numerator >= 0 over +inf is exactly the 0 set there); the same
+    values, element by element.  ``static``: :func:`destination_static`."""
+    reach, log_cap, discount, discount_inf = static
+    base = safety * (0.2 + legitimacy_g) * log_cap
+    if np.isfinite(base).all() and (base >= 0).all():
+        return base[group] / discount_inf
+    return np.where(reach, base[group] / discount, 0.0)
 
 
 def recruits(pop: np.ndarray, support: np.ndarray, rate: float) -> np.ndarray:
@@ -235,15 +259,24 @@ class Population:
         self.quiet = np.zeros(self.n_reg, np.int64)  # consecutive quiet weeks per region
         self.moved_on = np.zeros_like(table.pop0)  # IDPs driven on from a shelter under fire
         self.moved_on_loc = table.idp_loc.copy()  # ... and the cell they were driven from
+        self._split_key, self._split = None, None  # people_split's last answer
+        self._dest_static = (None, None)  # (walk_km, destination_static)
 
     def people_split(self) -> tuple[np.ndarray, np.ndarray]:
-        """(people at home, displaced people sheltering) per cell, flat arrays."""
+        """(people at home, displaced people sheltering) per cell, flat read-only arrays;
+        remembered until the communities' home, idp or idp_loc change (compared bytewise:
+        the combat and civilian phases and the record ask for the same state)."""
         cm = self.table
+        key = (cm.home.tobytes(), cm.idp.tobytes(), cm.idp_loc.tobytes())
+        if self._split_key == key:
+            return self._split
         reg_home = np.bincount(cm.region, weights=cm.home, minlength=self.n_reg)
         frac = reg_home / np.maximum(self.region_pop0, 1e-9)
         flat = self.regmap.ravel()
         home = np.where(flat >= 0, self.pop_static.ravel() * frac[np.maximum(flat, 0)], 0.0)
         idp = np.bincount(cm.idp_loc, weights=cm.idp, minlength=flat.size)
+        home.flags.writeable = idp.flags.writeable = False
+        self._split_key, self._split = key, (home, idp)
         return home, idp
 
     def region_mean(self, values: np.ndarray) -> np.ndarray:
@@ -290,10 +323,12 @@ class Population:
         dest_cells = self.region_cell[self.dest_region]
         dest_owner = owner[dest_cells]
         d_safe = (1.0 - vio_cell[dest_cells]) * (1.0 - damage[dest_cells])
-        d_leg = np.where(dest_owner[None, :] >= 0,
-                         legitimacy[np.maximum(dest_owner, 0)][:, cm.identity].T, 0.05)
-        scores = destination_scores(d_safe[None, :], d_leg, self.dest_capacity[None, :],
-                                    self.dest_dist, dc.walk_km_week)
+        # legitimacy of each destination's controller per identity group [G, D]
+        d_leg = np.where(dest_owner[None, :] >= 0, legitimacy[np.maximum(dest_owner, 0)].T, 0.05)
+        if self._dest_static[0] != dc.walk_km_week:  # computed once per walk
+            self._dest_static = (dc.walk_km_week, destination_static(
+                self.dest_capacity[None, :], self.dest_dist, dc.walk_km_week))
+        scores = destination_scores_grouped(d_safe[None, :], d_leg, cm.identity, self._dest_static[1])
         trapped = np.zeros(len(cm.region), bool)
         if pocket is not None:
             trapped, same = pocket_reach(pocket, self.region_cell[cm.region], dest_cells)

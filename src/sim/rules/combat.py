@@ -150,6 +150,18 @@ def take_garrison_losses(garrison: np.ndarray, rate: np.ndarray, idx: np.ndarray
     return lost
 
 
+def contact_cells(presence: np.ndarray, engaged: np.ndarray, threshold: float) -> np.ndarray:
+    """Flat cells where some faction has more than ``threshold`` fighters and so do the
+    factions it is engaged with (``mix(engaged, presence)``), in order.  The enemy sums are
+    taken only on the cells where some faction passes the threshold: the same sums, bit for
+    bit, as on the whole grid."""
+    n = presence.shape[0]
+    flat = presence.reshape(n, -1)
+    cand = np.flatnonzero((flat > threshold).any(axis=0))
+    sub = flat[:, cand]
+    return cand[((sub > threshold) & (mix(engaged, sub) > threshold)).any(axis=0)]
+
+
 def cell_losses(force: np.ndarray, engaged: np.ndarray, firepower: np.ndarray, air: np.ndarray,
                 insurgent: np.ndarray, near_unit: np.ndarray, threshold: float, owner: np.ndarray,
                 shield: np.ndarray, cfg, rng: np.random.Generator):

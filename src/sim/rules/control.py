@@ -65,16 +65,17 @@ def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
     new = np.where(vacant, UNGOVERNED, owner)
 
     # capture of held cells (None: the caller judges captures, e.g. rules.assault)
-    held = (new >= 0) & (capture_ratio is not None)
-    own_idx = np.where(held, new, 0)
-    hostile_to_owner = hostile[:, own_idx]  # [g, n]
-    friendly_p = np.where(hostile_to_owner, 0.0, p).sum(axis=0)
-    best, best_p = argmax0(np.where(hostile_to_owner & can_hold, p, -1.0))
-    need = (capture_ratio or 0.0) * friendly_p
-    if defence is not None:
-        need = need * defence.reshape(-1)
-    captured = held & (best_p >= 0) & (best_p >= need)
-    new = np.where(captured, best, new)
+    if capture_ratio is not None:
+        held = new >= 0
+        own_idx = np.where(held, new, 0)
+        hostile_to_owner = hostile[:, own_idx]  # [g, n]
+        friendly_p = np.where(hostile_to_owner, 0.0, p).sum(axis=0)
+        best, best_p = argmax0(np.where(hostile_to_owner & can_hold, p, -1.0))
+        need = capture_ratio * friendly_p
+        if defence is not None:
+            need = need * defence.reshape(-1)
+        captured = held & (best_p >= 0) & (best_p >= need)
+        new = np.where(captured, best, new)
 
     # race for ungoverned cells
     free = (new == UNGOVERNED) & theatre

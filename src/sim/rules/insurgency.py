@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .presence import mix_at
+
 
 def go_underground(lost_garrison: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
     """Split fighters of cells just lost into (hidden insurgents, retreating fighters)."""
@@ -36,6 +38,17 @@ def detection_losses(hidden: np.ndarray, counter_presence: np.ndarray, rate: flo
     """Insurgents killed or captured by counter-insurgency: ``hidden * (1 - exp(-rate * P))``
     where ``P`` is the presence of forces hostile to them (garrisons searching)."""
     return hidden * (1.0 - np.exp(-rate * counter_presence))
+
+
+def hunted(hidden: np.ndarray, hostile: np.ndarray, presence: np.ndarray, rate: float) -> np.ndarray:
+    """:func:`detection_losses` ``[R, C]`` with the presence of the factions ``hostile[g]``
+    (bool) summed on the cells holding hidden members only (:func:`~sim.rules.presence.mix_at`,
+    the same float32 sums in order); 0 elsewhere, as there."""
+    idx = np.flatnonzero(hidden.ravel() != 0)
+    p = mix_at(hostile, presence, idx)
+    out = np.zeros(hidden.shape, np.result_type(hidden, p))
+    out.ravel()[idx] = detection_losses(hidden.ravel()[idx], p, rate)
+    return out
 
 
 def resurface(hidden: np.ndarray, holder_presence: np.ndarray, ratio: float, hold_min: float) -> np.ndarray:
@@ -92,9 +105,15 @@ def resurfacing(hidden: np.ndarray, presence: np.ndarray, owner: np.ndarray, isi
     """Cells ISIS's hidden members retake (:func:`resurface`): held by another faction
     whose presence ``presence[owner]`` they outnumber by ``ratio``, with at least ``need``
     of them, where ISIS may hold ground."""
-    held = owner >= 0
-    holder = np.where(held, np.take_along_axis(presence, np.where(held, owner, 0)[None], 0)[0], 0.0)
-    return resurface(hidden, holder, ratio, need) & allowed & (owner != isis)
+    cand = np.flatnonzero(((hidden >= need) & allowed & (owner != isis)).ravel())
+    out = np.zeros(owner.shape, bool)
+    if cand.size:  # the holder's presence gathered on those cells only (0 where none holds)
+        o = owner.ravel()[cand]
+        held = o >= 0
+        at = presence.reshape(presence.shape[0], -1)[np.where(held, o, 0).astype(np.intp), cand]
+        h = hidden.ravel()[cand]
+        out.ravel()[cand] = resurface(h, np.where(held, at, 0.0), ratio, np.broadcast_to(need, owner.shape).ravel()[cand])
+    return out
 
 
 def territory_loss(prev_owner: np.ndarray, owner: np.ndarray, f: int) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .control import UNGOVERNED
-from .spatial import box_mean, dilate8, label8, mask_box
+from .spatial import box_mean, dilate8, label8, mask_box, owner_lookup
 
 HEADINGS_DEG = (0.0, 30.0, -30.0, 60.0, -60.0, 90.0, -90.0)
 RETREAT_KM = 17.0  # fighters retreat up to ~17 km into own ground (three 0.05-degree cells)
@@ -37,7 +37,7 @@ def target_cells(f: int, owner: np.ndarray, occupied: np.ndarray, allowed: np.nd
     reach = dilate8(dilate8(seed[box]))
     # by owner code (OUTSIDE -2, UNGOVERNED -1, factions): a table lookup per cell
     tab = np.concatenate([[False, True], np.asarray(hostility[f]) >= offensive_hostility])
-    ok = reach & allowed[box] & ~own[box] & tab[owner[box].astype(np.intp) + 2]
+    ok = reach & allowed[box] & ~own[box] & owner_lookup(tab, owner, box)
     r, c = np.nonzero(ok)
     return (r + r0) * C + (c + c0)
 
@@ -71,10 +71,10 @@ def assign_objectives(rows: np.ndarray, cols: np.ndarray, prev: np.ndarray, top:
         / max(speed_cells, 1.0)
     pr = np.round(prev[:, :1]).astype(np.int64)  # round half to even, as round()
     pc = np.round(prev[:, 1:2]).astype(np.int64)
-    keep = (tr[None] == pr) & (tc[None] == pc)
+    # x 2 for the previous objective, x 1 elsewhere: exact, like np.where(keep, 2 * s, s)
+    twice = np.where((tr[None] == pr) & (tc[None] == pc), 2.0, 1.0)
     for k in range(len(rows)):
-        s = s_left / den[k]
-        j = int(np.argmax(np.where(keep[k], 2.0 * s, s)))
+        j = int(np.argmax(s_left / den[k] * twice[k]))
         out[k] = (tr[j], tc[j])
         s_left[j] *= 0.6
     return out
@@ -149,10 +149,13 @@ def road_moves(own: np.ndarray, rows: np.ndarray, cols: np.ndarray, targets: np.
     R, C = own.shape
     moved = np.zeros(len(rows), bool)
     new_r, new_c = rows.copy(), cols.copy()
-    labels, _ = label8(own)
-    cells = np.flatnonzero(own & dilate8(~own))  # own cells on the edge of own ground
-    cr, cc = np.divmod(cells, C)
-    lab = labels.ravel()[cells]
+    labels, _, (rs, cs) = label8(own, with_box=True)
+    # own cells on the edge of own ground, found in its box plus one cell (row-major order)
+    r0, c0 = max(rs.start - 1, 0), max(cs.start - 1, 0)
+    sub = own[r0:rs.stop + 1, c0:cs.stop + 1]
+    cr, cc = np.nonzero(sub & dilate8(~sub))
+    cr, cc = cr + r0, cc + c0
+    lab = labels[cr, cc]
     ri, ci = np.rint(rows).astype(np.int64), np.rint(cols).astype(np.int64)
     for u in range(len(rows)):
         du = np.hypot(cr - rows[u], cc - cols[u])

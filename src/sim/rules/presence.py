@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spatial import box_sum3, dilate8, mask_box, stamp_windows
+from .spatial import box_sum3, dilate8, mask_boxes, stamp_windows
 
 GARRISON_SPILL = 0.25  # share of a garrison's presence felt in each of the 8 neighbour cells x 8
 
@@ -29,8 +29,7 @@ def garrison_presence_boxed(field: np.ndarray) -> np.ndarray:
     box of its nonzero cells plus one cell (zero elsewhere): the same sums, on a fraction of
     the grid."""
     out = np.zeros(field.shape, np.float32)
-    for k in range(field.shape[0]):
-        box = mask_box(field[k] != 0, margin=1)
+    for k, box in enumerate(mask_boxes(field != 0, margin=1)):
         if box is not None:
             out[k][box] = garrison_presence(field[k][box])
     return out

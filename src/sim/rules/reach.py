@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spatial import dilate8, label8
+from .spatial import dilate8, label8, owner_lookup
 
 _DR = np.repeat(np.arange(-1, 2), 3)  # row, column offsets of the 3 x 3 neighbourhood
 _DC = np.tile(np.arange(-1, 2), 3)
@@ -74,7 +74,7 @@ def crossable(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray, f: 
         return open_ground & ~front
     open_tab = np.concatenate([[False, True], h <= 0])
     open_tab[2 + f] = True
-    return allowed[f] & open_tab[owner.astype(np.intp) + 2]
+    return allowed[f] & owner_lookup(open_tab, owner)
 
 
 def passable(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray, f: int,
@@ -91,10 +91,9 @@ def passable(owner: np.ndarray, hostility: np.ndarray, allowed: np.ndarray, f: i
 
 
 def _cells(rc: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    rc = np.asarray(rc, float).reshape(-1, 2)
-    r = np.minimum(np.maximum(np.rint(rc[:, 0]).astype(np.int64), 0), shape[0] - 1)
-    c = np.minimum(np.maximum(np.rint(rc[:, 1]).astype(np.int64), 0), shape[1] - 1)
-    return r, c
+    rc = np.rint(np.asarray(rc, float).reshape(-1, 2)).astype(np.int64)
+    rc = np.minimum(np.maximum(rc, 0), np.array(shape[:2]) - 1)  # both columns at once
+    return rc[:, 0], rc[:, 1]
 
 
 def crossable_labels(passable_mask: np.ndarray, front: np.ndarray | None = None) -> np.ndarray:

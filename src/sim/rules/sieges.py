@@ -50,7 +50,7 @@ import numpy as np
 from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import dilate8, label8
+from .spatial import dilate8, label8, owner_lookup
 
 
 
@@ -89,17 +89,18 @@ def besieged_pieces(owner: np.ndarray, war: np.ndarray, f: int, presence: np.nda
     friend_f = ~war[f]
     friend_f[f] = True
     # per owner code (OUTSIDE -2, UNGOVERNED -1, factions): a table lookup per cell
-    bloc = np.concatenate([[False, False], friend_f])[owner.astype(np.intp) + 2]
+    bloc = owner_lookup(np.concatenate([[False, False], friend_f]), owner)
     own = owner == f
     labels, n, box = label8(bloc, with_box=True)
-    has_own = np.bincount(labels[own], minlength=n + 1) > 0
+    lab_b, own_b = labels[box], own[box]  # every bloc (so own) cell lies in the box
+    has_own = np.bincount(lab_b[own_b], minlength=n + 1) > 0
     has_own[0] = False
-    area = np.bincount(labels[box].ravel(), minlength=n + 1)
-    area[0] += labels.size - labels[box].size  # background outside the box
+    area = np.bincount(lab_b.ravel(), minlength=n + 1)
+    area[0] += labels.size - lab_b.size  # background outside the box
     # main ground: pieces with own core cells, else the piece with f's largest own component
     main = np.zeros(n + 1, bool)
-    if core is not None and (own & core).any():
-        main[labels[own & core]] = True
+    if core is not None and (own_b & core[box]).any():
+        main[lab_b[own_b & core[box]]] = True
     elif has_own.sum() == 1:
         main = has_own.copy()
     elif own.any():
@@ -109,36 +110,43 @@ def besieged_pieces(owner: np.ndarray, war: np.ndarray, f: int, presence: np.nda
     main[0] = False
     besieged = has_own & ~main
     if besieged.any():
-        open_ground = owner == UNGOVERNED
+        # on the box plus one cell (the 8-neighbours of its cells)
+        R, C = owner.shape
+        (rs, cs), (r0, c0) = box, (max(box[0].start - 1, 0), max(box[1].start - 1, 0))
+        ext = (slice(r0, min(rs.stop + 1, R)), slice(c0, min(cs.stop + 1, C)))
+        open_ground = owner[ext] == UNGOVERNED
         if exits is not None:
-            open_ground = open_ground | exits
-        touches_open = np.bincount(labels[dilate8(open_ground) & bloc], minlength=n + 1) > 0
+            open_ground = open_ground | exits[ext]
+        near_open = dilate8(open_ground)[rs.start - r0:, cs.start - c0:][: lab_b.shape[0], : lab_b.shape[1]]
+        touches_open = np.bincount(lab_b[near_open & bloc[box]], minlength=n + 1) > 0
         besieged &= ~touches_open
     besieged[0] = False
     besieger, ring_force, piece_force = _siege_forces(labels, n, besieged, presence, friend_f,
-                                                      np.flatnonzero(war[f]), power)
+                                                      np.flatnonzero(war[f]), power, box)
     return Sieges(f, labels, n, main, besieged, besieger, ring_force, piece_force, area,
                   friend_f)
 
 
 def _siege_forces(labels: np.ndarray, n: int, besieged: np.ndarray, presence: np.ndarray,
-                  partners: np.ndarray, enemies: np.ndarray, power: np.ndarray | None = None):
+                  partners: np.ndarray, enemies: np.ndarray, power: np.ndarray | None = None,
+                  box=(slice(None), slice(None))):
     """``(besieger, ring_force, piece_force)`` per piece: the partners' presence on each besieged
     piece, and the enemy with the most presence on its ring (the 8 neighbours around it), each
     faction's presence times ``power[g]`` if given.  Works in each besieged piece's bounding
-    box (few pieces)."""
+    box (few pieces), found within ``box`` (slices holding every labelled cell)."""
     w = np.ones(presence.shape[0]) if power is None else np.asarray(power, np.float64)
     besieger = np.full(n + 1, -1, np.int64)
     ring_force = np.zeros(n + 1)
     piece_force = np.zeros(n + 1)
     if not besieged.any():
         return besieger, ring_force, piece_force
-    boxes = ndimage.find_objects(labels)
+    boxes = ndimage.find_objects(labels[box])
+    r0, c0 = box[0].start or 0, box[1].start or 0
     R, C = labels.shape
     for k in np.flatnonzero(besieged):
         b = boxes[k - 1]
-        sl = (slice(max(b[0].start - 1, 0), min(b[0].stop + 1, R)),
-              slice(max(b[1].start - 1, 0), min(b[1].stop + 1, C)))
+        sl = (slice(max(r0 + b[0].start - 1, 0), min(r0 + b[0].stop + 1, R)),
+              slice(max(c0 + b[1].start - 1, 0), min(c0 + b[1].stop + 1, C)))
         sub = presence[:, sl[0], sl[1]]
         piece = labels[sl] == k
         piece_force[k] = float(sub[partners][:, piece].sum(axis=1, dtype=np.float64) @ w[partners])

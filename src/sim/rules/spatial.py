@@ -88,8 +88,71 @@ def mask_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
             slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, C)))
 
 
+def mask_boxes(masks: np.ndarray, margin: int = 0) -> list:
+    """:func:`mask_box` of every layer of a ``[K, R, C]`` stack of masks (two reductions
+    over the stack instead of two per layer)."""
+    R, C = masks.shape[1:]
+    rows_any, cols_any = masks.any(axis=2), masks.any(axis=1)
+    out = []
+    for k in range(masks.shape[0]):
+        rows = np.flatnonzero(rows_any[k])
+        if rows.size == 0:
+            out.append(None)
+            continue
+        cols = np.flatnonzero(cols_any[k])
+        out.append((slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, R)),
+                    slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, C))))
+    return out
+
+
+_BOXES_MEMO: dict = {}  # (owner map key, n) -> its factions' boxes: the last few owner maps
+
+
+def owner_boxes(owner: np.ndarray, n: int) -> list:
+    """The bounding box (slices) of the cells of each faction ``0..n-1`` of an owner map, or
+    None (``ndimage.find_objects`` of the owner codes + 1), remembered for the last few
+    owner maps (compared bytewise): the control phase's map before its changes is the
+    redeploy phase's previous map."""
+    key = (owner.shape, owner.dtype.str, owner.tobytes(), n)
+    boxes = _BOXES_MEMO.pop(key, None)
+    if boxes is None:
+        boxes = ndimage.find_objects(np.where(owner >= 0, owner + 1, 0), max_label=n)
+        if len(_BOXES_MEMO) >= 4:
+            del _BOXES_MEMO[next(iter(_BOXES_MEMO))]
+    _BOXES_MEMO[key] = boxes
+    return list(boxes)
+
+
+_CODE_BITS: list = [None, None]  # (owner map key, its cells' code bits): the last owner map
+
+
+def owner_lookup(table: np.ndarray, owner: np.ndarray, box=None) -> np.ndarray:
+    """``table[owner + 2]``: a bool per owner code (OUTSIDE -2, UNGOVERNED -1, factions
+    0..F-1) looked up for every cell (of ``box``, slices, if given), as one AND per cell:
+    each cell's code is held as a bit, remembered until the owner map changes (compared
+    bytewise; the phases ask about the same map for faction after faction)."""
+    table = np.asarray(table, bool)
+    if table.size > 16:
+        sub = owner if box is None else owner[box]
+        return table[sub.astype(np.intp) + 2]
+    key = (owner.shape, owner.dtype.str, owner.tobytes())
+    if _CODE_BITS[0] != key:
+        _CODE_BITS[:] = [key, np.left_shift(1, owner.astype(np.int64) + 2).astype(np.uint16)]
+    bits = _CODE_BITS[1] if box is None else _CODE_BITS[1][box]
+    return (bits & np.uint16(sum(1 << int(k) for k in np.flatnonzero(table)))) != 0
+
+
 _LABEL_MEMO: dict = {}  # (crop shape, packed crop) -> (labels of the crop, n); a few recent
 _LABEL_MEMO_SIZE = 48  # masks recur within and across steps (same ground, same bloc)
+_BOX_MEMO: dict = {}  # (mask shape, packed mask) -> (its box, its crop's key): a mask seen
+# again needs neither the bounding-box reductions nor the crop's packing
+
+
+def _remember(memo: dict, key, value) -> None:
+    """Put ``key`` last in ``memo`` (least recently used first), dropping the oldest when full."""
+    if len(memo) >= _LABEL_MEMO_SIZE:
+        del memo[next(iter(memo))]
+    memo[key] = value
 
 
 def label8(mask: np.ndarray, with_box: bool = False):
@@ -100,18 +163,21 @@ def label8(mask: np.ndarray, with_box: bool = False):
     keeps.  ``(labels [R, C] int32 (a new array), n)``, plus the box (slices) with
     ``with_box``."""
     labels = np.zeros(mask.shape, np.int32)
-    box = mask_box(mask)
+    full_key = (mask.shape, np.packbits(mask).tobytes())
+    known = _BOX_MEMO.pop(full_key, None)
+    if known is None:
+        box = mask_box(mask)
+        key = None if box is None else (mask[box].shape, np.packbits(mask[box]).tobytes())
+        known = (box, key)
+    _remember(_BOX_MEMO, full_key, known)
+    box, key = known
     if box is None:
         box = (slice(0, 0), slice(0, 0))
         return (labels, 0, box) if with_box else (labels, 0)
-    crop = mask[box]
-    key = (crop.shape, np.packbits(crop).tobytes())
     hit = _LABEL_MEMO.pop(key, None)
     if hit is None:
-        hit = ndimage.label(crop, structure=_STRUCT8)
-        if len(_LABEL_MEMO) >= _LABEL_MEMO_SIZE:
-            del _LABEL_MEMO[next(iter(_LABEL_MEMO))]  # the least recently used
-    _LABEL_MEMO[key] = hit
+        hit = ndimage.label(mask[box], structure=_STRUCT8)
+    _remember(_LABEL_MEMO, key, hit)
     labels[box] = hit[0]
     return (labels, hit[1], box) if with_box else (labels, hit[1])
 
@@ -210,8 +276,7 @@ def faction_boxes(owner: np.ndarray, prev_owner: np.ndarray, n_f: int, margin: i
     """Per faction, the bounding box (slices) of its ground before and after this step's
     changes plus ``margin`` cells (retreat reach + neighbourhoods), or None if it held none."""
     R, C = owner.shape
-    now = ndimage.find_objects(np.where(owner >= 0, owner + 1, 0), max_label=n_f)
-    before = ndimage.find_objects(np.where(prev_owner >= 0, prev_owner + 1, 0), max_label=n_f)
+    now, before = owner_boxes(owner, n_f), owner_boxes(prev_owner, n_f)
     out = []
     for i in range(n_f):
         boxes = [b for b in (now[i], before[i]) if b is not None]

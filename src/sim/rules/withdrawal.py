@@ -33,7 +33,7 @@ import numpy as np
 from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import box_sum3, dilate8, label8
+from .spatial import box_sum3, dilate8, label8, owner_boxes
 
 
 def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
@@ -81,7 +81,7 @@ def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war:
     if may_withdraw is None:
         may_withdraw = np.ones(n_f, bool)
     war = np.asarray(war, bool)
-    boxes = ndimage.find_objects(np.where(owner >= 0, owner + 1, 0), max_label=n_f)
+    boxes = owner_boxes(owner, n_f)
     here = presence > 0
     for f in np.flatnonzero(may_withdraw):
         if boxes[f] is None or not war[f].any():
