@@ -384,6 +384,22 @@ def test_no_withdrawal_below_the_ratio_from_core_or_when_forbidden():
     assert withdraw(owner, presence, garrison, skirmish, core, 5.0)[2].sum() == 0
 
 
+def test_an_enemy_kept_out_of_the_ground_is_no_threat_to_it():
+    """The Kirkuk world with the ISF barred from column 4 (a truce zone, Manbij under US
+    protection): the KRG does not give column 4 up; barred from row 0 only, it gives up the
+    other four cells of the column."""
+    owner, presence, garrison, war, core = _kirkuk_world()
+    may_take = np.ones((2, 5, 7), bool)
+    may_take[ISF, :, 4] = False
+    assert not hopeless(owner, presence, war, KRG, core[KRG], 5.0, may_take=may_take).any()
+    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, 5.0, may_take=may_take)
+    assert (new_owner == owner).all() and moved.sum() == 0
+    may_take[ISF, :, 4] = True
+    may_take[ISF, 0, 4] = False
+    new_owner, _, moved = withdraw(owner, presence, garrison, war, core, 5.0, may_take=may_take)
+    assert new_owner[0, 4] == KRG and (new_owner[1:, 4] == UNGOVERNED).all() and moved[KRG] == 8.0
+
+
 def test_an_encircled_enclave_has_no_line_of_retreat_and_does_not_withdraw():
     """The Kirkuk world plus a KRG enclave at (2, 6) inside ISF ground (hostile sector 60+ : 2).
     Column 4 still falls back to the core; the enclave is hopeless too but is cut off from the

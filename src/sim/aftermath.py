@@ -415,7 +415,8 @@ def record_stuck(m, r0: np.ndarray, c0: np.ndarray) -> None:
 def withdraw_week(m, presence: np.ndarray) -> None:
     """Factions that may withdraw give up hopeless non-core ground without a battle
     (:func:`sim.rules.withdrawal.withdraw`); the cells fall vacant, the garrisons fall back.
-    A side that only defends in a limited war is no threat to the claimant's ground."""
+    A side that only defends in a limited war is no threat to the claimant's ground, nor is an
+    enemy kept out of a cell (``allowed``: a truce zone, a deconfliction line, a border)."""
     war = war_matrix(m) & ~m.defend_only.T
     may = m.may_withdraw & ~m.withdrawn & war.any(axis=1)
     if not may.any():
@@ -423,7 +424,7 @@ def withdraw_week(m, presence: np.ndarray) -> None:
     # the kernel crops every faction's work to the box of its ground and edits in place
     vacant = int(np.count_nonzero(m.owner == -1))
     withdrawal.withdraw(m.owner, presence, m.garrison, war, m.core,
-                        m.cfg.withdrawal.withdraw_ratio, may, inplace=True)
+                        m.cfg.withdrawal.withdraw_ratio, may, inplace=True, may_take=m.allowed)
     n = int(np.count_nonzero(m.owner == -1)) - vacant
     if n:
         m.flow[("new_cells_abandoned", "ALL")] += float(n)

@@ -5,7 +5,9 @@ core ground of ``f`` and the sector odds against it are hopeless:
 
     H_f(x) >= withdraw_ratio * O_f(x)    and    H_f(x) > 0
 
-with ``H_f(x) = sum_{y in 3x3(x)} sum_{g at war with f} P_g(y)`` the hostile sector presence
+with ``H_f(x) = sum_{g at war with f, g may hold x} sum_{y in 3x3(x)} P_g(y)`` the hostile sector
+presence (an enemy kept out of ``x`` by a truce zone, a deconfliction line or a border is no
+threat to it: Manbij under US protection, 2018)
 and ``O_f(x) = sum_{y in 3x3(x)} P_f(y)`` the faction's own sector presence (fighters).
 Abandoned cells become UNGOVERNED (the attacker takes them in the ordinary race of
 :func:`sim.rules.control.update_control`), and the garrison of ``f`` on them falls back,
@@ -38,7 +40,7 @@ from .spatial import box_sum3, dilate8, label8, owner_boxes
 
 def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
              core: np.ndarray, withdraw_ratio: float,
-             sector: np.ndarray | None = None) -> np.ndarray:
+             sector: np.ndarray | None = None, may_take: np.ndarray | None = None) -> np.ndarray:
     """``[R, C]`` bool: non-core cells of ``f`` where the hostile sector presence is at least
     ``withdraw_ratio`` times ``f``'s own (and positive).  ``sector`` (optional): the
     precomputed ``box_sum3(presence)`` in float64, shared across factions."""
@@ -49,24 +51,28 @@ def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
         return np.zeros(owner.shape, bool)
     if sector is None:
         sector = box_sum3(presence.astype(np.float64))
-    hostile_sec = sector[enemies[0]].copy()
+    take = (lambda g: sector[g]) if may_take is None else (lambda g: np.where(may_take[g], sector[g], 0.0))
+    hostile_sec = take(enemies[0]).copy()
     for g in enemies[1:]:
-        hostile_sec += sector[g]
+        hostile_sec += take(g)
     own_sec = sector[f]
     return own & ~core & (hostile_sec > 0) & (hostile_sec >= withdraw_ratio * own_sec)
 
 
 def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war: np.ndarray,
              core: np.ndarray, withdraw_ratio: float, may_withdraw: np.ndarray | None = None,
-             sampling: tuple[float, float] = (1.0, 1.0), inplace: bool = False
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             sampling: tuple[float, float] = (1.0, 1.0), inplace: bool = False,
+             may_take: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apply withdrawal for every faction: ``(new_owner, new_garrison, moved[F])``.
 
     ``owner[r, c]`` int; ``presence[g, r, c]`` and ``garrison[g, r, c]`` fighters;
     ``war[f, g]`` bool at war; ``core[f, r, c]`` bool core ground per faction;
     ``may_withdraw[f]`` bool (default all: a faction config may forbid it, e.g. ISIS fights to
     the end); ``sampling`` the (row, column) spacing in km for the nearest-cell search;
-    ``inplace``: edit ``owner`` and ``garrison`` themselves (and return them) instead of copies.
+    ``inplace``: edit ``owner`` and ``garrison`` themselves (and return them) instead of copies;
+    ``may_take[g, r, c]`` (optional, bool): where enemy ``g`` may hold ground -- an enemy kept
+    out of a cell (a truce zone, a deconfliction line, another country) is no threat to it, so
+    its presence there does not count toward the hopeless odds of that cell.
     Abandoned cells become UNGOVERNED in ``new_owner``; ``moved[f]`` counts the fighters that
     fell back.  Factions are handled in index order on the same owner map (one loop over
     factions).  Every computation of faction ``f`` is cropped to the bounding box of its ground
@@ -89,7 +95,7 @@ def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war:
         rs, cs = boxes[f]
         own_sub = new_owner[rs, cs]
         gone = _hopeless_in_box(own_sub, presence, here, war, f, core[f][rs, cs], withdraw_ratio,
-                                (rs.start, cs.start))
+                                (rs.start, cs.start), may_take)
         if not gone.any():
             continue
         own = own_sub == f
@@ -143,7 +149,7 @@ def _fall_back(own: np.ndarray, gone: np.ndarray, core: np.ndarray, gr: np.ndarr
 
 def _hopeless_in_box(own_sub: np.ndarray, presence: np.ndarray, here: np.ndarray,
                      war: np.ndarray, f: int, core_sub: np.ndarray, withdraw_ratio: float,
-                     origin: tuple[int, int]) -> np.ndarray:
+                     origin: tuple[int, int], may_take: np.ndarray | None = None) -> np.ndarray:
     """:func:`hopeless` on the box of ``f``'s ground (``own_sub`` the owner map there, its top
     left cell at ``origin``), bitwise equal to the whole-grid test: the float64 sector sums
     are taken only over the box of the non-core cells of ``f`` with enemy presence (``here``:
@@ -163,6 +169,8 @@ def _hopeless_in_box(own_sub: np.ndarray, presence: np.ndarray, here: np.ndarray
     c, d = max(cc.min() + c0 - 1, 0), min(cc.max() + c0 + 2, C)
     sub = presence[np.append(enemies, f), a:b, c:d].astype(np.float64)
     sec = box_sum3(sub)[:, rr + r0 - a, cc + c0 - c]  # exact: the box has a one-cell margin
+    if may_take is not None:  # an enemy that may not hold the cell is no threat to it
+        sec[:-1] *= may_take[enemies][:, rr + r0, cc + c0]
     hostile_sec = sec[0].copy()
     for k in range(1, enemies.size):
         hostile_sec += sec[k]
