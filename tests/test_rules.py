@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from sim.grid import KM_PER_DEG
 from sim.rules import civilians as civ
 from sim.rules import combat, insurgency
 from sim.rules.control import (
@@ -76,10 +77,11 @@ def test_stamp_windows_and_adjoint_conserve():
 
 def test_window_side_keeps_the_sector_in_km_on_every_grid():
     # projection 12 km: 5 cells of 0.05 degrees (27.8 km), so 2.5 of 0.1 and 10 of 0.025
-    assert window_side(12, 0.05) == 5.0
-    assert window_side(12, 0.1) == 2.5
-    assert window_side(12, 0.025) == 10.0
-    assert window_side(0, 0.1) == 1.0  # never below one cell
+    ref = 0.05 * KM_PER_DEG  # a 0.05-degree cell, km
+    assert window_side(12, ref, ref) == 5.0
+    assert window_side(12, 2 * ref, ref) == 2.5
+    assert window_side(12, ref / 2, ref) == 10.0
+    assert window_side(0, 2 * ref, ref) == 1.0  # never below one cell
     n, w = window_cover(np.array([5.0, 2.5, 10.0, 1.0]))
     assert n.tolist() == [5, 3, 11, 1]
     # the kernel's area is side**2 cells: (n - 2)**2 + w * (n**2 - (n - 2)**2)

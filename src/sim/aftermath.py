@@ -135,25 +135,25 @@ def setup_zones(m) -> None:
     computed once; none is closed before the first week."""
     cfg, geo = m.cfg, m.geo
     gov = {_norm(n): i for i, n in enumerate(geo.admin1_names)}
-    km = cell_sides_km(m)
     m.zones = {}
     for k, z in cfg.scenario.zones.items():
-        pts = np.asarray(z.points, float).reshape(-1, 3)
         bad = [a for a in z.areas if _norm(a) not in gov]
         if bad and cfg.geography.kind == "real":
             raise ValueError(f"scenario.zones.{k}.areas: {bad[0]!r} is not a governorate of the map")
-        m.zones[k] = zone_mask(np.isin(geo.admin1, [gov[_norm(a)] for a in z.areas if _norm(a) in gov]),
-                               geo.theatre, z.buffer_km, km,
-                               np.column_stack(geo.grid.rowcol(pts[:, 0], pts[:, 1])), pts[:, 2])
+        in_areas = np.isin(geo.admin1, [gov[_norm(a)] for a in z.areas if _norm(a) in gov])
+        m.zones[k] = _points_mask(m, z.points, in_areas, z.buffer_km)
     m.zones_closed: frozenset = frozenset()
     m.ceded = np.zeros((m.n_f, *geo.shape), bool)  # ground handed over under a deal (cede)
 
 
-def _points_mask(m, points) -> np.ndarray:
-    """``[R, C]`` bool: theatre ground within ``radius_km`` of ``[[lat, lon, radius_km], ...]``."""
+def _points_mask(m, points, in_areas: np.ndarray | None = None, buffer_km: float = 0.0) -> np.ndarray:
+    """``[R, C]`` bool: theatre ground within ``radius_km`` of ``[[lat, lon, radius_km], ...]``,
+    plus the cells ``in_areas`` and ground within ``buffer_km`` of them
+    (:func:`sim.rules.events.zone_mask`; distances in km, the same ground on any grid)."""
     geo = m.geo
     pts = np.asarray(points, float).reshape(-1, 3)
-    return zone_mask(np.zeros(geo.shape, bool), geo.theatre, 0.0, cell_sides_km(m),
+    areas = np.zeros(geo.shape, bool) if in_areas is None else in_areas
+    return zone_mask(areas, geo.theatre, buffer_km, cell_sides_km(m),
                      np.column_stack(geo.grid.rowcol(pts[:, 0], pts[:, 1])), pts[:, 2])
 
 
@@ -256,6 +256,7 @@ def _start_offensive(m, offensive: dict) -> None:
     within ``radius_km`` of each point, distances in km so the ground is the same on any grid)."""
     for f, pts in offensive.items():
         m.main_effort[m.fidx[f]] |= _points_mask(m, pts)
+
 
 def main_effort(m, f: int, idx: np.ndarray, score: np.ndarray) -> np.ndarray:
     """GeoSim scores of faction ``f``'s candidate cells ``idx`` (flat) with its main effort:
@@ -561,8 +562,8 @@ def sieges_week(m) -> None:
         due = np.flatnonzero(m.siege_clock.due(s, count, sc.delay_weeks))
         if due.size == 0:
             continue
-        dest = np.where(s.main[s.labels] & (m.owner == f), np.maximum(m.station_w[f], 0.0), 0.0)
         main_ground = s.main[s.labels] & (m.owner == f)
+        dest = np.where(main_ground, np.maximum(m.station_w[f], 0.0), 0.0)
         for k in due:
             _disband_units_in(m, s.labels == k, f, s.partners, main_ground)
             people = m.people_present()

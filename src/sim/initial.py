@@ -18,9 +18,9 @@ from .geography import Geography
 from .grid import haversine_km
 from .rules.assault import urban_index
 from .rules.combat import battle_blocks
-from .rules.movement import RETREAT_KM
 from .rules.control import UNGOVERNED
 from .rules.events import hostility_matrix
+from .rules.movement import RETREAT_KM
 from .rules.spatial import window_cover, window_side
 
 REFERENCE_RES = 0.05  # degrees: per-cell thresholds in the configs are for cells of this size
@@ -52,7 +52,8 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
     out["frontage"] = (cfg.combat.max_density_km2 * geo.grid.cell_area_km2).ravel().astype(np.float32)
     out["strength0"] = np.array([fc.fighters for fc in fcs]) * mult
     # a unit's sector: the same km^2 on every grid (fractional windows, rules.spatial.window_side)
-    out["unit_window"] = np.array([window_side(fc.projection_km, geo.grid.res, REFERENCE_RES) for fc in fcs])
+    ref_km = reference_cell_km(geo)
+    out["unit_window"] = np.array([window_side(fc.projection_km, cell_km, ref_km) for fc in fcs])
     out["unit_speed_cells"] = np.array([fc.speed_km_week for fc in fcs]) / cell_km
     fidx = {n: i for i, n in enumerate(names)}
     pairs = ((a, b, v) for a, row in cfg.scenario.hostility.items() for b, v in row.items())
@@ -73,6 +74,11 @@ def area_factor_of(geo: Geography) -> float:
     """A cell's area in 0.05-degree cells, ``(res / REFERENCE_RES) ** 2``: per-cell thresholds
     of the configs are scaled by it."""
     return float((geo.grid.res / REFERENCE_RES) ** 2)
+
+
+def reference_cell_km(geo: Geography) -> float:
+    """North-south side in km of a 0.05-degree cell (the reference grid's ``cell_km``)."""
+    return geo.grid.cell_km * (REFERENCE_RES / geo.grid.res)
 
 
 def ref_people(geo: Geography) -> np.ndarray:
@@ -98,8 +104,8 @@ def cell_parameters(cfg: Config, geo: Geography) -> dict:
         "hold_scale": (e + (1 - e) * np.clip(np.sqrt(pop / cc.hold_population), 0, 1)).astype(np.float32),
         "defence": (1.0 + cc.urban_defence * urban).astype(np.float32),
         "shield": (1.0 + cfg.combat.urban_loss_shield * urban).astype(np.float32),
-        "move_window": window_side(cc.garrison_move_km, geo.grid.res, REFERENCE_RES),
-        "retreat_window": window_side(RETREAT_KM, geo.grid.res, REFERENCE_RES),
+        "move_window": window_side(cc.garrison_move_km, geo.grid.cell_km, reference_cell_km(geo)),
+        "retreat_window": window_side(RETREAT_KM, geo.grid.cell_km, reference_cell_km(geo)),
         "urban": urban.reshape(geo.shape),
     }
 

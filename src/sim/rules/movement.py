@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..grid import KM_PER_DEG
 from .control import UNGOVERNED
-from .spatial import box_mean, dilate8, label8, mask_box, owner_lookup
+from .spatial import box_mean, dilate8, label8, mask_box, owner_lookup, window_size
 
 HEADINGS_DEG = (0.0, 30.0, -30.0, 60.0, -60.0, 90.0, -90.0)
 RETREAT_KM = 17.0  # fighters retreat up to ~17 km into own ground (three 0.05-degree cells)
-RETREAT_WINDOW = 7  # the retreat window in 0.05-degree cells (rules.spatial.window_side(RETREAT_KM))
+RETREAT_WINDOW = window_size(RETREAT_KM, 0.05 * KM_PER_DEG)  # the retreat window in 0.05-degree cells (7)
 
 
 # ------------------------------------------------------------------ target planning

@@ -12,17 +12,16 @@ def window_size(radius_km: float, cell_km: float) -> int:
     return 2 * max(r, 0) + 1
 
 
-def window_side(radius_km: float, res: float, ref_res: float = 0.05) -> float:
+def window_side(radius_km: float, cell_km: float, ref_cell_km: float) -> float:
     """Side (in cells, possibly fractional) of the square sector that reaches ``radius_km``.
 
-    The sector is defined on the reference grid (``ref_res`` degrees, where the model is
-    calibrated) as the odd window of :func:`window_size`; on a grid of ``res`` degrees it keeps
-    that side in km, ``n_ref * ref_res / res`` cells (at least one cell), so a unit's sector
-    covers the same km^2 on every grid (e.g. projection 12 km: 5 cells of 0.05 degrees, 2.5 of
-    0.1 degrees, 10 of 0.025 degrees).  :func:`window_cover` turns it into a kernel."""
-    km_per_deg = 111.32  # only the ratio matters: the reference window in reference cells
-    n_ref = window_size(radius_km, ref_res * km_per_deg)
-    return max(n_ref * (ref_res / res), 1.0)
+    The sector is defined on the reference grid (cells of ``ref_cell_km``, where the model is
+    calibrated) as the odd window of :func:`window_size`; on a grid of ``cell_km`` cells it
+    keeps that side in km, ``n_ref * ref_cell_km / cell_km`` cells (at least one cell), so a
+    unit's sector covers the same km^2 on every grid (e.g. projection 12 km: 5 cells of 0.05
+    degrees, 2.5 of 0.1 degrees, 10 of 0.025 degrees).  :func:`window_cover` turns it into a
+    kernel."""
+    return max(window_size(radius_km, ref_cell_km) * (ref_cell_km / cell_km), 1.0)
 
 
 def window_cover(side) -> tuple[np.ndarray, np.ndarray]:

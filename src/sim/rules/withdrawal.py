@@ -43,7 +43,8 @@ def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
              sector: np.ndarray | None = None, may_take: np.ndarray | None = None) -> np.ndarray:
     """``[R, C]`` bool: non-core cells of ``f`` where the hostile sector presence is at least
     ``withdraw_ratio`` times ``f``'s own (and positive).  ``sector`` (optional): the
-    precomputed ``box_sum3(presence)`` in float64, shared across factions."""
+    precomputed ``box_sum3(presence)`` in float64, shared across factions; ``may_take``
+    (optional ``[F, R, C]`` bool): where each enemy may hold ground (see :func:`withdraw`)."""
     war = np.asarray(war, bool)
     enemies = np.flatnonzero(war[f])
     own = owner == f
@@ -51,10 +52,12 @@ def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
         return np.zeros(owner.shape, bool)
     if sector is None:
         sector = box_sum3(presence.astype(np.float64))
-    take = (lambda g: sector[g]) if may_take is None else (lambda g: np.where(may_take[g], sector[g], 0.0))
-    hostile_sec = take(enemies[0]).copy()
-    for g in enemies[1:]:
-        hostile_sec += take(g)
+    hostile = sector[enemies]
+    if may_take is not None:  # an enemy that may not hold the cell is no threat to it
+        hostile = hostile * may_take[enemies]
+    hostile_sec = hostile[0].copy()
+    for k in range(1, enemies.size):
+        hostile_sec += hostile[k]
     own_sec = sector[f]
     return own & ~core & (hostile_sec > 0) & (hostile_sec >= withdraw_ratio * own_sec)
 
