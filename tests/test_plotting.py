@@ -315,6 +315,16 @@ def test_policy_events_marked(results, tmp_path):
     assert len(vlines) >= 2
 
 
+def test_event_labels_stack_where_they_would_overlap():
+    from sim.plotting import label_rows
+
+    # labels 50 wide at 0, 20, 40 (overlapping) then 120 (clear of the first): rows 0, 1, 2, 0
+    assert label_rows([0, 20, 40, 120], [50, 50, 50, 50]) == [0, 1, 2, 0]
+    # a row frees up as soon as its last label has ended
+    assert label_rows([0, 60, 70], [50, 50, 50]) == [0, 0, 1]
+    assert label_rows([], []) == []
+
+
 def test_dyads_smoothed_top_and_other(results, tmp_path):
     fig = plot_conflict_dyads(results, tmp_path / "d.png", top=3, window=4, dpi=40)
     ax = fig.axes[0]

@@ -664,21 +664,43 @@ def policy_events(config: Mapping[str, Any] | None) -> list[tuple[np.datetime64,
     return sorted(out)
 
 
+def label_rows(starts: Sequence[float], widths: Sequence[float]) -> list[int]:
+    """Row of each label (in order of ``starts``): the first row whose last label ends before
+    this one starts, so labels of close events stack instead of hiding each other."""
+    ends: list[float] = []
+    rows = []
+    for x, w in zip(starts, widths):
+        row = next((i for i, e in enumerate(ends) if e < x), len(ends))
+        if row == len(ends):
+            ends.append(x)
+        ends[row] = x + w
+        rows.append(row)
+    return rows
+
+
 def mark_events(ax: Axes, events: Sequence[tuple[Any, str]], labels: bool = True) -> None:
-    """Vertical dotted lines at policy events, labelled at the top of ``ax``."""
+    """Vertical dotted lines at policy events, labelled at the top of ``ax`` (stacked in rows
+    where labels would overlap, :func:`label_rows`)."""
     if not events:
         return
     lo, hi = ax.get_xlim()
     import matplotlib.dates as mdates
 
-    for k, (d, label) in enumerate(events):
-        x = mdates.date2num(pd.Timestamp(d))
-        if not lo <= x <= hi:
-            continue
+    size = 5.8  # points
+    shown = [(mdates.date2num(pd.Timestamp(d)), label) for d, label in events]
+    shown = [(x, label) for x, label in shown if lo <= x <= hi]
+    # label extents in points: x from the axes' width, text width ~0.6 em per character
+    width_pts = ax.get_window_extent().width * 72.0 / ax.figure.dpi
+    at = [(x - lo) * width_pts / max(hi - lo, 1e-9) for x, _ in shown]
+    widths = [4 + 0.6 * size * len(label) for _, label in shown]
+    left = [a + w > width_pts for a, w in zip(at, widths)]  # would run off the right edge
+    rows = label_rows([a - w if f else a for a, w, f in zip(at, widths, left)], widths)
+    for (x, label), row, flip in zip(shown, rows, left):
         ax.axvline(x, color="#444444", lw=0.8, ls=(0, (2, 2)), zorder=1)
         if labels:
             ax.annotate(label, (x, 1.0), xycoords=("data", "axes fraction"),
-                        xytext=(2, -2 - 8 * (k % 3)), textcoords="offset points", ha="left",
+                        xytext=(-2 if flip else 2, -2 - 8 * row), textcoords="offset points",
+                        ha="right" if flip else "left",
                         va="top", fontsize=5.8, color="#333333",
                         bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
                               "alpha": 0.75}, zorder=6)
