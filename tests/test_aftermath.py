@@ -426,6 +426,27 @@ def test_without_core_ground_the_garrison_falls_back_to_the_nearest_kept_cell():
     assert moved[KRG] == 0 and (new_owner[:, 4] == KRG).all()
 
 
+def test_in_a_limited_war_the_defending_side_falls_back_at_parity_but_not_before_isis():
+    """The Kirkuk world with the ISF at 6 a cell on column 5 (sector odds 1.5:1 on column 4,
+    as 18:12 inside and 12:8 on the edge rows).  At the scalar ratio 4 the KRG holds; with the
+    per-enemy odds rho[KRG, ISF] = 1 (``withdrawal.limited_ratio``: the claimed side of a limited
+    war) it falls back to its core; the same 1.5:1 from an enemy with rho = 4 (ISIS) takes
+    nothing; a matrix of equal odds is the scalar rule."""
+    owner, presence, garrison, war, core = _kirkuk_world()
+    presence[ISF, :, 5] = 6.0
+    assert not withdraw(owner, presence, garrison, war, core, 4.0)[2].any()
+    limited = np.array([[4.0, 1.0], [4.0, 4.0]])
+    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, limited)
+    assert (new_owner[:, 4] == UNGOVERNED).all() and (new_owner[:, :4] == KRG).all()
+    assert moved[KRG] == 10.0 and new_g.sum() == garrison.sum()
+    as_isis = np.array([[4.0, 4.0], [4.0, 4.0]])
+    assert not withdraw(owner, presence, garrison, war, core, as_isis)[2].any()
+    presence[ISF, :, 5] = 30.0  # 7.5:1: the matrix of equal odds gives the scalar answer
+    a = withdraw(owner, presence, garrison, war, core, 5.0)
+    b = withdraw(owner, presence, garrison, war, core, np.full((2, 2), 5.0))
+    assert all((x == y).all() for x, y in zip(a, b))
+
+
 # ------------------------------------------------------------------ reach
 F, S, N, E = 0, 1, 2, 3  # a faction, one it skirmishes with, a neutral, an enemy at war
 

@@ -95,8 +95,12 @@ def setup(m) -> None:
     # in a limited war the claimed side only defends: it does not take the claimant's ground
     # (the Peshmerga fell back in Oct 2017; they did not march on Mosul)
     m.defend_only = m.limited & claims.T & ~claims
+    # ...except ground their common enemy held at the start: the war on it goes on there (the
+    # ISF fought ISIS in the Makhmur district of Erbil governorate, 2016-17)
+    war0 = m.hostility0 >= cfg.control.offensive_hostility
     for f, g in zip(*np.nonzero(m.limited)):
-        m.core_closed[f] |= m.core[g]
+        common = np.isin(m.owner, np.flatnonzero(war0[f] & war0[g]))
+        m.core_closed[f] |= m.core[g] & ~common
     m.settled = np.zeros((m.n_f, m.n_f), bool)
     m.noncore0 = noncore_cells(m.owner, m.core)
     setup_zones(m)
@@ -417,15 +421,21 @@ def withdraw_week(m, presence: np.ndarray) -> None:
     """Factions that may withdraw give up hopeless non-core ground without a battle
     (:func:`sim.rules.withdrawal.withdraw`); the cells fall vacant, the garrisons fall back.
     A side that only defends in a limited war is no threat to the claimant's ground, nor is an
-    enemy kept out of a cell (``allowed``: a truce zone, a deconfliction line, a border)."""
+    enemy kept out of a cell (``allowed``: a truce zone, a deconfliction line, a border); that
+    side gives its non-core ground up to the claimant at ``withdrawal.limited_ratio`` rather
+    than ``withdraw_ratio`` (the Peshmerga in the disputed territories, Oct 2017)."""
     war = war_matrix(m) & ~m.defend_only.T
     may = m.may_withdraw & ~m.withdrawn & war.any(axis=1)
     if not may.any():
         return
+    wc = m.cfg.withdrawal
+    ratio = wc.withdraw_ratio
+    if (m.defend_only & war).any():  # limited war: the defending side falls back at lower odds
+        ratio = np.where(m.defend_only & war, wc.limited_ratio, wc.withdraw_ratio)
     # the kernel crops every faction's work to the box of its ground and edits in place
     vacant = int(np.count_nonzero(m.owner == -1))
     withdrawal.withdraw(m.owner, presence, m.garrison, war, m.core,
-                        m.cfg.withdrawal.withdraw_ratio, may, inplace=True, may_take=m.allowed)
+                        ratio, may, inplace=True, may_take=m.allowed)
     n = int(np.count_nonzero(m.owner == -1)) - vacant
     if n:
         m.flow[("new_cells_abandoned", "ALL")] += float(n)

@@ -274,6 +274,7 @@ class SiegesConfig:
 @dataclass
 class WithdrawalConfig:
     withdraw_ratio: float = rng_(1, 20)
+    limited_ratio: float = rng_(0.25, 20)
 
 
 @dataclass

@@ -22,6 +22,18 @@ float rounding of the dtype).
 
 Units: presence and garrisons in fighters; ``withdraw_ratio`` dimensionless (hostile : own).
 
+Limited wars.  ``withdraw_ratio`` may also be an ``[F, F]`` matrix, ``rho[f, g]`` the odds at
+which ``f`` gives ground up to ``g``; then the hostile sector presence is weighed by enemy,
+
+    sum_g H_fg(x) / rho[f, g] >= O_f(x)    and    sum_g H_fg(x) > 0,
+
+which is the scalar rule when every ``rho[f, g]`` is the same.  The wiring
+(:func:`sim.aftermath.withdraw_week`) sets a lower ``rho`` (``withdrawal.limited_ratio``) for
+the side that only defends in a limited war against its claimant: the Peshmerga did not fight
+for the disputed territories in October 2017 but fell back wherever the ISF and the PMF came
+in force (Kirkuk 16 Oct, Sinjar, Khanaqin, Makhmur, the Nineveh plains 17-18 Oct; fighting
+only at Altun Kupri and Zummar, at the edge of the three governorates).
+
 Source: the Peshmerga's withdrawal from Kirkuk and the disputed territories on 16-17 October
 2017 without a battle, back to roughly the 2003 line (the KRG's three governorates Duhok,
 Erbil, Sulaymaniyah; ~20% of KRG-held territory changed hands, aggregate_facts); Kirkuk was
@@ -63,7 +75,8 @@ def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
 
 
 def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war: np.ndarray,
-             core: np.ndarray, withdraw_ratio: float, may_withdraw: np.ndarray | None = None,
+             core: np.ndarray, withdraw_ratio: float | np.ndarray,
+             may_withdraw: np.ndarray | None = None,
              sampling: tuple[float, float] = (1.0, 1.0), inplace: bool = False,
              may_take: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apply withdrawal for every faction: ``(new_owner, new_garrison, moved[F])``.
@@ -76,6 +89,7 @@ def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war:
     ``may_take[g, r, c]`` (optional, bool): where enemy ``g`` may hold ground -- an enemy kept
     out of a cell (a truce zone, a deconfliction line, another country) is no threat to it, so
     its presence there does not count toward the hopeless odds of that cell.
+    ``withdraw_ratio``: a number, or ``[F, F]`` odds ``rho[f, g]`` by enemy (module docstring).
     Abandoned cells become UNGOVERNED in ``new_owner``; ``moved[f]`` counts the fighters that
     fell back.  Factions are handled in index order on the same owner map (one loop over
     factions).  Every computation of faction ``f`` is cropped to the bounding box of its ground
@@ -151,13 +165,15 @@ def _fall_back(own: np.ndarray, gone: np.ndarray, core: np.ndarray, gr: np.ndarr
 
 
 def _hopeless_in_box(own_sub: np.ndarray, presence: np.ndarray, here: np.ndarray,
-                     war: np.ndarray, f: int, core_sub: np.ndarray, withdraw_ratio: float,
+                     war: np.ndarray, f: int, core_sub: np.ndarray,
+                     withdraw_ratio: float | np.ndarray,
                      origin: tuple[int, int], may_take: np.ndarray | None = None) -> np.ndarray:
     """:func:`hopeless` on the box of ``f``'s ground (``own_sub`` the owner map there, its top
     left cell at ``origin``), bitwise equal to the whole-grid test: the float64 sector sums
     are taken only over the box of the non-core cells of ``f`` with enemy presence (``here``:
     presence > 0) in their 3x3 sector (the others have no hostile presence, so are never
-    hopeless), and only for ``f`` and its enemies."""
+    hopeless), and only for ``f`` and its enemies.  ``withdraw_ratio``: a number or ``[F, F]``
+    odds by enemy (module docstring)."""
     enemies = np.flatnonzero(war[f])
     (r0, c0), (h, w) = origin, own_sub.shape
     near = dilate8(here[enemies, max(r0 - 1, 0):r0 + h + 1, max(c0 - 1, 0):c0 + w + 1].any(axis=0))
@@ -177,5 +193,10 @@ def _hopeless_in_box(own_sub: np.ndarray, presence: np.ndarray, here: np.ndarray
     hostile_sec = sec[0].copy()
     for k in range(1, enemies.size):
         hostile_sec += sec[k]
-    gone[rr, cc] = (hostile_sec > 0) & (hostile_sec >= withdraw_ratio * sec[-1])
+    if np.ndim(withdraw_ratio) == 0:
+        gone[rr, cc] = (hostile_sec > 0) & (hostile_sec >= withdraw_ratio * sec[-1])
+        return gone
+    rho = np.asarray(withdraw_ratio, np.float64)[f, enemies]
+    weighed = (sec[:-1] / rho[:, None]).sum(axis=0)
+    gone[rr, cc] = (hostile_sec > 0) & (weighed >= sec[-1])
     return gone
