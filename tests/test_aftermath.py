@@ -27,7 +27,7 @@ from sim.rules.sieges import (
     siege_week,
     surrender,
 )
-from sim.rules.withdrawal import hopeless, withdraw
+from sim.rules.withdrawal import fall_back_limited, hopeless, withdraw
 
 D, A, P = 0, 1, 2  # defender, attacker, the defender's partner (not hostile to it)
 
@@ -426,25 +426,62 @@ def test_without_core_ground_the_garrison_falls_back_to_the_nearest_kept_cell():
     assert moved[KRG] == 0 and (new_owner[:, 4] == KRG).all()
 
 
-def test_in_a_limited_war_the_defending_side_falls_back_at_parity_but_not_before_isis():
-    """The Kirkuk world with the ISF at 6 a cell on column 5 (sector odds 1.5:1 on column 4,
-    as 18:12 inside and 12:8 on the edge rows).  At the scalar ratio 4 the KRG holds; with the
-    per-enemy odds rho[KRG, ISF] = 1 (``withdrawal.limited_ratio``: the claimed side of a limited
-    war) it falls back to its core; the same 1.5:1 from an enemy with rho = 4 (ISIS) takes
-    nothing; a matrix of equal odds is the scalar rule."""
-    owner, presence, garrison, war, core = _kirkuk_world()
-    presence[ISF, :, 5] = 6.0
-    assert not withdraw(owner, presence, garrison, war, core, 4.0)[2].any()
-    limited = np.array([[4.0, 1.0], [4.0, 4.0]])
-    new_owner, new_g, moved = withdraw(owner, presence, garrison, war, core, limited)
-    assert (new_owner[:, 4] == UNGOVERNED).all() and (new_owner[:, :4] == KRG).all()
-    assert moved[KRG] == 10.0 and new_g.sum() == garrison.sum()
-    as_isis = np.array([[4.0, 4.0], [4.0, 4.0]])
-    assert not withdraw(owner, presence, garrison, war, core, as_isis)[2].any()
-    presence[ISF, :, 5] = 30.0  # 7.5:1: the matrix of equal odds gives the scalar answer
-    a = withdraw(owner, presence, garrison, war, core, 5.0)
-    b = withdraw(owner, presence, garrison, war, core, np.full((2, 2), 5.0))
-    assert all((x == y).all() for x, y in zip(a, b))
+def _limited_world(n_cols: int = 12, per_cell: float = 8.0):
+    """A 5 x ``n_cols`` strip: the KRG holds every column but the last with 2 fighters a cell,
+    its core is columns 0-1; the ISF holds the last column with ``per_cell`` fighters a cell."""
+    owner = np.full((5, n_cols), KRG, np.int8)
+    owner[:, -1] = ISF
+    garrison = np.zeros((2, 5, n_cols))
+    garrison[KRG][owner == KRG] = 2.0
+    garrison[ISF, :, -1] = per_cell
+    core = np.zeros((5, n_cols), bool)
+    core[:, :2] = True
+    return owner, garrison.copy(), garrison, core
+
+
+def test_in_a_limited_war_the_defending_side_falls_back_ahead_of_the_claimant():
+    """The claimed side gives up non-core cells where the claimant's mean presence over the
+    window is at least ``ratio`` times its own: with a window of 3 cells only the column next
+    to the ISF goes, with 5 cells two columns (the reach in km sets how far ahead it pulls
+    back); the garrison falls back to the core and is conserved; a stronger own presence, a
+    higher ratio or core ground keep it; a claimant barred from the ground is no threat."""
+    owner, presence, garrison, core = _limited_world()
+    o, g = owner.copy(), garrison.copy()
+    moved = fall_back_limited(o, presence, g, KRG, np.array([ISF]), core, 1.0, 3.0)
+    assert (o[:, 10] == UNGOVERNED).all() and (o[:, :10] == KRG).all() and moved == 10.0
+    assert g.sum() == garrison.sum() and (g[KRG, :, 1] == 4.0).all()
+    o, g = owner.copy(), garrison.copy()
+    fall_back_limited(o, presence, g, KRG, np.array([ISF]), core, 1.0, 5.0)
+    assert (o[:, 9:11] == UNGOVERNED).all() and (o[:, :9] == KRG).all()
+    o = owner.copy()
+    assert fall_back_limited(o, presence, garrison.copy(), KRG, np.array([ISF]), core, 3.0, 3.0) == 0
+    assert (o == owner).all()
+    core[:] = True
+    assert fall_back_limited(owner.copy(), presence, garrison.copy(), KRG, np.array([ISF]), core,
+                             1.0, 5.0) == 0
+    core[:] = False
+    core[:, :2] = True
+    may_take = np.ones((2, *owner.shape), bool)
+    may_take[ISF, :, 10] = False
+    o = owner.copy()
+    fall_back_limited(o, presence, garrison.copy(), KRG, np.array([ISF]), core, 1.0, 3.0,
+                      may_take=may_take)
+    assert o[2, 10] == KRG
+
+
+def test_limited_fall_back_covers_the_same_km_on_a_finer_grid():
+    """The same strip on a grid twice as fine (each cell split in four, the window side doubled
+    in cells): the ground given up is the same (two coarse columns = four fine ones).  Near
+    the threshold (8 a cell) the fractional ring of the fine window gives 3 fine columns."""
+    owner, presence, garrison, core = _limited_world(per_cell=12.0)
+    o = owner.copy()
+    fall_back_limited(o, presence, garrison.copy(), KRG, np.array([ISF]), core, 1.0, 5.0)
+    assert (o[:, 9:11] == UNGOVERNED).all() and (o[:, :9] == KRG).all()
+    fine = lambda a: np.repeat(np.repeat(a, 2, axis=-2), 2, axis=-1)  # noqa: E731
+    of = fine(owner)
+    pf, gf = fine(presence) / 4.0, fine(garrison) / 4.0  # the same fighters per km2
+    fall_back_limited(of, pf, gf, KRG, np.array([ISF]), fine(core), 1.0, 10.0)
+    assert ((of == UNGOVERNED) == fine(o == UNGOVERNED)).all()
 
 
 # ------------------------------------------------------------------ reach

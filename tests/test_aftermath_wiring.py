@@ -43,8 +43,12 @@ def test_core_masks_and_limited_aims_on_the_real_grid():
     m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
     krg, iq = m.fidx["KRG"], m.fidx["IRAQI_GOV"]
     assert m.core[krg].sum() > 100  # three governorates
-    # Baghdad may not hold the KRG's core (limited aims of former allies turned rivals)
-    assert not (m.allowed[iq] & m.core[krg]).any()
+    # Baghdad may not hold the KRG's core (limited aims of former allies turned rivals), but
+    # for the ground their common enemy held at the start (ISIS by Makhmur, Erbil governorate)
+    isis_ground = m.owner == m.fidx["ISIS"]
+    assert (m.core[krg] & isis_ground).any()
+    assert not (m.allowed[iq] & m.core[krg] & ~isis_ground).any()
+    assert (m.allowed[iq] & m.core[krg] & isis_ground).any()
     with pytest.raises(ValueError, match="not a governorate"):
         cfg = as_config(compose(["geography=res_010", "output.plots=false",
                                  "factions.KRG.core_areas=[Atlantis]"]))

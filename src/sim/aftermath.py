@@ -22,10 +22,11 @@ from __future__ import annotations
 import numpy as np
 
 from .geography import TERRAIN_CLASSES
+from .initial import reference_cell_km
 from .rules import alignment, assault, civilians, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE, UNGOVERNED
 from .rules.events import cede_ground, date_of, entry_units, hostility_matrix, zone_closed, zone_mask
-from .rules.spatial import dilate8, label8
+from .rules.spatial import dilate8, label8, window_side
 
 
 def _norm(name: str) -> str:
@@ -102,6 +103,9 @@ def setup(m) -> None:
         common = np.isin(m.owner, np.flatnonzero(war0[f] & war0[g]))
         m.core_closed[f] |= m.core[g] & ~common
     m.settled = np.zeros((m.n_f, m.n_f), bool)
+    # the limited war's fall-back window: withdrawal.limited_reach_km, the same km^2 on any grid
+    m.limited_window = window_side(cfg.withdrawal.limited_reach_km, geo.grid.cell_km,
+                                   reference_cell_km(geo))
     m.noncore0 = noncore_cells(m.owner, m.core)
     setup_zones(m)
 
@@ -421,21 +425,26 @@ def withdraw_week(m, presence: np.ndarray) -> None:
     """Factions that may withdraw give up hopeless non-core ground without a battle
     (:func:`sim.rules.withdrawal.withdraw`); the cells fall vacant, the garrisons fall back.
     A side that only defends in a limited war is no threat to the claimant's ground, nor is an
-    enemy kept out of a cell (``allowed``: a truce zone, a deconfliction line, a border); that
-    side gives its non-core ground up to the claimant at ``withdrawal.limited_ratio`` rather
-    than ``withdraw_ratio`` (the Peshmerga in the disputed territories, Oct 2017)."""
+    enemy kept out of a cell (``allowed``: a truce zone, a deconfliction line, a border).  That
+    side first gives its non-core ground up to its claimants where their presence within
+    ``withdrawal.limited_reach_km`` is ``withdrawal.limited_ratio`` times its own
+    (:func:`sim.rules.withdrawal.fall_back_limited`: the Peshmerga in the disputed territories,
+    Oct 2017)."""
     war = war_matrix(m) & ~m.defend_only.T
     may = m.may_withdraw & ~m.withdrawn & war.any(axis=1)
     if not may.any():
         return
     wc = m.cfg.withdrawal
-    ratio = wc.withdraw_ratio
-    if (m.defend_only & war).any():  # limited war: the defending side falls back at lower odds
-        ratio = np.where(m.defend_only & war, wc.limited_ratio, wc.withdraw_ratio)
-    # the kernel crops every faction's work to the box of its ground and edits in place
     vacant = int(np.count_nonzero(m.owner == -1))
+    # limited war: the side that only defends falls back ahead of its claimants' forces
+    for f in np.flatnonzero(may & (m.defend_only & war).any(axis=1)):
+        withdrawal.fall_back_limited(m.owner, presence, m.garrison, int(f),
+                                     np.flatnonzero(m.defend_only[f] & war[f]), m.core[f],
+                                     wc.limited_ratio, m.limited_window, cell_sides_km(m),
+                                     may_take=m.allowed)
+    # the kernel crops every faction's work to the box of its ground and edits in place
     withdrawal.withdraw(m.owner, presence, m.garrison, war, m.core,
-                        ratio, may, inplace=True, may_take=m.allowed)
+                        wc.withdraw_ratio, may, inplace=True, may_take=m.allowed)
     n = int(np.count_nonzero(m.owner == -1)) - vacant
     if n:
         m.flow[("new_cells_abandoned", "ALL")] += float(n)

@@ -275,6 +275,7 @@ class SiegesConfig:
 class WithdrawalConfig:
     withdraw_ratio: float = rng_(1, 20)
     limited_ratio: float = rng_(0.25, 20)
+    limited_reach_km: float = rng_(5, 100)
 
 
 @dataclass

@@ -22,17 +22,18 @@ float rounding of the dtype).
 
 Units: presence and garrisons in fighters; ``withdraw_ratio`` dimensionless (hostile : own).
 
-Limited wars.  ``withdraw_ratio`` may also be an ``[F, F]`` matrix, ``rho[f, g]`` the odds at
-which ``f`` gives ground up to ``g``; then the hostile sector presence is weighed by enemy,
+Limited wars (:func:`fall_back_limited`).  The side ``f`` that only defends in a limited war
+gives up its non-core ground to its claimants ``C`` where, over a window reaching
+``reach_km`` (the same km^2 on every grid, :func:`sim.rules.spatial.window_side`),
 
-    sum_g H_fg(x) / rho[f, g] >= O_f(x)    and    sum_g H_fg(x) > 0,
+    M_C(x) >= limited_ratio * M_f(x)    and    M_C(x) > 0
 
-which is the scalar rule when every ``rho[f, g]`` is the same.  The wiring
-(:func:`sim.aftermath.withdraw_week`) sets a lower ``rho`` (``withdrawal.limited_ratio``) for
-the side that only defends in a limited war against its claimant: the Peshmerga did not fight
-for the disputed territories in October 2017 but fell back wherever the ISF and the PMF came
-in force (Kirkuk 16 Oct, Sinjar, Khanaqin, Makhmur, the Nineveh plains 17-18 Oct; fighting
-only at Altun Kupri and Zummar, at the edge of the three governorates).
+with ``M`` the mean presence over the window (claimants allowed on ``x`` only); the garrison
+falls back as above.  The reach in km, not a 3x3 sector of cells, sets how far ahead of the
+claimant's forces the line moves each week, so the pace is the same on every grid.  Source:
+the Peshmerga did not fight for the disputed territories in October 2017 but pulled back ahead
+of the ISF and PMF columns (Kirkuk 16 Oct, Sinjar, Khanaqin, Tuz Khurmatu, Makhmur 17-18 Oct;
+fighting only at Altun Kupri and Zummar, at the edge of the three governorates).
 
 Source: the Peshmerga's withdrawal from Kirkuk and the disputed territories on 16-17 October
 2017 without a battle, back to roughly the 2003 line (the KRG's three governorates Duhok,
@@ -47,7 +48,7 @@ import numpy as np
 from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import box_sum3, dilate8, label8, owner_boxes
+from .spatial import box_mean, box_sum3, dilate8, label8, owner_boxes
 
 
 def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
@@ -75,8 +76,7 @@ def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
 
 
 def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war: np.ndarray,
-             core: np.ndarray, withdraw_ratio: float | np.ndarray,
-             may_withdraw: np.ndarray | None = None,
+             core: np.ndarray, withdraw_ratio: float, may_withdraw: np.ndarray | None = None,
              sampling: tuple[float, float] = (1.0, 1.0), inplace: bool = False,
              may_take: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apply withdrawal for every faction: ``(new_owner, new_garrison, moved[F])``.
@@ -89,7 +89,6 @@ def withdraw(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, war:
     ``may_take[g, r, c]`` (optional, bool): where enemy ``g`` may hold ground -- an enemy kept
     out of a cell (a truce zone, a deconfliction line, another country) is no threat to it, so
     its presence there does not count toward the hopeless odds of that cell.
-    ``withdraw_ratio``: a number, or ``[F, F]`` odds ``rho[f, g]`` by enemy (module docstring).
     Abandoned cells become UNGOVERNED in ``new_owner``; ``moved[f]`` counts the fighters that
     fell back.  Factions are handled in index order on the same owner map (one loop over
     factions).  Every computation of faction ``f`` is cropped to the bounding box of its ground
@@ -165,15 +164,13 @@ def _fall_back(own: np.ndarray, gone: np.ndarray, core: np.ndarray, gr: np.ndarr
 
 
 def _hopeless_in_box(own_sub: np.ndarray, presence: np.ndarray, here: np.ndarray,
-                     war: np.ndarray, f: int, core_sub: np.ndarray,
-                     withdraw_ratio: float | np.ndarray,
+                     war: np.ndarray, f: int, core_sub: np.ndarray, withdraw_ratio: float,
                      origin: tuple[int, int], may_take: np.ndarray | None = None) -> np.ndarray:
     """:func:`hopeless` on the box of ``f``'s ground (``own_sub`` the owner map there, its top
     left cell at ``origin``), bitwise equal to the whole-grid test: the float64 sector sums
     are taken only over the box of the non-core cells of ``f`` with enemy presence (``here``:
     presence > 0) in their 3x3 sector (the others have no hostile presence, so are never
-    hopeless), and only for ``f`` and its enemies.  ``withdraw_ratio``: a number or ``[F, F]``
-    odds by enemy (module docstring)."""
+    hopeless), and only for ``f`` and its enemies."""
     enemies = np.flatnonzero(war[f])
     (r0, c0), (h, w) = origin, own_sub.shape
     near = dilate8(here[enemies, max(r0 - 1, 0):r0 + h + 1, max(c0 - 1, 0):c0 + w + 1].any(axis=0))
@@ -193,10 +190,36 @@ def _hopeless_in_box(own_sub: np.ndarray, presence: np.ndarray, here: np.ndarray
     hostile_sec = sec[0].copy()
     for k in range(1, enemies.size):
         hostile_sec += sec[k]
-    if np.ndim(withdraw_ratio) == 0:
-        gone[rr, cc] = (hostile_sec > 0) & (hostile_sec >= withdraw_ratio * sec[-1])
-        return gone
-    rho = np.asarray(withdraw_ratio, np.float64)[f, enemies]
-    weighed = (sec[:-1] / rho[:, None]).sum(axis=0)
-    gone[rr, cc] = (hostile_sec > 0) & (weighed >= sec[-1])
+    gone[rr, cc] = (hostile_sec > 0) & (hostile_sec >= withdraw_ratio * sec[-1])
     return gone
+
+
+def fall_back_limited(owner: np.ndarray, presence: np.ndarray, garrison: np.ndarray, f: int,
+                      claimants: np.ndarray, core: np.ndarray, ratio: float, side: float,
+                      sampling: tuple[float, float] = (1.0, 1.0),
+                      may_take: np.ndarray | None = None) -> float:
+    """Faction ``f`` gives up to its ``claimants`` (int array of faction indices) the non-core
+    cells (``core`` ``[R, C]``) where their mean presence over a ``side``-cell window
+    (:func:`sim.rules.spatial.box_mean`; fractional sides keep the km^2) is at least ``ratio``
+    times its own and positive (module docstring, "Limited wars").  ``may_take[g, r, c]``:
+    where each claimant may hold ground (one barred from a cell is no threat to it).  Edits
+    ``owner`` (cells given up become UNGOVERNED) and ``garrison[f]`` (falls back to the nearest
+    kept cell of the same piece, as :func:`withdraw`) in place; returns the fighters moved."""
+    own = owner == f
+    claimants = np.asarray(claimants, np.intp)
+    if not own.any() or claimants.size == 0:
+        return 0.0
+    hostile = presence[claimants].astype(np.float32)
+    if may_take is not None:
+        hostile = hostile * may_take[claimants]
+    m_c = box_mean(hostile.sum(axis=0), side)
+    m_f = box_mean(presence[f].astype(np.float32), side)
+    gone = own & ~core & (m_c > 0) & (m_c >= ratio * m_f)
+    if may_take is not None:  # a cell no claimant may hold is not given up to them
+        gone &= may_take[claimants].any(axis=0)
+    if not gone.any():
+        return 0.0
+    lab, n = label8(own)
+    moved = _fall_back(own, gone, core, garrison[f], sampling, lab)
+    owner[gone & _retreat_line(own, gone, lab, n)] = UNGOVERNED
+    return moved
