@@ -317,9 +317,11 @@ def _enter(m, i: int, k: float, points) -> None:
 def route_units(m, f: int, units: np.ndarray, targets: np.ndarray, cand: np.ndarray,
                 score: np.ndarray) -> np.ndarray:
     """Drop objectives units of faction ``f`` cannot reach through passable ground and
-    re-allocate those units over the reachable candidate cells ``cand`` (flat indices, best
-    first) with :func:`sim.rules.reach.allocate_units`.  Units with no reachable front stay
-    in reserve where they are.  Returns the new targets ``[U, 2]``."""
+    re-allocate those units with :func:`sim.rules.reach.allocate_units` over the best
+    candidate cells they can reach: of ``cand`` (flat indices, all of them, best first), the
+    first ``max(4 U, 8)`` some of those units can reach, however far down the list (a front
+    of low value next to them beats a valuable one they cannot get to).  Units with no
+    reachable front stay in reserve where they are.  Returns the new targets ``[U, 2]``."""
     war = m.cfg.control.offensive_hostility
     labels = reach.crossable_labels(reach.crossable(m.owner, m.hostility, m.allowed, f, war))
     urc = np.column_stack([m.units.row[units], m.units.col[units]])
@@ -328,6 +330,8 @@ def route_units(m, f: int, units: np.ndarray, targets: np.ndarray, cand: np.ndar
         bad = np.flatnonzero(~ok)
         C = m.owner.shape[1]
         krc = np.column_stack(np.divmod(cand, C)).astype(float)
+        keep = np.flatnonzero(reach.reachable_any(labels, urc[bad], krc))[: max(4 * units.size, 8)]
+        cand, score, krc = cand[keep], score[keep], krc[keep]
         rmat = reach.reachable_matrix(None, urc[bad], krc, None, labels)
         enemy = m.presence.reshape(m.n_f, -1)[:, cand]
         hostile = m.hostility[f] >= war
