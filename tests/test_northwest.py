@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pytest
 
 from sim.rules.events import entry_units, zone_closed, zone_mask
 from sim.rules.redeploy import redeploy_garrisons, reinforce_faction
@@ -247,3 +248,26 @@ def test_us_protection_covers_the_east_bank_and_turkey_is_supplied_across_its_bo
     supplied = besieged_pieces(owner, war, t, m.presence, m.core[t], exits=exits)
     assert not supplied.besieged[supplied.labels[ta]]
     assert aftermath.supply_exits(m.cfg, m.geo, m.faction_names)[m.fidx["ISIS"]].sum() == 0
+    # after Sochi the lines east of the Euphrates freeze, except the Peace Spring strip
+    sochi = m.zones["sochi_line"]
+    assert sochi[m.geo.place_cell("Raqqa")] and not sochi[ta]
+    assert not sochi[m.geo.place_cell("Jarabulus")]
+
+
+def test_the_peace_spring_pause_cedes_the_strip_to_whoever_gets_there():
+    """At 0.1 degrees: the US-Turkey pause (17 Oct 2019) empties the SDF's ground in the strip
+    between Tal Abyad and Ras al-Ayn (garrison conserved: it falls back), closed to the SDF
+    from then on; Hasakah and Kobani stay the SDF's."""
+    from sim import aftermath
+    from sim.cli import compose
+    from sim.runner import build_model
+
+    m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
+    sdf = m.fidx["SDF"]
+    ta = m.geo.place_cell("Tell Abyad")
+    assert m.owner[ta] == sdf
+    before = float(m.garrison[sdf].sum())
+    aftermath.cede(m, ["peace_spring_pause"])
+    assert m.owner[ta] != sdf and m.ceded[sdf][ta]
+    assert m.owner[m.geo.place_cell("Al-Hasakah")] == sdf and m.owner[m.geo.place_cell("Kobani")] == sdf
+    assert float(m.garrison[sdf].sum()) == pytest.approx(before, rel=1e-5)

@@ -93,6 +93,8 @@ BAD_CASES = [
         "scenario=us_withdrawal", "scenario.events.us_withdrawal.withdraw=[RUSSIA]"),
     bad("zone-bank-bad-side", "scenario.zones.us_protection.banks",
         "scenario.zones.us_protection.banks=[[Euphrates,east,SYR]]"),
+    bad("zone-except-point-radius", "scenario.zones.sochi_line.except_points",
+        "scenario.zones.sochi_line.except_points=[[36.6,39.0,900]]"),
     bad("strength-multiplier-missing-faction", "scenario.strength_multiplier.FOO",
         "+scenario.strength_multiplier.FOO=2"),
     # --- strengths

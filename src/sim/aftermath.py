@@ -162,6 +162,8 @@ def setup_zones(m) -> None:
         for river, side, country in z.banks:  # a country's ground on one bank of a river
             in_areas = in_areas | (bank_of(geo, river, side) & geo.country_mask(country))
         m.zones[k] = _points_mask(m, z.points, in_areas, z.buffer_km)
+        if z.except_points:
+            m.zones[k] &= ~_points_mask(m, z.except_points)
     m.zones_closed: frozenset = frozenset()
     m.ceded = np.zeros((m.n_f, *geo.shape), bool)  # ground handed over under a deal (cede)
 

@@ -177,6 +177,7 @@ class ZoneConfig:
     points: list[list[float]] = _list()  # [[lat, lon, radius_km], ...]: and the ground this near
     banks: list[list[str]] = _list()  # [[river, north|south, country], ...]: and the country's
     #                                   ground on that side of the river (geography.river_side)
+    except_points: list[list[float]] = _list()  # [[lat, lon, radius_km], ...]: but not this ground
     closed: list[list[str]] = _list()  # [[start, end], ...] ISO dates; end "" = open-ended
 
 
@@ -646,6 +647,9 @@ def validate(cfg: Config) -> None:
         for j, pt in enumerate(z.points):
             if len(pt) != 3 or not (0 <= float(pt[2]) <= 500):
                 raise ConfigError(f"{key}.points[{j}] = {pt!r}: expected [lat, lon, radius_km], radius in [0, 500]")
+        for j, pt in enumerate(z.except_points):
+            if len(pt) != 3 or not (0 <= float(pt[2]) <= 500):
+                raise ConfigError(f"{key}.except_points[{j}] = {pt!r}: expected [lat, lon, radius_km], radius in [0, 500]")
         for j, b in enumerate(z.banks):
             if len(b) != 3 or b[1] not in ("north", "south") or b[2] not in theatre:
                 raise ConfigError(f"{key}.banks[{j}] = {b!r}: expected [river, north|south, country], "
