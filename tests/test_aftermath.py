@@ -13,7 +13,9 @@ from sim.rules.holdouts import dig_in_targets, go_underground, holdout_defence, 
 from sim.rules.reach import (
     allocate_units,
     passable,
+    crossable_labels,
     passable_parts,
+    reachable_any,
     reachable_matrix,
     reachable_targets,
     share_units_stuck,
@@ -564,6 +566,22 @@ def test_allocation_with_reachability_from_the_map():
     assert reach.tolist() == [[False, True], [False, True]]
     choice = allocate_units(units, np.array([50.0, 50.0]), fronts, np.array([500.0, 80.0]), reach)
     assert choice.tolist() == [1, 1]
+
+
+def test_reachable_any_is_the_matrix_any_and_finds_low_ranked_fronts():
+    """The fronts some unit can reach (route_units keeps the best of these, however far down
+    the ranking): the same answer as ``reachable_matrix(...).any(axis=0)``."""
+    owner, h, allowed = _wall_world(S, gap=False)
+    owner[3, 2] = E
+    open_ground, front = passable_parts(owner, h, allowed, F, 0.5)
+    labels = crossable_labels(open_ground | front, front)
+    units = np.array([[0.0, 0.0], [6.0, 1.0]])
+    # ranked best first: two valuable fronts beyond the wall, then the low one on this side
+    fronts = np.array([[0.0, 6.0], [6.0, 6.0], [3.0, 2.0]])
+    got = reachable_any(labels, units, fronts)
+    assert got.tolist() == [False, False, True]
+    assert got.tolist() == reachable_matrix(None, units, fronts, None, labels).any(axis=0).tolist()
+    assert reachable_any(labels, np.zeros((0, 2)), fronts).tolist() == [False] * 3
 
 
 def test_share_units_stuck():

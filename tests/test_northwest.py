@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pytest
 
 from sim.rules.events import entry_units, zone_closed, zone_mask
 from sim.rules.redeploy import redeploy_garrisons, reinforce_faction
@@ -213,3 +214,60 @@ def test_dated_offensives_name_their_main_effort_on_the_real_grid():
                                "scenario.dated_hostility=false"]))
     aftermath.reinforce(off, ["deescalation_ends", "southern_offensive"])
     assert not off.main_effort.any()
+
+
+def test_us_protection_covers_the_east_bank_and_turkey_is_supplied_across_its_border():
+    """At 0.1 degrees: the US protection zone holds Kobani district across the Euphrates from
+    Jarabulus (a river bank, ``banks``), not Jarabulus or Manbij on the west bank; Turkey &
+    SNA ground next to Turkey (its ``supply_countries``) is open country for its sieges, so a
+    second Turkish piece on the border (Tal Abyad after Peace Spring) is not besieged while
+    the same piece away from the border would be."""
+    from sim import aftermath
+    from sim.cli import compose
+    from sim.rules.sieges import besieged_pieces
+    from sim.runner import build_model
+
+    m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
+    z = m.zones["us_protection"]
+    g = m.geo.grid
+    east_bank = g.rowcol(np.array([36.80]), np.array([38.12]))
+    assert z[int(east_bank[0][0]), int(east_bank[1][0])]
+    assert not z[m.geo.place_cell("Jarabulus")] and not z[m.geo.place_cell("Manbij")]
+    assert z[m.geo.place_cell("Raqqa")]
+    t, sdf = m.fidx["TURKEY_SNA"], m.fidx["SDF"]
+    exits = m.exits[t]
+    assert exits.any() and not (exits & m.geo.theatre).any()
+    ta = m.geo.place_cell("Tell Abyad")
+    owner = m.owner.copy()
+    owner[ta[0] - 1: ta[0] + 2, ta[1] - 1: ta[1] + 2] = np.where(
+        m.geo.theatre[ta[0] - 1: ta[0] + 2, ta[1] - 1: ta[1] + 2], t, owner[ta[0] - 1: ta[0] + 2, ta[1] - 1: ta[1] + 2])
+    war = np.zeros((m.n_f, m.n_f), bool)
+    war[t, sdf] = war[sdf, t] = True
+    piece = besieged_pieces(owner, war, t, m.presence, m.core[t])
+    assert piece.besieged[piece.labels[ta]]  # without the border: cut off, besieged
+    supplied = besieged_pieces(owner, war, t, m.presence, m.core[t], exits=exits)
+    assert not supplied.besieged[supplied.labels[ta]]
+    assert aftermath.supply_exits(m.cfg, m.geo, m.faction_names)[m.fidx["ISIS"]].sum() == 0
+    # after Sochi the lines east of the Euphrates freeze, except the Peace Spring strip
+    sochi = m.zones["sochi_line"]
+    assert sochi[m.geo.place_cell("Raqqa")] and not sochi[ta]
+    assert not sochi[m.geo.place_cell("Jarabulus")]
+
+
+def test_the_peace_spring_pause_cedes_the_strip_to_whoever_gets_there():
+    """At 0.1 degrees: the US-Turkey pause (17 Oct 2019) empties the SDF's ground in the strip
+    between Tal Abyad and Ras al-Ayn (garrison conserved: it falls back), closed to the SDF
+    from then on; Hasakah and Kobani stay the SDF's."""
+    from sim import aftermath
+    from sim.cli import compose
+    from sim.runner import build_model
+
+    m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
+    sdf = m.fidx["SDF"]
+    ta = m.geo.place_cell("Tell Abyad")
+    assert m.owner[ta] == sdf
+    before = float(m.garrison[sdf].sum())
+    aftermath.cede(m, ["peace_spring_pause"])
+    assert m.owner[ta] != sdf and m.ceded[sdf][ta]
+    assert m.owner[m.geo.place_cell("Al-Hasakah")] == sdf and m.owner[m.geo.place_cell("Kobani")] == sdf
+    assert float(m.garrison[sdf].sum()) == pytest.approx(before, rel=1e-5)

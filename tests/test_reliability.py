@@ -91,6 +91,10 @@ BAD_CASES = [
         "scenario.events.kurdish_baghdad_conflict.set_hostility=[[KRG,FOO,0.8]]"),
     bad("event-withdraw-missing-faction", "scenario.events.us_withdrawal.withdraw",
         "scenario=us_withdrawal", "scenario.events.us_withdrawal.withdraw=[RUSSIA]"),
+    bad("zone-bank-bad-side", "scenario.zones.us_protection.banks",
+        "scenario.zones.us_protection.banks=[[Euphrates,east,SYR]]"),
+    bad("zone-except-point-radius", "scenario.zones.sochi_line.except_points",
+        "scenario.zones.sochi_line.except_points=[[36.6,39.0,900]]"),
     bad("strength-multiplier-missing-faction", "scenario.strength_multiplier.FOO",
         "+scenario.strength_multiplier.FOO=2"),
     # --- strengths

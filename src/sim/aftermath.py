@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geography import TERRAIN_CLASSES
+from .geography import TERRAIN_CLASSES, river_side
 from .initial import reference_cell_km
 from .rules import alignment, assault, civilians, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE, UNGOVERNED
@@ -53,11 +53,29 @@ def core_masks(cfg, geo, names: list[str]) -> np.ndarray:
     return core
 
 
+def supply_exits(cfg, geo, names: list[str]) -> np.ndarray:
+    """``[F, R, C]`` bool: the cells outside the theatre in each faction's ``supply_countries``
+    (its patron's own territory), which count as open country for its pieces
+    (:func:`sim.rules.sieges.besieged_pieces`).  An unknown country is an error on the real map."""
+    exits = np.zeros((len(names), *geo.shape), bool)
+    for i, f in enumerate(names):
+        for c in cfg.factions[f].supply_countries:
+            if c not in geo.country_names:
+                if cfg.geography.kind != "real":
+                    continue
+                raise ValueError(f"factions.{f}.supply_countries: {c!r} is not a country of the map "
+                                 f"({', '.join(geo.country_names)})")
+            exits[i] |= geo.country_mask(c) & ~geo.theatre
+    return exits
+
+
 def setup(m) -> None:
     """State of the aftermath mechanisms on model ``m`` (called once, after the forces)."""
     cfg, geo = m.cfg, m.geo
     m.core = core_masks(cfg, geo, m.faction_names)
     m.has_core = m.core.any(axis=(1, 2))  # static: computed once
+    m.exits = supply_exits(cfg, geo, m.faction_names)
+    m.has_exits = m.exits.any(axis=(1, 2))
     m.may_withdraw = np.array([cfg.factions[f].withdraws for f in m.faction_names], bool)
     m.takes_deals = np.array([cfg.factions[f].takes_deals for f in m.faction_names], bool)
     # home guards: this share of the start garrison on the core stays there (fighters per cell)
@@ -149,9 +167,20 @@ def setup_zones(m) -> None:
         if bad and cfg.geography.kind == "real":
             raise ValueError(f"scenario.zones.{k}.areas: {bad[0]!r} is not a governorate of the map")
         in_areas = np.isin(geo.admin1, [gov[_norm(a)] for a in z.areas if _norm(a) in gov])
+        for river, side, country in z.banks:  # a country's ground on one bank of a river
+            in_areas = in_areas | (bank_of(geo, river, side) & geo.country_mask(country))
         m.zones[k] = _points_mask(m, z.points, in_areas, z.buffer_km)
+        if z.except_points:
+            m.zones[k] &= ~_points_mask(m, z.except_points)
     m.zones_closed: frozenset = frozenset()
     m.ceded = np.zeros((m.n_f, *geo.shape), bool)  # ground handed over under a deal (cede)
+
+
+def bank_of(geo, river: str, side: str) -> np.ndarray:
+    """``[R, C]`` bool: the cells on the ``north`` or ``south`` side of a named river
+    (:func:`sim.geography.river_side`: north = the side met before the river walking south;
+    the river's own cells belong to neither bank).  An unknown river is an error."""
+    return river_side(geo, river, None) == (1 if side == "north" else -1)
 
 
 def _points_mask(m, points, in_areas: np.ndarray | None = None, buffer_km: float = 0.0) -> np.ndarray:
@@ -298,9 +327,11 @@ def _enter(m, i: int, k: float, points) -> None:
 def route_units(m, f: int, units: np.ndarray, targets: np.ndarray, cand: np.ndarray,
                 score: np.ndarray) -> np.ndarray:
     """Drop objectives units of faction ``f`` cannot reach through passable ground and
-    re-allocate those units over the reachable candidate cells ``cand`` (flat indices, best
-    first) with :func:`sim.rules.reach.allocate_units`.  Units with no reachable front stay
-    in reserve where they are.  Returns the new targets ``[U, 2]``."""
+    re-allocate those units with :func:`sim.rules.reach.allocate_units` over the best
+    candidate cells they can reach: of ``cand`` (flat indices, all of them, best first), the
+    first ``max(4 U, 8)`` some of those units can reach, however far down the list (a front
+    of low value next to them beats a valuable one they cannot get to).  Units with no
+    reachable front stay in reserve where they are.  Returns the new targets ``[U, 2]``."""
     war = m.cfg.control.offensive_hostility
     labels = reach.crossable_labels(reach.crossable(m.owner, m.hostility, m.allowed, f, war))
     urc = np.column_stack([m.units.row[units], m.units.col[units]])
@@ -309,6 +340,8 @@ def route_units(m, f: int, units: np.ndarray, targets: np.ndarray, cand: np.ndar
         bad = np.flatnonzero(~ok)
         C = m.owner.shape[1]
         krc = np.column_stack(np.divmod(cand, C)).astype(float)
+        keep = np.flatnonzero(reach.reachable_any(labels, urc[bad], krc))[: max(4 * units.size, 8)]
+        cand, score, krc = cand[keep], score[keep], krc[keep]
         rmat = reach.reachable_matrix(None, urc[bad], krc, None, labels)
         enemy = m.presence.reshape(m.n_f, -1)[:, cand]
         hostile = m.hostility[f] >= war
@@ -571,7 +604,7 @@ def sieges_week(m) -> None:
         # combat power: firepower x morale, times the air support of the enemies' fire on f
         power = m.firepower * np.where(war[:, f], m.air[:, f], 1.0)
         s = sieges.besieged_pieces(m.owner, war, f, m.presence, m.core[f] if m.has_core[f] else None,
-                                   power=power)
+                                   exits=m.exits[f] if m.has_exits[f] else None, power=power)
         if s.besieged.any():
             m.sealed |= walled_in(s, m.owner)
         if not m.takes_deals[f]:
@@ -624,7 +657,7 @@ def walled_in(s, owner: np.ndarray) -> np.ndarray:
 def _may_have_pocket(m, f: int) -> bool:
     """False when no piece of faction ``f``'s bloc can be besieged (a cheap test on the box of
     its ground before the full labelling): every 8-connected piece of its own ground touches
-    UNGOVERNED ground (its bloc piece is open) or lies in its main ground (it holds part of
+    UNGOVERNED ground or its supply border (its bloc piece is open) or lies in its main ground (it holds part of
     the faction's core; when no core cell is held, it is the largest piece), as
     :func:`sim.rules.sieges.besieged_pieces` defines them."""
     own = m.owner == f
@@ -633,7 +666,10 @@ def _may_have_pocket(m, f: int) -> bool:
     lab = full[rs, cs]
     R, C = own.shape
     a, b, c, d = max(r0 - 1, 0), min(r1 + 1, R), max(c0 - 1, 0), min(c1 + 1, C)
-    near_open = dilate8(m.owner[a:b, c:d] == UNGOVERNED)[r0 - a:, c0 - c:][: r1 - r0, : c1 - c0]
+    open_ground = m.owner[a:b, c:d] == UNGOVERNED
+    if m.has_exits[f]:
+        open_ground |= m.exits[f][a:b, c:d]
+    near_open = dilate8(open_ground)[r0 - a:, c0 - c:][: r1 - r0, : c1 - c0]
     safe = np.bincount(lab[near_open], minlength=n + 1) > 0
     own_core = own[rs, cs] & m.core[f][rs, cs]
     if own_core.any():  # main ground: the pieces with core cells

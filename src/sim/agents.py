@@ -68,13 +68,14 @@ class FactionHQ(mesa.Agent):
                                        mix_at(hostile[f], m.presence, idx), m.value[f].ravel()[idx],
                                        self.config.attack_ratio * m.defence[idx], m.hostility[f])
         score = aftermath.main_effort(m, f, idx, score)  # a dated offensive's main effort
-        order = np.argsort(score)[::-1][: max(4 * units.size, 8)]
+        ranked = np.argsort(score)[::-1]
+        order = ranked[: max(4 * units.size, 8)]
         targets = movement.assign_objectives(m.units.row[units], m.units.col[units],
                                              m.units.target[units], idx[order], score[order],
                                              m.owner.shape[1], m.unit_speed_cells[f])
         # unreachable objectives are dropped; those units go to the reachable fronts with the
         # most need, theatre-wide (issue 13, :func:`sim.aftermath.route_units`)
-        targets = aftermath.route_units(m, f, units, targets, idx[order], score[order])
+        targets = aftermath.route_units(m, f, units, targets, idx[ranked], score[ranked])
         m.units.target[units] = targets
         self.objectives = [(int(r), int(c)) for r, c in targets]
 

@@ -130,6 +130,10 @@ class FactionConfig:
     # never gives up without a fight; whether it withdraws from hopeless ground (ISIS: no)
     core_areas: list[str] = _list()
     withdraws: bool = True
+    # neighbouring countries (ISO-3, outside the theatre) whose border stays open to it: its
+    # patron's own territory; a piece of its ground next to one is supplied across it and is
+    # never besieged (rules/sieges.py `exits`)
+    supply_countries: list[str] = _list()
     takes_deals: bool = True  # its besieged pieces may surrender under a deal (rules/sieges.py)
     # home guard: this share of its start garrison on its core ground stays there (locally
     # raised defence forces): it neither spreads elsewhere nor replaces the units' losses
@@ -171,6 +175,9 @@ class ZoneConfig:
     areas: list[str] = _list()  # governorates (admin-1 names) of the zone
     buffer_km: float = rng_(0, 200, default=0.0)  # the zone reaches this far beyond them (km)
     points: list[list[float]] = _list()  # [[lat, lon, radius_km], ...]: and the ground this near
+    banks: list[list[str]] = _list()  # [[river, north|south, country], ...]: and the country's
+    #                                   ground on that side of the river (geography.river_side)
+    except_points: list[list[float]] = _list()  # [[lat, lon, radius_km], ...]: but not this ground
     closed: list[list[str]] = _list()  # [[start, end], ...] ISO dates; end "" = open-ended
 
 
@@ -642,6 +649,13 @@ def validate(cfg: Config) -> None:
         for j, pt in enumerate(z.points):
             if len(pt) != 3 or not (0 <= float(pt[2]) <= 500):
                 raise ConfigError(f"{key}.points[{j}] = {pt!r}: expected [lat, lon, radius_km], radius in [0, 500]")
+        for j, pt in enumerate(z.except_points):
+            if len(pt) != 3 or not (0 <= float(pt[2]) <= 500):
+                raise ConfigError(f"{key}.except_points[{j}] = {pt!r}: expected [lat, lon, radius_km], radius in [0, 500]")
+        for j, b in enumerate(z.banks):
+            if len(b) != 3 or b[1] not in ("north", "south") or b[2] not in theatre:
+                raise ConfigError(f"{key}.banks[{j}] = {b!r}: expected [river, north|south, country], "
+                                  f"country one of {', '.join(theatre)}")
     for i, ev in s.events.items():
         key = f"scenario.events.{i}"
         _check_date(ev.date, f"{key}.date")

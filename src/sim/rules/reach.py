@@ -160,6 +160,18 @@ def reachable_matrix(passable_mask: np.ndarray, unit_rc: np.ndarray, front_rc: n
     return match.any(axis=(2, 3))
 
 
+def reachable_any(labels: np.ndarray, unit_rc: np.ndarray, front_rc: np.ndarray) -> np.ndarray:
+    """``[K]`` bool: front cells some unit can reach (:func:`reachable_matrix` ``.any(axis=0)``,
+    by one set lookup of the units' labels instead of a ``[U, K]`` matrix)."""
+    u = np.asarray(unit_rc, float).reshape(-1, 2)
+    k = np.asarray(front_rc, float).reshape(-1, 2)
+    if u.size == 0 or k.size == 0:
+        return np.zeros(len(k), bool)
+    lab_u = _unit_labels(labels, u)
+    lab_k = _around(labels, *_cells(k, labels.shape))
+    return np.isin(lab_k, lab_u[lab_u > 0]).any(axis=1)
+
+
 def allocate_units(unit_rc: np.ndarray, unit_strength: np.ndarray, front_rc: np.ndarray,
                    front_need: np.ndarray, reachable: np.ndarray,
                    dist_scale: float = 20.0) -> np.ndarray:
