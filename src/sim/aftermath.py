@@ -25,7 +25,7 @@ from .geography import TERRAIN_CLASSES
 from .rules import alignment, assault, civilians, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE, UNGOVERNED
 from .rules.events import cede_ground, date_of, entry_units, hostility_matrix, zone_closed, zone_mask
-from .rules.spatial import dilate8, label8
+from .rules.spatial import dilate8, label8, owner_layer
 
 
 def _norm(name: str) -> str:
@@ -445,7 +445,7 @@ def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray,
     # works on those cells only; exact ties are broken by faction order
     tot = p.sum(axis=0)
     held = m.owner >= 0
-    own_p = np.take_along_axis(p, np.where(held, m.owner, 0)[None].astype(np.int64), axis=0)[0]
+    own_p = owner_layer(p, m.owner)
     front = np.flatnonzero(held & (tot - own_p > 0))
     hm = hold_min[:, None] * m.hold_scale[front][None]
     challenger, attack, defend = assault.sector_odds(m.owner, p, hostile, m.allowed, hm, cells=front)

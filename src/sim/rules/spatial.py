@@ -39,6 +39,18 @@ def window_cover(side) -> tuple[np.ndarray, np.ndarray]:
     return n, np.where(n == side, 1.0, w)
 
 
+_COVERS: dict = {}  # side -> (n, w) of window_cover: the few window sides of a run
+
+
+def _cover(side: float) -> tuple[int, float]:
+    """:func:`window_cover` of one side as ``(int, float)``, remembered per side."""
+    out = _COVERS.get(side)
+    if out is None:
+        n, w = window_cover(side)
+        out = _COVERS[side] = (int(n), float(w))
+    return out
+
+
 def box_mean(field: np.ndarray, size: float) -> np.ndarray:
     """Mean over a ``size`` x ``size`` window of the last two axes (zero outside the grid).
     A fractional ``size`` (:func:`window_side`) weighs the outer ring of the covering odd
@@ -47,7 +59,7 @@ def box_mean(field: np.ndarray, size: float) -> np.ndarray:
     The box filter is its own adjoint, so ``box_mean`` also spreads losses back to the
     sources that projected force into a cell (see :func:`sim.rules.combat.apportion`).
     """
-    n, w = (int(v) if k == 0 else float(v) for k, v in enumerate(window_cover(size)))
+    n, w = _cover(float(size))
     if w != 1.0:  # outer ring at weight w: w * (n x n sum) + (1 - w) * ((n - 2) x (n - 2) sum)
         outer = box_mean(field, n) * np.float32(w * n * n / size ** 2)
         inner = box_mean(field, n - 2) * np.float32((1.0 - w) * (n - 2) ** 2 / size ** 2)
@@ -139,6 +151,23 @@ def owner_lookup(table: np.ndarray, owner: np.ndarray, box=None) -> np.ndarray:
         _CODE_BITS[:] = [key, np.left_shift(1, owner.astype(np.int64) + 2).astype(np.uint16)]
     bits = _CODE_BITS[1] if box is None else _CODE_BITS[1][box]
     return (bits & np.uint16(sum(1 << int(k) for k in np.flatnonzero(table)))) != 0
+
+
+_FLAT_INDEX: dict = {}  # cells -> arange(cells), the flat index of every cell of a grid
+
+
+def owner_layer(stack: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """``stack[owner[r, c], r, c]``: each cell's value in the layer of its holder (layer 0
+    where nobody holds it, ``owner < 0``), for a ``[F, *owner.shape]`` stack; the same values
+    as ``take_along_axis``, gathered by one ``take`` of flat indices."""
+    size = owner.size
+    base = _FLAT_INDEX.get(size)
+    if base is None:
+        base = _FLAT_INDEX[size] = np.arange(size, dtype=np.intp)
+    idx = np.maximum(owner, 0).ravel().astype(np.intp)
+    idx *= size
+    idx += base
+    return stack.reshape(-1).take(idx).reshape(owner.shape)
 
 
 _LABEL_MEMO: dict = {}  # (crop shape, packed crop) -> (labels of the crop, n); a few recent
