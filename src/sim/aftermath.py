@@ -516,7 +516,10 @@ def settled_share(m) -> float | None:
     ISIS or settled ground at the start)."""
     if m.isis < 0 or m.settled0[m.isis] <= 0:
         return None
-    return float(settled_area(m.owner, m.area, m.settled_ground, m.n_f)[m.isis] / m.settled0[m.isis])
+    # settled_area of ISIS alone: its cells' areas added in the same order (one bin)
+    area = m.area[m.settled_ground & (m.owner == m.isis)]
+    held = np.bincount(np.zeros(area.size, np.intp), weights=area, minlength=1)[0]
+    return float(held / m.settled0[m.isis])
 
 
 def holdout_slow(m) -> np.ndarray | float:
@@ -528,8 +531,10 @@ def holdout_slow(m) -> np.ndarray | float:
     if share is None or share >= hc.onset:
         return 1.0
     # only pockets with a garrison to dig in (holdouts.min_pocket_fighters) are fortified
-    labels, n = label8(m.owner == m.isis)
-    mask = m.holdout_mask & holdouts.pocket_mask(labels, n, m.garrison[m.isis], hc.min_pocket_fighters)
+    labels, n, box = label8(m.owner == m.isis, crop=True)  # its box: no cell of a pocket outside
+    mask = np.zeros(m.geo.shape, bool)
+    mask[box] = m.holdout_mask[box] & holdouts.pocket_mask(labels, n, m.garrison[m.isis][box],
+                                                           hc.min_pocket_fighters)
     return holdouts.holdout_defence(m.owner, m.isis, mask, share, hc.max_factor, hc.onset)
 
 
@@ -609,9 +614,8 @@ def _may_have_pocket(m, f: int) -> bool:
     the faction's core; when no core cell is held, it is the largest piece), as
     :func:`sim.rules.sieges.besieged_pieces` defines them."""
     own = m.owner == f
-    full, n, (rs, cs) = label8(own, with_box=True)  # remembered: the redeploy labels it again
+    lab, n, (rs, cs) = label8(own, crop=True)  # remembered: the redeploy labels it again
     r0, r1, c0, c1 = rs.start, rs.stop, cs.start, cs.stop
-    lab = full[rs, cs]
     R, C = own.shape
     a, b, c, d = max(r0 - 1, 0), min(r1 + 1, R), max(c0 - 1, 0), min(c1 + 1, C)
     near_open = dilate8(m.owner[a:b, c:d] == UNGOVERNED)[r0 - a:, c0 - c:][: r1 - r0, : c1 - c0]

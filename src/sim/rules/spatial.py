@@ -127,7 +127,7 @@ def owner_boxes(owner: np.ndarray, n: int) -> list:
     key = (owner.shape, owner.dtype.str, owner.tobytes(), n)
     boxes = _BOXES_MEMO.pop(key, None)
     if boxes is None:
-        boxes = ndimage.find_objects(np.where(owner >= 0, owner + 1, 0), max_label=n)
+        boxes = ndimage.find_objects(np.maximum(owner + 1, 0), max_label=n)  # codes >= 0: 0
         if len(_BOXES_MEMO) >= 4:
             del _BOXES_MEMO[next(iter(_BOXES_MEMO))]
     _BOXES_MEMO[key] = boxes
@@ -183,14 +183,13 @@ def _remember(memo: dict, key, value) -> None:
     memo[key] = value
 
 
-def label8(mask: np.ndarray, with_box: bool = False):
+def label8(mask: np.ndarray, with_box: bool = False, crop: bool = False):
     """``ndimage.label(mask, 8-neighbourhood)`` computed on the bounding box of ``mask`` only
     (often a small part of the grid), and remembered for the last few masks (the same ground
     is labelled by several phases and factions, and again next week if unchanged).  Same
     labels: components are numbered in raster order of their first cell, which cropping
     keeps.  ``(labels [R, C] int32 (a new array), n)``, plus the box (slices) with
-    ``with_box``."""
-    labels = np.zeros(mask.shape, np.int32)
+    ``with_box``; with ``crop``, ``(labels of the box only (read-only, shared), n, box)``."""
     full_key = (mask.shape, np.packbits(mask).tobytes())
     known = _BOX_MEMO.pop(full_key, None)
     if known is None:
@@ -201,11 +200,18 @@ def label8(mask: np.ndarray, with_box: bool = False):
     box, key = known
     if box is None:
         box = (slice(0, 0), slice(0, 0))
+        if crop:
+            return np.zeros((0, 0), np.int32), 0, box
+        labels = np.zeros(mask.shape, np.int32)
         return (labels, 0, box) if with_box else (labels, 0)
     hit = _LABEL_MEMO.pop(key, None)
     if hit is None:
         hit = ndimage.label(mask[box], structure=_STRUCT8)
+        hit[0].flags.writeable = False
     _remember(_LABEL_MEMO, key, hit)
+    if crop:
+        return hit[0], hit[1], box
+    labels = np.zeros(mask.shape, np.int32)
     labels[box] = hit[0]
     return (labels, hit[1], box) if with_box else (labels, hit[1])
 
