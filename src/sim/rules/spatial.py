@@ -224,32 +224,41 @@ def label8(mask: np.ndarray, with_box: bool = False, crop: bool = False):
     (often a small part of the grid), and remembered for the last few masks (the same ground
     is labelled by several phases and factions, and again next week if unchanged).  Same
     labels: components are numbered in raster order of their first cell, which cropping
-    keeps.  ``(labels [R, C] int32 (a new array), n)``, plus the box (slices) with
-    ``with_box``; with ``crop``, ``(labels of the box only (read-only, shared), n, box)``."""
+    keeps.  ``(labels [R, C] int32, n)``, plus the box (slices) with ``with_box``; with
+    ``crop``, ``(labels of the box only, n, box)``.  The labels are read-only and shared by
+    every caller that labels the same mask."""
     full_key = (mask.shape, np.packbits(mask).tobytes())
     known = _BOX_MEMO.pop(full_key, None)
     if known is None:
         box = mask_box(mask)
         key = None if box is None else (mask[box].shape, np.packbits(mask[box]).tobytes())
-        known = (box, key)
+        known = [box, key, None]  # the box, its crop's key, the whole grid's labels once made
     _remember(_BOX_MEMO, full_key, known)
-    box, key = known
+    box, key, labels = known
     if box is None:
         box = (slice(0, 0), slice(0, 0))
         if crop:
             return np.zeros((0, 0), np.int32), 0, box
-        labels = np.zeros(mask.shape, np.int32)
+        if labels is None:
+            labels = known[2] = _read_only(np.zeros(mask.shape, np.int32))
         return (labels, 0, box) if with_box else (labels, 0)
     hit = _LABEL_MEMO.pop(key, None)
     if hit is None:
         hit = ndimage.label(mask[box], structure=_STRUCT8)
-        hit[0].flags.writeable = False
+        _read_only(hit[0])
     _remember(_LABEL_MEMO, key, hit)
     if crop:
         return hit[0], hit[1], box
-    labels = np.zeros(mask.shape, np.int32)
-    labels[box] = hit[0]
+    if labels is None:
+        labels = np.zeros(mask.shape, np.int32)
+        labels[box] = hit[0]
+        known[2] = _read_only(labels)
     return (labels, hit[1], box) if with_box else (labels, hit[1])
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
 
 
 def frontier(own: np.ndarray, other: np.ndarray) -> np.ndarray:
