@@ -171,6 +171,15 @@ def _boxes_update(owner: np.ndarray, last: np.ndarray, boxes: tuple) -> tuple | 
 
 
 _CODE_BITS: list = [None, None]  # (owner map key, its cells' code bits): the last owner map
+_CODE_BIT = np.zeros(256, np.uint16)  # code + 2 -> its bit (codes 0..13; none past them)
+_CODE_BIT[:16] = np.left_shift(1, np.arange(16))
+
+
+def _code_bits(owner: np.ndarray) -> np.ndarray:
+    """``1 << (owner + 2)`` as uint16 (0 for codes past 13), by a table for int8 maps."""
+    if owner.dtype == np.int8:
+        return _CODE_BIT.take(owner + 2)
+    return np.left_shift(1, owner.astype(np.int64) + 2).astype(np.uint16)
 
 
 def owner_lookup(table: np.ndarray, owner: np.ndarray, box=None) -> np.ndarray:
@@ -184,7 +193,7 @@ def owner_lookup(table: np.ndarray, owner: np.ndarray, box=None) -> np.ndarray:
         return table[sub.astype(np.intp) + 2]
     key = (owner.shape, owner.dtype.str, owner.tobytes())
     if _CODE_BITS[0] != key:
-        _CODE_BITS[:] = [key, np.left_shift(1, owner.astype(np.int64) + 2).astype(np.uint16)]
+        _CODE_BITS[:] = [key, _code_bits(owner)]
     bits = _CODE_BITS[1] if box is None else _CODE_BITS[1][box]
     return (bits & np.uint16(sum(1 << int(k) for k in np.flatnonzero(table)))) != 0
 
@@ -293,6 +302,20 @@ def box_sum3(field: np.ndarray) -> np.ndarray:
     o2[..., :, 1:] += out[..., :, :-1]
     o2[..., :, :-1] += out[..., :, 1:]
     return o2
+
+
+def sum3_at(field: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``box_sum3(field)[..., rows, cols]`` at a few cells only: the same additions in the
+    same order (each column of the 3 x 3 block top-down from the centre, then centre, left,
+    right), a cell off the grid adding 0 (the sums equal, a zero's sign aside)."""
+    pad = np.zeros((*field.shape[:-2], field.shape[-2] + 2, field.shape[-1] + 2), field.dtype)
+    pad[..., 1:-1, 1:-1] = field
+    r, c = rows + 1, cols + 1
+
+    def column(k):
+        return pad[..., r, c + k] + pad[..., r - 1, c + k] + pad[..., r + 1, c + k]
+
+    return column(0) + column(-1) + column(1)
 
 
 def stamp_windows(shape, rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
