@@ -212,7 +212,7 @@ def hostility_week(m, due: list[str]) -> None:
     if s.dated_hostility:
         for name in due:
             hostility_matrix(s.events[name].set_hostility, m.fidx, m.n_f, m.policy_hostility)
-    cells = np.bincount(m.owner[m.owner >= 0].ravel(), minlength=m.n_f)
+    cells = np.bincount((m.owner + 2).ravel(), minlength=m.n_f + 2)[2:]  # codes -2, -1 dropped
     lost = alignment.common_enemy_lost(m.hostility0, cells, m.initial_cells,
                                        m.cfg.control.offensive_hostility)
     ac = m.cfg.alignment
