@@ -26,7 +26,7 @@ from .initial import reference_cell_km
 from .rules import alignment, assault, civilians, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE, UNGOVERNED
 from .rules.events import cede_ground, date_of, entry_units, hostility_matrix, zone_closed, zone_mask
-from .rules.spatial import dilate8, label8, window_side
+from .rules.spatial import dilate8, label8, owner_layer, window_side
 
 
 def _norm(name: str) -> str:
@@ -249,7 +249,7 @@ def hostility_week(m, due: list[str]) -> None:
     if s.dated_hostility:
         for name in due:
             hostility_matrix(s.events[name].set_hostility, m.fidx, m.n_f, m.policy_hostility)
-    cells = np.bincount(m.owner[m.owner >= 0].ravel(), minlength=m.n_f)
+    cells = np.bincount((m.owner + 2).ravel(), minlength=m.n_f + 2)[2:]  # codes -2, -1 dropped
     lost = alignment.common_enemy_lost(m.hostility0, cells, m.initial_cells,
                                        m.cfg.control.offensive_hostility)
     ac = m.cfg.alignment
@@ -497,7 +497,7 @@ def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray,
     # works on those cells only; exact ties are broken by faction order
     tot = p.sum(axis=0)
     held = m.owner >= 0
-    own_p = np.take_along_axis(p, np.where(held, m.owner, 0)[None].astype(np.int64), axis=0)[0]
+    own_p = owner_layer(p, m.owner)
     front = np.flatnonzero(held & (tot - own_p > 0))
     hm = hold_min[:, None] * m.hold_scale[front][None]
     challenger, attack, defend = assault.sector_odds(m.owner, p, hostile, m.allowed, hm, cells=front)
@@ -568,7 +568,10 @@ def settled_share(m) -> float | None:
     ISIS or settled ground at the start)."""
     if m.isis < 0 or m.settled0[m.isis] <= 0:
         return None
-    return float(settled_area(m.owner, m.area, m.settled_ground, m.n_f)[m.isis] / m.settled0[m.isis])
+    # settled_area of ISIS alone: its cells' areas added in the same order (one bin)
+    area = m.area[m.settled_ground & (m.owner == m.isis)]
+    held = np.bincount(np.zeros(area.size, np.intp), weights=area, minlength=1)[0]
+    return float(held / m.settled0[m.isis])
 
 
 def holdout_slow(m) -> np.ndarray | float:
@@ -580,8 +583,10 @@ def holdout_slow(m) -> np.ndarray | float:
     if share is None or share >= hc.onset:
         return 1.0
     # only pockets with a garrison to dig in (holdouts.min_pocket_fighters) are fortified
-    labels, n = label8(m.owner == m.isis)
-    mask = m.holdout_mask & holdouts.pocket_mask(labels, n, m.garrison[m.isis], hc.min_pocket_fighters)
+    labels, n, box = label8(m.owner == m.isis, crop=True)  # its box: no cell of a pocket outside
+    mask = np.zeros(m.geo.shape, bool)
+    mask[box] = m.holdout_mask[box] & holdouts.pocket_mask(labels, n, m.garrison[m.isis][box],
+                                                           hc.min_pocket_fighters)
     return holdouts.holdout_defence(m.owner, m.isis, mask, share, hc.max_factor, hc.onset)
 
 
@@ -661,9 +666,8 @@ def _may_have_pocket(m, f: int) -> bool:
     the faction's core; when no core cell is held, it is the largest piece), as
     :func:`sim.rules.sieges.besieged_pieces` defines them."""
     own = m.owner == f
-    full, n, (rs, cs) = label8(own, with_box=True)  # remembered: the redeploy labels it again
+    lab, n, (rs, cs) = label8(own, crop=True)  # remembered: the redeploy labels it again
     r0, r1, c0, c1 = rs.start, rs.stop, cs.start, cs.stop
-    lab = full[rs, cs]
     R, C = own.shape
     a, b, c, d = max(r0 - 1, 0), min(r1 + 1, R), max(c0 - 1, 0), min(c1 + 1, C)
     open_ground = m.owner[a:b, c:d] == UNGOVERNED

@@ -17,6 +17,7 @@ import numpy as np
 from . import aftermath
 from .rules import movement
 from .rules.presence import mix_at
+from .rules.spatial import owner_boxes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import ConflictModel
@@ -54,8 +55,10 @@ class FactionHQ(mesa.Agent):
             return
         # offensives only against factions it is at war with; low-level hostility means
         # skirmishes where fronts touch, not campaigns
+        r, c = m.units.cells()
+        box = movement.target_box(owner_boxes(m.owner, m.n_f)[f], r[units], c[units], m.owner.shape)
         idx = movement.target_cells(f, m.owner, m.units.occupied(f, m.owner.shape), m.allowed[f],
-                                    m.hostility, m.cfg.control.offensive_hostility)
+                                    m.hostility, m.cfg.control.offensive_hostility, box)
         if idx.size == 0:
             # nothing to take: hold the most threatened own cells
             own = np.flatnonzero(m.owner == f)

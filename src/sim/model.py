@@ -261,7 +261,7 @@ class ConflictModel(mesa.Model):
 
     def insurgent_mode(self) -> np.ndarray:
         """Which factions fight as guerrillas now (:func:`sim.rules.insurgency.insurgent_mode`)."""
-        cells = np.bincount(self.owner[self.owner >= 0].ravel(), minlength=self.n_f)
+        cells = np.bincount((self.owner + 2).ravel(), minlength=self.n_f + 2)[2:]  # held only
         return insurgency.insurgent_mode([self.cfg.factions[f].doctrine for f in self.faction_names],
                                          cells, self.initial_cells)
 

@@ -374,7 +374,11 @@ class Population:
         damage and civilian deaths: ``(violence index per cell, per region: mean violence,
         mean damage, damage increase since last week; (home, idp) deaths per community)``."""
         home_cell, idp_cell = self.people_split()
-        vio_cell = violence_index(violence, home_cell + idp_cell, dc.violence_scale, dc.violence_threshold)
+        # the index is 0 where nobody died (1 - exp(0) - threshold <= 0): computed where someone did
+        hot = np.flatnonzero(violence)
+        vio_cell = np.zeros(violence.shape)
+        vio_cell[hot] = violence_index(violence[hot], home_cell[hot] + idp_cell[hot], dc.violence_scale,
+                                       dc.violence_threshold)
         reg_vio, reg_dmg = self.region_mean(vio_cell), self.region_mean(damage)
         reg_ddmg = np.maximum(reg_dmg - self.reg_dmg_prev, 0.0)
         self.reg_dmg_prev = reg_dmg

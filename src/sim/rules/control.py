@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spatial import argmax0
+from .spatial import argmax0, owner_layer
 
 UNGOVERNED = -1  # controller code of a theatre cell nobody holds
 OUTSIDE = -2  # controller code of a cell outside the theatre (other countries, sea, lakes)
@@ -96,7 +96,7 @@ def control_levels(owner: np.ndarray, presence: np.ndarray, fighting: np.ndarray
     total = presence.sum(axis=0)  # layer by layer, in order
     if extra is not None:
         total = total + extra
-    own_p = np.take_along_axis(presence, np.where(held, owner, 0)[None], axis=0)[0]
+    own_p = owner_layer(presence, owner)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(total > 0, own_p / total, 1.0)
     level = np.full(owner.shape, LEVEL_NONE, np.int8)
@@ -141,8 +141,8 @@ def control_candidates(owner: np.ndarray, presence: np.ndarray, hold_min: np.nda
     is present, or nobody holds it and someone is there), and which held cells are below
     their holder's hold level (counted toward ``vacancy_weeks``)."""
     held = owner >= 0
-    oi = np.where(held, owner, 0)
-    own_p = presence[oi, np.arange(owner.size)]
+    oi = np.maximum(owner, 0)
+    own_p = owner_layer(presence, owner)
     total = presence.sum(axis=0)
     weak = own_p < hold_min[oi] * hold_scale
     active = (owner != OUTSIDE) & ((held & (weak | (total - own_p > 0)))

@@ -88,14 +88,28 @@ def attack_losses(fighter_deaths: np.ndarray, owner: np.ndarray, garrison: np.nd
     out = []
     if not fighter_deaths.any():
         return out
+    # the cells attacked: elsewhere the take is min(0, garrison) = 0 (garrisons are not
+    # negative; a layer with a negative cell takes the whole-grid path)
+    idx = np.flatnonzero(fighter_deaths)
+    held = owner.ravel()[idx]
     for i in range(garrison.shape[0]):
-        m = owner == i
+        m = held == i
         if i == skip or not m.any():
             continue
-        take = np.minimum(fighter_deaths * m, garrison[i])
-        k = float(take.sum())
+        g = garrison[i].ravel()
+        if (garrison[i] < 0).any():
+            take = np.minimum(fighter_deaths * (owner == i), garrison[i])
+            k = float(take.sum())
+            if k:
+                garrison[i] -= take
+                out.append((i, k))
+            continue
+        sub = np.minimum(fighter_deaths.ravel()[idx] * m, g[idx])
+        take = np.zeros(garrison[i].shape, garrison.dtype)
+        take.ravel()[idx] = sub
+        k = float(take.sum())  # over the whole grid: the sum's rounding depends on its order
         if k:
-            garrison[i] -= take
+            g[idx] -= sub
             out.append((i, k))
     return out
 

@@ -24,23 +24,41 @@ RETREAT_WINDOW = window_size(RETREAT_KM, 0.05 * KM_PER_DEG)  # the retreat windo
 
 # ------------------------------------------------------------------ target planning
 def target_cells(f: int, owner: np.ndarray, occupied: np.ndarray, allowed: np.ndarray,
-                 hostility: np.ndarray, offensive_hostility: float) -> np.ndarray:
+                 hostility: np.ndarray, offensive_hostility: float, box=None) -> np.ndarray:
     """Flat indices of the cells faction ``f`` may attack: within two cells of its ground or
     units, where it may hold ground, held by a faction it is at war with
-    (``hostility >= offensive_hostility``) or ungoverned."""
-    own = owner == f
-    seed = own | occupied
-    # only the box of its ground and units plus the two-cell reach can hold a target
-    box = mask_box(seed, margin=2)
+    (``hostility >= offensive_hostility``) or ungoverned.  ``box`` (optional): the box of its
+    ground and units plus two cells, if the caller knows it (:func:`target_box`)."""
     if box is None:
-        return np.zeros(0, np.intp)
+        # only the box of its ground and units plus the two-cell reach can hold a target
+        box = mask_box((owner == f) | occupied, margin=2)
+        if box is None:
+            return np.zeros(0, np.intp)
     r0, c0, C = box[0].start, box[1].start, owner.shape[1]
-    reach = dilate8(dilate8(seed[box]))
+    own = owner[box] == f
+    reach = dilate8(dilate8(own | occupied[box]))
     # by owner code (OUTSIDE -2, UNGOVERNED -1, factions): a table lookup per cell
     tab = np.concatenate([[False, True], np.asarray(hostility[f]) >= offensive_hostility])
-    ok = reach & allowed[box] & ~own[box] & owner_lookup(tab, owner, box)
+    ok = reach & allowed[box] & ~own & owner_lookup(tab, owner, box)
     r, c = np.nonzero(ok)
     return (r + r0) * C + (c + c0)
+
+
+def target_box(own_box, rows: np.ndarray, cols: np.ndarray, shape, margin: int = 2):
+    """``mask_box(own | occupied, margin)`` of :func:`target_cells` from the box of the
+    faction's ground (``own_box``, slices or None) and its units' cells ``(rows, cols)``
+    (negative ones counted from the end, as indexing does), without scanning the grid."""
+    R, C = shape
+    rows, cols = np.where(rows < 0, rows + R, rows), np.where(cols < 0, cols + C, cols)
+    lo_r, hi_r = ([own_box[0].start], [own_box[0].stop]) if own_box is not None else ([], [])
+    lo_c, hi_c = ([own_box[1].start], [own_box[1].stop]) if own_box is not None else ([], [])
+    if rows.size:
+        lo_r, hi_r = lo_r + [int(rows.min())], hi_r + [int(rows.max()) + 1]
+        lo_c, hi_c = lo_c + [int(cols.min())], hi_c + [int(cols.max()) + 1]
+    if not lo_r:
+        return None
+    return (slice(max(min(lo_r) - margin, 0), min(max(hi_r) + margin, R)),
+            slice(max(min(lo_c) - margin, 0), min(max(hi_c) + margin, C)))
 
 
 def target_scores(idx: np.ndarray, owner_at: np.ndarray, mass: float, presence: np.ndarray,

@@ -68,8 +68,12 @@ class Sieges:
     besieger: np.ndarray     # [n+1] int: faction at war with most presence on the ring (-1)
     ring_force: np.ndarray   # [n+1] float: the besieger's presence on the ring
     piece_force: np.ndarray  # [n+1] float: presence of the faction and partners (besieged pieces)
-    area: np.ndarray         # [n+1] int: cells of the piece
     partners: np.ndarray     # [F] bool: the faction and every faction not at war with it
+
+    @property
+    def area(self) -> np.ndarray:
+        """``[n+1]`` int: cells of each piece (counted when asked: the model never does)."""
+        return np.bincount(self.labels.ravel(), minlength=self.n + 1)
 
 
 def besieged_pieces(owner: np.ndarray, war: np.ndarray, f: int, presence: np.ndarray,
@@ -95,8 +99,6 @@ def besieged_pieces(owner: np.ndarray, war: np.ndarray, f: int, presence: np.nda
     lab_b, own_b = labels[box], own[box]  # every bloc (so own) cell lies in the box
     has_own = np.bincount(lab_b[own_b], minlength=n + 1) > 0
     has_own[0] = False
-    area = np.bincount(lab_b.ravel(), minlength=n + 1)
-    area[0] += labels.size - lab_b.size  # background outside the box
     # main ground: pieces with own core cells, else the piece with f's largest own component
     main = np.zeros(n + 1, bool)
     if core is not None and (own_b & core[box]).any():
@@ -123,8 +125,7 @@ def besieged_pieces(owner: np.ndarray, war: np.ndarray, f: int, presence: np.nda
     besieged[0] = False
     besieger, ring_force, piece_force = _siege_forces(labels, n, besieged, presence, friend_f,
                                                       np.flatnonzero(war[f]), power, box)
-    return Sieges(f, labels, n, main, besieged, besieger, ring_force, piece_force, area,
-                  friend_f)
+    return Sieges(f, labels, n, main, besieged, besieger, ring_force, piece_force, friend_f)
 
 
 def _siege_forces(labels: np.ndarray, n: int, besieged: np.ndarray, presence: np.ndarray,

@@ -39,6 +39,18 @@ def window_cover(side) -> tuple[np.ndarray, np.ndarray]:
     return n, np.where(n == side, 1.0, w)
 
 
+_COVERS: dict = {}  # side -> (n, w) of window_cover: the few window sides of a run
+
+
+def _cover(side: float) -> tuple[int, float]:
+    """:func:`window_cover` of one side as ``(int, float)``, remembered per side."""
+    out = _COVERS.get(side)
+    if out is None:
+        n, w = window_cover(side)
+        out = _COVERS[side] = (int(n), float(w))
+    return out
+
+
 def box_mean(field: np.ndarray, size: float) -> np.ndarray:
     """Mean over a ``size`` x ``size`` window of the last two axes (zero outside the grid).
     A fractional ``size`` (:func:`window_side`) weighs the outer ring of the covering odd
@@ -47,7 +59,7 @@ def box_mean(field: np.ndarray, size: float) -> np.ndarray:
     The box filter is its own adjoint, so ``box_mean`` also spreads losses back to the
     sources that projected force into a cell (see :func:`sim.rules.combat.apportion`).
     """
-    n, w = (int(v) if k == 0 else float(v) for k, v in enumerate(window_cover(size)))
+    n, w = _cover(float(size))
     if w != 1.0:  # outer ring at weight w: w * (n x n sum) + (1 - w) * ((n - 2) x (n - 2) sum)
         outer = box_mean(field, n) * np.float32(w * n * n / size ** 2)
         inner = box_mean(field, n - 2) * np.float32((1.0 - w) * (n - 2) ** 2 / size ** 2)
@@ -105,24 +117,69 @@ def mask_boxes(masks: np.ndarray, margin: int = 0) -> list:
 
 
 _BOXES_MEMO: dict = {}  # (owner map key, n) -> its factions' boxes: the last few owner maps
+_BOXES_LAST: list = [None, None]  # (a copy of the last owner map found afresh, its boxes)
 
 
 def owner_boxes(owner: np.ndarray, n: int) -> list:
     """The bounding box (slices) of the cells of each faction ``0..n-1`` of an owner map, or
     None (``ndimage.find_objects`` of the owner codes + 1), remembered for the last few
     owner maps (compared bytewise): the control phase's map before its changes is the
-    redeploy phase's previous map."""
+    redeploy phase's previous map.  A new map that differs from the last one in a few cells
+    updates that map's boxes (:func:`_boxes_update`)."""
     key = (owner.shape, owner.dtype.str, owner.tobytes(), n)
     boxes = _BOXES_MEMO.pop(key, None)
     if boxes is None:
-        boxes = ndimage.find_objects(np.where(owner >= 0, owner + 1, 0), max_label=n)
+        last, last_boxes = _BOXES_LAST
+        if last is not None and last.shape == owner.shape and last.dtype == owner.dtype \
+                and len(last_boxes) == n:
+            boxes = _boxes_update(owner, last, last_boxes)
+        if boxes is None:
+            boxes = tuple(ndimage.find_objects(np.maximum(owner + 1, 0), max_label=n))  # codes >= 0: 0
+        _BOXES_LAST[:] = [owner.copy(), boxes]
         if len(_BOXES_MEMO) >= 4:
             del _BOXES_MEMO[next(iter(_BOXES_MEMO))]
     _BOXES_MEMO[key] = boxes
     return list(boxes)
 
 
+def _boxes_update(owner: np.ndarray, last: np.ndarray, boxes: tuple) -> tuple | None:
+    """The boxes of :func:`owner_boxes` for ``owner`` from those of ``last``, an owner map
+    that differs from it in a few cells (None if many): a faction's box grows to the cells
+    it gained and, where it lost a cell, is found again within that box (all its cells lie
+    in it).  The same boxes as ``find_objects``."""
+    changed = np.flatnonzero(owner.ravel() != last.ravel())
+    if changed.size > owner.size // 50:
+        return None
+    out = list(boxes)
+    C = owner.shape[1]
+    rows, cols = np.divmod(changed, C)
+    new, old = owner.ravel()[changed], last.ravel()[changed]
+    for f in np.unique(new[new >= 0]).tolist():
+        r, c = rows[new == f], cols[new == f]
+        lo_r, hi_r, lo_c, hi_c = int(r.min()), int(r.max()) + 1, int(c.min()), int(c.max()) + 1
+        if out[f] is not None:
+            (a, b), (d, e) = ((s.start, s.stop) for s in out[f])
+            lo_r, hi_r, lo_c, hi_c = min(lo_r, a), max(hi_r, b), min(lo_c, d), max(hi_c, e)
+        out[f] = (slice(lo_r, hi_r, None), slice(lo_c, hi_c, None))
+    for f in np.unique(old[old >= 0]).tolist():
+        rs, cs = out[f]
+        box = mask_box(owner[rs, cs] == f)
+        out[f] = None if box is None else (
+            slice(rs.start + int(box[0].start), rs.start + int(box[0].stop), None),
+            slice(cs.start + int(box[1].start), cs.start + int(box[1].stop), None))
+    return tuple(out)
+
+
 _CODE_BITS: list = [None, None]  # (owner map key, its cells' code bits): the last owner map
+_CODE_BIT = np.zeros(256, np.uint16)  # code + 2 -> its bit (codes 0..13; none past them)
+_CODE_BIT[:16] = np.left_shift(1, np.arange(16))
+
+
+def _code_bits(owner: np.ndarray) -> np.ndarray:
+    """``1 << (owner + 2)`` as uint16 (0 for codes past 13), by a table for int8 maps."""
+    if owner.dtype == np.int8:
+        return _CODE_BIT.take(owner + 2)
+    return np.left_shift(1, owner.astype(np.int64) + 2).astype(np.uint16)
 
 
 def owner_lookup(table: np.ndarray, owner: np.ndarray, box=None) -> np.ndarray:
@@ -136,9 +193,26 @@ def owner_lookup(table: np.ndarray, owner: np.ndarray, box=None) -> np.ndarray:
         return table[sub.astype(np.intp) + 2]
     key = (owner.shape, owner.dtype.str, owner.tobytes())
     if _CODE_BITS[0] != key:
-        _CODE_BITS[:] = [key, np.left_shift(1, owner.astype(np.int64) + 2).astype(np.uint16)]
+        _CODE_BITS[:] = [key, _code_bits(owner)]
     bits = _CODE_BITS[1] if box is None else _CODE_BITS[1][box]
     return (bits & np.uint16(sum(1 << int(k) for k in np.flatnonzero(table)))) != 0
+
+
+_FLAT_INDEX: dict = {}  # cells -> arange(cells), the flat index of every cell of a grid
+
+
+def owner_layer(stack: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """``stack[owner[r, c], r, c]``: each cell's value in the layer of its holder (layer 0
+    where nobody holds it, ``owner < 0``), for a ``[F, *owner.shape]`` stack; the same values
+    as ``take_along_axis``, gathered by one ``take`` of flat indices."""
+    size = owner.size
+    base = _FLAT_INDEX.get(size)
+    if base is None:
+        base = _FLAT_INDEX[size] = np.arange(size, dtype=np.intp)
+    idx = np.maximum(owner, 0).ravel().astype(np.intp)
+    idx *= size
+    idx += base
+    return stack.reshape(-1).take(idx).reshape(owner.shape)
 
 
 _LABEL_MEMO: dict = {}  # (crop shape, packed crop) -> (labels of the crop, n); a few recent
@@ -154,31 +228,46 @@ def _remember(memo: dict, key, value) -> None:
     memo[key] = value
 
 
-def label8(mask: np.ndarray, with_box: bool = False):
+def label8(mask: np.ndarray, with_box: bool = False, crop: bool = False):
     """``ndimage.label(mask, 8-neighbourhood)`` computed on the bounding box of ``mask`` only
     (often a small part of the grid), and remembered for the last few masks (the same ground
     is labelled by several phases and factions, and again next week if unchanged).  Same
     labels: components are numbered in raster order of their first cell, which cropping
-    keeps.  ``(labels [R, C] int32 (a new array), n)``, plus the box (slices) with
-    ``with_box``."""
-    labels = np.zeros(mask.shape, np.int32)
+    keeps.  ``(labels [R, C] int32, n)``, plus the box (slices) with ``with_box``; with
+    ``crop``, ``(labels of the box only, n, box)``.  The labels are read-only and shared by
+    every caller that labels the same mask."""
     full_key = (mask.shape, np.packbits(mask).tobytes())
     known = _BOX_MEMO.pop(full_key, None)
     if known is None:
         box = mask_box(mask)
         key = None if box is None else (mask[box].shape, np.packbits(mask[box]).tobytes())
-        known = (box, key)
+        known = [box, key, None]  # the box, its crop's key, the whole grid's labels once made
     _remember(_BOX_MEMO, full_key, known)
-    box, key = known
+    box, key, labels = known
     if box is None:
         box = (slice(0, 0), slice(0, 0))
+        if crop:
+            return np.zeros((0, 0), np.int32), 0, box
+        if labels is None:
+            labels = known[2] = _read_only(np.zeros(mask.shape, np.int32))
         return (labels, 0, box) if with_box else (labels, 0)
     hit = _LABEL_MEMO.pop(key, None)
     if hit is None:
         hit = ndimage.label(mask[box], structure=_STRUCT8)
+        _read_only(hit[0])
     _remember(_LABEL_MEMO, key, hit)
-    labels[box] = hit[0]
+    if crop:
+        return hit[0], hit[1], box
+    if labels is None:
+        labels = np.zeros(mask.shape, np.int32)
+        labels[box] = hit[0]
+        known[2] = _read_only(labels)
     return (labels, hit[1], box) if with_box else (labels, hit[1])
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
 
 
 def frontier(own: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -213,6 +302,20 @@ def box_sum3(field: np.ndarray) -> np.ndarray:
     o2[..., :, 1:] += out[..., :, :-1]
     o2[..., :, :-1] += out[..., :, 1:]
     return o2
+
+
+def sum3_at(field: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``box_sum3(field)[..., rows, cols]`` at a few cells only: the same additions in the
+    same order (each column of the 3 x 3 block top-down from the centre, then centre, left,
+    right), a cell off the grid adding 0 (the sums equal, a zero's sign aside)."""
+    pad = np.zeros((*field.shape[:-2], field.shape[-2] + 2, field.shape[-1] + 2), field.dtype)
+    pad[..., 1:-1, 1:-1] = field
+    r, c = rows + 1, cols + 1
+
+    def column(k):
+        return pad[..., r, c + k] + pad[..., r - 1, c + k] + pad[..., r + 1, c + k]
+
+    return column(0) + column(-1) + column(1)
 
 
 def stamp_windows(shape, rows: np.ndarray, cols: np.ndarray, values: np.ndarray,

@@ -48,7 +48,7 @@ import numpy as np
 from scipy import ndimage
 
 from .control import UNGOVERNED
-from .spatial import box_mean, box_sum3, dilate8, label8, owner_boxes
+from .spatial import box_mean, box_sum3, dilate8, label8, owner_boxes, sum3_at
 
 
 def hopeless(owner: np.ndarray, presence: np.ndarray, war: np.ndarray, f: int,
@@ -184,9 +184,9 @@ def _hopeless_in_box(own_sub: np.ndarray, presence: np.ndarray, here: np.ndarray
     a, b = max(rr.min() + r0 - 1, 0), min(rr.max() + r0 + 2, R)
     c, d = max(cc.min() + c0 - 1, 0), min(cc.max() + c0 + 2, C)
     sub = presence[np.append(enemies, f), a:b, c:d].astype(np.float64)
-    sec = box_sum3(sub)[:, rr + r0 - a, cc + c0 - c]  # exact: the box has a one-cell margin
+    sec = sum3_at(sub, rr + r0 - a, cc + c0 - c)  # exact: the box has a one-cell margin
     if may_take is not None:  # an enemy that may not hold the cell is no threat to it
-        sec[:-1] *= may_take[enemies][:, rr + r0, cc + c0]
+        sec[:-1] *= may_take[enemies[:, None], (rr + r0)[None], (cc + c0)[None]]
     hostile_sec = sec[0].copy()
     for k in range(1, enemies.size):
         hostile_sec += sec[k]
