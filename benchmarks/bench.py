@@ -32,7 +32,7 @@ TARGET_WALL_005_S = 5.0  # 0.05 deg, 104 steps, wall seconds
 TARGET_CELL_STEPS_005 = 1.0e6  # cell-steps per second at 0.05 deg
 TARGET_PEAK_RSS_MB = 600.0
 TARGET_SCALING_0025 = 4.5  # wall(0.025) / wall(0.05)
-TARGET_VS_EPSTEIN = 15.0  # our cell-steps/s / Epstein's cell-steps/s
+TARGET_VS_EPSTEIN = 50.0  # our cell-steps/s / Epstein's cell-steps/s (the developers' guide's floor)
 TARGET_SWEEP_SPEEDUP = 1.6  # serial / joblib (2 workers)
 
 
@@ -181,6 +181,33 @@ def child_main(geography: str, steps: int, cpu: int) -> None:
         "cpus": current_affinity(),
     }
     print(RESULT_MARKER + json.dumps(out), flush=True)
+
+
+def warm_geography_cache(geographies: list[str]) -> dict[str, float]:
+    """Build each geography once in this process, which stores it in the on-disk geography
+    cache (:func:`sim.geography.disk_cache_path`) as the first run on a machine does; the timed
+    runs then load it as every later run does.  Returns the cold build time per geography
+    (seconds; ~0 when the cache was already warm)."""
+    from sim.cli import compose
+    from sim.geography import _build_cached, build_geography
+    from sim.runner import as_config
+
+    out = {}
+    for g in geographies:
+        cfg = as_config(compose(overrides(g, 1)))
+        _build_cached.cache_clear()
+        t0 = time.perf_counter()
+        build_geography(cfg.geography)
+        out[g] = time.perf_counter() - t0
+    return out
+
+
+def best_of(runs: list[dict]) -> dict:
+    """The run with the shortest wall (as ``timeit`` takes the minimum: other load on the
+    core only ever slows a run), with every repeat's wall kept in ``repeat_wall_s``."""
+    best = dict(min(runs, key=lambda r: r["wall_s"]))
+    best["repeat_wall_s"] = [r["wall_s"] for r in runs]
+    return best
 
 
 def run_resolution(geography: str, steps: int, cpu: int) -> dict:
@@ -371,10 +398,10 @@ def check_targets(results: list[dict], epstein: dict | None, sweep: dict | None)
     ours = r005 or (results[0] if results else None)
     if epstein and ours:
         ratio = ours["cell_steps_per_s"] / epstein["cell_steps_per_s"]
-        add("vs_epstein", "cell-steps/s >= 15 x Mesa Epstein", ratio, TARGET_VS_EPSTEIN,
+        add("vs_epstein", "cell-steps/s >= 50 x Mesa Epstein", ratio, TARGET_VS_EPSTEIN,
             ratio >= TARGET_VS_EPSTEIN, f"ours at {ours['label']}")
     else:
-        add("vs_epstein", "cell-steps/s >= 15 x Mesa Epstein", None, TARGET_VS_EPSTEIN, None,
+        add("vs_epstein", "cell-steps/s >= 50 x Mesa Epstein", None, TARGET_VS_EPSTEIN, None,
             "needs --epstein")
     if sweep:
         add("sweep_speedup", f"sweep speed-up (joblib, {sweep['jobs']} workers) >= 1.6x",
@@ -467,6 +494,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--geographies", nargs="*", default=None,
                    help="geography config names to run instead of --resolutions (e.g. tiny)")
     p.add_argument("--steps", type=int, default=REFERENCE_STEPS, help="weekly steps per run")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="runs per resolution and of Epstein; the fastest counts (default 3)")
     p.add_argument("--json", metavar="PATH", help="write all measurements to this JSON file")
     p.add_argument("--cpu", type=int, default=0,
                    help="pin the benchmark to this core (default 0); -1 = no pinning")
@@ -486,7 +515,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--profile-steps", type=int, default=30)
     p.add_argument("--strict", action="store_true", help="exit 1 if any target FAILs")
     p.add_argument("--_child", nargs=2, metavar=("GEOGRAPHY", "STEPS"), help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error(f"--repeat {args.repeat}: need at least 1 run")
+    return args
 
 
 def main(argv=None) -> int:
@@ -502,17 +534,23 @@ def main(argv=None) -> int:
     print(f"python {platform.python_version()} on {platform.machine()}, "
           f"{os.cpu_count()} CPUs, pinned to {current_affinity()}; {args.steps} steps; "
           f"load average {load_average()}")
+    cold = warm_geography_cache(geos) if geos else {}
+    if cold:
+        print("geography cache warm (cold build: "
+              + ", ".join(f"{g} {t:.2f} s" for g, t in cold.items()) + ")")
     results = []
     for g in geos:
-        print(f"running {g} ({args.steps} steps) ...", flush=True)
-        results.append(run_resolution(g, args.steps, args.cpu))
+        print(f"running {g} ({args.steps} steps, best of {args.repeat}) ...", flush=True)
+        results.append(best_of([run_resolution(g, args.steps, args.cpu) for _ in range(args.repeat)]))
+        results[-1]["cold_geography_build_s"] = cold.get(g)
+        print("  walls " + ", ".join(f"{w:.2f} s" for w in results[-1]["repeat_wall_s"]), flush=True)
     print()
     print_results(results)
     epstein = None
     if args.epstein:
         print(f"\nrunning Mesa Epstein {args.epstein_size}x{args.epstein_size}, "
-              f"{args.epstein_steps} steps ...", flush=True)
-        epstein = run_epstein(args.epstein_size, args.epstein_steps)
+              f"{args.epstein_steps} steps, best of {args.repeat} ...", flush=True)
+        epstein = best_of([run_epstein(args.epstein_size, args.epstein_steps) for _ in range(args.repeat)])
         print_epstein(epstein, results)
     sweep = None
     if args.sweep:

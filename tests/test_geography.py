@@ -67,6 +67,36 @@ def test_build_is_cached(geo):
     assert build_geography(GeographyConfig(resolution_deg=0.05)) is geo
 
 
+def test_disk_cache_round_trip_and_fallbacks(tmp_path, monkeypatch):
+    """A built geography is stored on disk and loaded equal in a fresh process (here: the
+    in-process cache cleared); a corrupt file is rebuilt and replaced; SIM_NO_CACHE=1 writes
+    nothing; the file name changes with the config."""
+    from sim import geography as G
+
+    monkeypatch.setenv(G.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(G.NO_CACHE_ENV, raising=False)
+    cfg = GeographyConfig(resolution_deg=0.2)
+    G._build_cached.cache_clear()
+    built = build_geography(cfg)
+    files = list(tmp_path.glob("geography-*.pkl"))
+    assert len(files) == 1
+    G._build_cached.cache_clear()
+    loaded = build_geography(cfg)
+    assert loaded is not built
+    for name in ("country", "admin1", "terrain", "population", "theatre", "movement_cost"):
+        assert np.array_equal(getattr(loaded, name), getattr(built, name)), name
+    assert loaded.admin1_names == built.admin1_names and set(loaded.named_rivers) == set(built.named_rivers)
+    files[0].write_bytes(b"not a pickle")
+    G._build_cached.cache_clear()
+    again = build_geography(cfg)
+    assert np.array_equal(again.population, built.population)
+    assert files[0].read_bytes()[:1] != b"n"  # replaced by a good copy
+    assert G.disk_cache_path(G._cfg_key(GeographyConfig(resolution_deg=0.25))) != files[0]
+    monkeypatch.setenv(G.NO_CACHE_ENV, "1")
+    assert G.disk_cache_path(G._cfg_key(cfg)) is None
+    G._build_cached.cache_clear()
+
+
 def test_theatre_is_syria_and_iraq_land_only(geo):
     syr, irq = geo.country_mask("SYR"), geo.country_mask("IRQ")
     assert syr.any() and irq.any()

@@ -344,7 +344,74 @@ def _build_cached(key: tuple) -> Geography:
     cfg = GeographyConfig(**d)
     if cfg.kind == "synthetic":
         return build_synthetic(cfg)
-    return build_real(cfg)
+    path = disk_cache_path(key)
+    geo = _load_cached(path)
+    if geo is None:
+        geo = build_real(cfg)
+        _store_cached(path, geo)
+    return geo
+
+
+# --------------------------------------------------------------------------------------
+# on-disk cache of built real geographies
+# --------------------------------------------------------------------------------------
+CACHE_ENV = "SIM_CACHE_DIR"  # where built geographies are kept (default ~/.cache/syria-iraq-sim)
+NO_CACHE_ENV = "SIM_NO_CACHE"  # set to 1 to build every time and write nothing
+
+
+def disk_cache_path(key: tuple) -> Path | None:
+    """File of the built geography for config ``key`` (None when caching is off).  The name
+    hashes the config, the bundled map data, the source of the modules that build it and the
+    Python/numpy versions, so any change to them builds afresh (a stale map cannot be read)."""
+    import hashlib
+    import os
+    import sys
+
+    if os.environ.get(NO_CACHE_ENV, "") not in ("", "0"):
+        return None
+    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "syria-iraq-sim")
+    h = hashlib.blake2b(repr(key).encode(), digest_size=16)
+    h.update(f"{sys.version_info[:2]} {np.__version__}".encode())
+    for f in sorted(GEO.rglob("*")) + [Path(__file__), Path(__file__).with_name("grid.py")]:
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return root / f"geography-{h.hexdigest()}.pkl"
+
+
+def _load_cached(path: Path | None) -> Geography | None:
+    """The geography stored at ``path``, or None (no file, or unreadable: it is rebuilt)."""
+    import pickle
+
+    if path is None or not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as fh:
+            geo = pickle.load(fh)
+    except Exception:  # a truncated or foreign file: build afresh
+        return None
+    return geo if isinstance(geo, Geography) else None
+
+
+def _store_cached(path: Path | None, geo: Geography) -> None:
+    """Write ``geo`` to ``path`` atomically; a read-only or full disk only skips the cache."""
+    import os
+    import pickle
+    import tempfile
+
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(geo, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except (OSError, UnboundLocalError):
+            pass
 
 
 def _thaw(v):
