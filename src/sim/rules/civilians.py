@@ -419,7 +419,8 @@ class Population:
         cm.idp_threat = threat_cohort(cm.idp_threat, idp_before, deaths[1], ret_t, left - to_ab,
                                       threat, flee, cm.idp)
         self.left = left
-        under_fire = reg_vio[self.regmap.ravel()[cm.idp_loc]] > 0.1
+        # most of the shelter region's people (where its displaced live) under fire
+        under_fire = self.shelter_mean((vio_cell > 0.1).astype(float))[self.regmap.ravel()[cm.idp_loc]] > 0.5
         # IDPs driven from a shelter under fire are displaced again (not counted as leaving home)
         self.moved_on = np.where(under_fire & (new_loc != cm.idp_loc), cm.idp - (left - to_ab), 0.0)
         self.moved_on_loc = cm.idp_loc.copy()
