@@ -82,33 +82,16 @@ def threat_hazard(prev_owner: np.ndarray, owner: np.ndarray, war: np.ndarray,
     ``allowed[g, r, c]`` given, ground ``g`` may not take (limited aims: Baghdad did not march
     on Erbil; a truce zone; a deconfliction line) is not threatened.  ``region`` and
     ``identity`` per community; returns ``[C]`` hazards (0 where no front moved)."""
-    from scipy import ndimage
-
     changed = (prev_owner != owner) & (prev_owner >= 0) & (owner >= 0)
     out = np.zeros(len(region))
     if rate <= 0 or not changed.any():
         return out
-    half = 0.5 * float(np.sqrt(cell_km[0] * cell_km[1]))
-    margin = int(np.ceil(reach_km / min(cell_km))) + 1
     regmap2, weight2 = regmap.reshape(owner.shape), weight.reshape(owner.shape)
     war = np.asarray(war, bool)
     n_reg, n_id = len(region_weight), legitimacy.shape[1]
     for g in np.unique(owner[changed]):
-        taken = changed & (owner == g)
-        inner, outer = mask_box(taken, margin), mask_box(taken, 2 * margin)
-        # the inner box (within reach of the taken ground) inside the outer one, which holds
-        # all of g's ground within reach of the inner box's cells
-        sub = (slice(inner[0].start - outer[0].start, inner[0].stop - outer[0].start),
-               slice(inner[1].start - outer[1].start, inner[1].stop - outer[1].start))
-        near = []
-        for own in (prev_owner, owner):
-            other = own[outer] != g
-            if other.all():  # g held nothing within reach
-                near.append(np.full(taken[inner].shape, float(reach_km)))
-                continue
-            d = ndimage.distance_transform_edt(other, sampling=cell_km)[sub]
-            near.append(np.minimum(np.where(d > 0, np.maximum(d - half, 0.0), 0.0), reach_km))
-        a = np.minimum(np.maximum(near[0] - near[1], 0.0) / advance_km, 1.0)
+        inner, a = approach(prev_owner, owner, int(g), changed & (owner == g), reach_km, cell_km,
+                            advance_km)
         o = prev_owner[inner]
         ok = (a > 0) & (o >= 0) & war[g, np.maximum(o, 0)] & (regmap2[inner] >= 0)
         if allowed is not None:
@@ -121,6 +104,31 @@ def threat_hazard(prev_owner: np.ndarray, owner: np.ndarray, war: np.ndarray,
                          for i in range(n_id)], axis=1) / region_weight[:, None]
         out = np.maximum(out, fear[region, identity])
     return rate * out
+
+
+def approach(prev_owner: np.ndarray, owner: np.ndarray, g: int, taken: np.ndarray, reach_km: float,
+             cell_km: tuple[float, float], advance_km: float):
+    """``(box, a)``: the approach of faction ``g``, which took the cells ``taken`` this week, to
+    the people of every cell of ``box`` (the cells within ``reach_km`` of the taken ground),
+    ``a = min(1, (min(R, D0) - min(R, D1))+ / advance_km)`` with ``D0``, ``D1`` the distances
+    last week and now from the cell's people to ``g``'s ground (see :func:`threat_hazard`)."""
+    from scipy import ndimage
+
+    half = 0.5 * float(np.sqrt(cell_km[0] * cell_km[1]))
+    margin = int(np.ceil(reach_km / min(cell_km))) + 1
+    inner, outer = mask_box(taken, margin), mask_box(taken, 2 * margin)
+    # the inner box inside the outer one, which holds all of g's ground within reach of it
+    sub = (slice(inner[0].start - outer[0].start, inner[0].stop - outer[0].start),
+           slice(inner[1].start - outer[1].start, inner[1].stop - outer[1].start))
+    near = []
+    for own in (prev_owner, owner):
+        other = own[outer] != g
+        if other.all():  # g held nothing within reach
+            near.append(np.full(taken[inner].shape, float(reach_km)))
+            continue
+        d = ndimage.distance_transform_edt(other, sampling=cell_km)[sub]
+        near.append(np.minimum(np.where(d > 0, np.maximum(d - half, 0.0), 0.0), reach_km))
+    return inner, np.minimum(np.maximum(near[0] - near[1], 0.0) / advance_km, 1.0)
 
 
 def mixed_return(idp: np.ndarray, idp_threat: np.ndarray, ret: np.ndarray, ret_threat: np.ndarray) -> np.ndarray:
@@ -381,7 +389,9 @@ class Population:
         besieged pocket a cell lies in: the ring lets no one in or out, so no one flees from a
         pocket (they die where they are, or leave under a deal; a community's flight is scaled
         by the share of its people outside pockets) and no one from outside shelters in one
-        (:func:`pocket_reach`).  Updates the table; returns the step's flows."""
+        (:func:`pocket_reach`).  The displaced live spread over their refuge's region
+        (:func:`spread_shelter`): its safety, and whether they are under fire (most of its
+        people in cells above 0.1), are read over it.  Updates the table; returns the flows."""
         cm = self.table
         border_km = self.region_border_km[cm.region]
         persecuted = (legit < 0.05).astype(float)
@@ -394,7 +404,6 @@ class Population:
         ret_t = return_fraction(safe, dmg_c, dc.return_rate_threat, dc.safe_damage)
         dest_cells = self.region_cell[self.dest_region]
         dest_owner = owner[dest_cells]
-        # the displaced shelter spread over the destination's region (spread_shelter)
         reg_vio, reg_dmg = self.shelter_mean(vio_cell), self.shelter_mean(damage)
         d_safe = (1.0 - reg_vio[self.dest_region]) * (1.0 - reg_dmg[self.dest_region])
         # legitimacy of each destination's controller per identity group [G, D]
@@ -403,11 +412,8 @@ class Population:
             self._dest_static = (dc.walk_km_week, destination_static(
                 self.dest_capacity[None, :], self.dest_dist, dc.walk_km_week))
         scores = destination_scores_grouped(d_safe[None, :], d_leg, cm.identity, self._dest_static[1])
-        trapped = np.zeros(len(cm.region))
-        if pocket is not None:
-            trapped, same = pocket_reach(pocket, self.region_mean((pocket > 0).astype(float))[cm.region],
-                                         self.region_cell[cm.region], dest_cells)
-            scores = np.where(same, scores, 0.0)
+        trapped, same = self.siege_reach(pocket, dest_cells)
+        scores = np.where(same, scores, 0.0)
         new_loc, has_dest = choose_destinations(scores, dest_cells, cm.idp_loc)
         abroad_share = np.where(has_dest, abroad_share, np.where(border_km <= 3 * dc.walk_km_week, 1.0, 0.0))
         flee = np.where(has_dest | (abroad_share > 0), flee * (1.0 - trapped), 0.0)
@@ -419,7 +425,6 @@ class Population:
         cm.idp_threat = threat_cohort(cm.idp_threat, idp_before, deaths[1], ret_t, left - to_ab,
                                       threat, flee, cm.idp)
         self.left = left
-        # most of the shelter region's people (where its displaced live) under fire
         under_fire = self.shelter_mean((vio_cell > 0.1).astype(float))[self.regmap.ravel()[cm.idp_loc]] > 0.5
         # IDPs driven from a shelter under fire are displaced again (not counted as leaving home)
         self.moved_on = np.where(under_fire & (new_loc != cm.idp_loc), cm.idp - (left - to_ab), 0.0)
@@ -429,6 +434,14 @@ class Population:
         return {"new_displaced": float(left.sum()), "new_refugees_abroad": float(to_ab.sum()),
                 "new_returnees": float(back.sum()), "new_civilian_deaths": float(died.sum()),
                 "new_returnees_initial": back_init}
+
+    def siege_reach(self, pocket: np.ndarray | None, dest_cells: np.ndarray):
+        """:func:`pocket_reach` of the communities, their trapped share the share of their
+        region's people in a pocket (no pockets: no one trapped, every destination open)."""
+        pocket = np.zeros(self.regmap.size, np.int64) if pocket is None else pocket
+        region = self.table.region
+        return pocket_reach(pocket, self.region_mean((pocket > 0).astype(float))[region],
+                            self.region_cell[region], dest_cells)
 
     def track_initial(self, idp_before: np.ndarray, deaths_idp: np.ndarray, ret_idp: np.ndarray,
                       ret_abroad: np.ndarray) -> float:
