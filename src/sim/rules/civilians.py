@@ -271,7 +271,8 @@ def death_split(deaths_cell: np.ndarray, home_cell: np.ndarray, idp_cell: np.nda
         return np.where(present > 0, np.minimum(deaths_cell / present, 1.0), 0.0)
 
 
-def shelter_shares(regmap: np.ndarray, people: np.ndarray, region_cell: np.ndarray, n_reg: int) -> np.ndarray:
+def shelter_shares(regmap: np.ndarray, people: np.ndarray, region_cell: np.ndarray,
+                   n_reg: int) -> np.ndarray:
     """Flat ``[cells]`` share of its settlement region's people in each cell (``regmap`` flat,
     -1 outside; ``people`` per cell): how the displaced sheltering in a region spread over it
     (:func:`spread_shelter`).  A region with no people keeps them at its settlement cell."""
@@ -425,7 +426,7 @@ class Population:
         cm.idp_threat = threat_cohort(cm.idp_threat, idp_before, deaths[1], ret_t, left - to_ab,
                                       threat, flee, cm.idp)
         self.left = left
-        under_fire = self.shelter_mean((vio_cell > 0.1).astype(float))[self.regmap.ravel()[cm.idp_loc]] > 0.5
+        under_fire = self.shelter_mean((vio_cell > 0.1) * 1.0)[self.regmap.flat[cm.idp_loc]] > 0.5
         # IDPs driven from a shelter under fire are displaced again (not counted as leaving home)
         self.moved_on = np.where(under_fire & (new_loc != cm.idp_loc), cm.idp - (left - to_ab), 0.0)
         self.moved_on_loc = cm.idp_loc.copy()
