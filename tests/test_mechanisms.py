@@ -324,12 +324,60 @@ def test_population_displace_conserves_people():
 
 def test_no_one_gets_into_or_out_of_a_besieged_pocket():
     """Pocket labels per cell (0 = open ground): cells 1-2 form pocket 1, cell 4 pocket 2.
-    Home cells 0 (open), 1 (pocket 1), 4 (pocket 2); destinations at cells 0, 2, 3, 4."""
-    trapped, same = civ.pocket_reach(np.array([0, 1, 1, 0, 2]), np.array([0, 1, 4]), np.array([0, 2, 3, 4]))
-    assert trapped.tolist() == [False, True, True]
+    Home cells 0 (open), 1 (pocket 1), 4 (pocket 2), the last two with all their people in the
+    pocket, a fourth community settled at cell 1 with 40% of its people outside; destinations
+    at cells 0, 2, 3, 4."""
+    share, same = civ.pocket_reach(np.array([0, 1, 1, 0, 2]), np.array([0.0, 1.0, 1.0, 0.4]),
+                                   np.array([0, 1, 4, 1]), np.array([0, 2, 3, 4]))
+    assert share.tolist() == [0.0, 1.0, 1.0, 0.4]
     assert same.tolist() == [[True, False, True, False],   # open ground: open destinations only
                              [False, True, False, False],  # pocket 1: its own town only
-                             [False, False, False, True]]  # pocket 2: its own town only
+                             [False, False, False, True],  # pocket 2: its own town only
+                             [True, False, True, False]]   # those who may flee: open ground
+
+
+def test_only_the_people_outside_a_pocket_flee():
+    """One settlement region of two cells (60 and 40 people), a second region as the refuge:
+    with the first cell in a besieged pocket, the people of the second cell flee as before, so
+    the region's flight is 40% of what it is with no pocket, whichever cell holds its town (the
+    trapped share counts people, not the settlement's cell: the same on any grid)."""
+    def world(settle_cell):
+        regions = {"regmap": np.array([[0, 0, 1]]), "region_names": np.array(["a", "b"]),
+                   "region_cell": np.array([settle_cell, 2]), "region_pop0": np.array([100.0, 100.0])}
+        table = SimpleNamespace(region=np.array([0, 1]), identity=np.array([0, 0]),
+                                home=np.array([100.0, 100.0]), idp=np.zeros(2), abroad=np.zeros(2),
+                                dead=np.zeros(2), idp_loc=np.array([settle_cell, 2]),
+                                pop0=np.array([100.0, 100.0]), idp_init=np.zeros(2),
+                                abroad_init=np.zeros(2), idp_threat=np.zeros(2))
+        dest = {"region_border_km": np.array([500.0, 500.0]), "dest_region": np.array([1]),
+                "dest_dist": np.array([[30.0], [0.0]]), "dest_capacity": np.array([100.0])}
+        return civ.Population(regions, table, dest, np.array([[60.0, 40.0, 100.0]]))
+    dc = SimpleNamespace(flee_rate_violence=1.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
+                         walk_km_week=50.0, abroad_share=0.0, return_rate=0.0, return_rate_abroad=0.0,
+                         return_rate_threat=0.0, return_quiet_weeks=4, safe_damage=0.5)
+    args = (np.array([0, 0, 0]), np.array([[0.5]]), np.zeros(3), np.array([1.0, 1.0, 0.0]),
+            np.array([1.0, 0.0]), np.zeros(2), np.zeros(2), np.array([0.5, 0.5]),
+            (np.zeros(2), np.zeros(2)), dc, 0.0)
+    free = world(0).displace(*args, np.array([0, 0, 0]))["new_displaced"]
+    assert free == pytest.approx(100 * (1 - np.exp(-1.0)))
+    for settle in (0, 1):
+        got = world(settle).displace(*args, np.array([1, 0, 0]))["new_displaced"]
+        assert got == pytest.approx(0.4 * free)
+
+
+def test_the_displaced_shelter_spread_over_their_refuges_region_like_its_people():
+    """Region 0 = cells 0-2 (people 10, 30, 60), region 1 = cell 3 (no people), cell 4 outside.
+    60 IDPs sheltering at cell 1 (region 0) live 6, 18, 36 over its cells; 5 at cell 3 stay
+    there; a shell that kills 10% of those present in cell 2 kills 3.6 of them, whichever of
+    the region's cells they were sent to: on a grid that splits a town into more cells the
+    people a shell can reach are the same (issue 14.5)."""
+    regmap = np.array([0, 0, 0, 1, -1])
+    share = civ.shelter_shares(regmap, np.array([10.0, 30.0, 60.0, 0.0, 0.0]), np.array([1, 3]), 2)
+    assert share.tolist() == pytest.approx([0.1, 0.3, 0.6, 1.0, 0.0])
+    for loc in (0, 1, 2):
+        idp = civ.spread_shelter(np.array([60.0, 5.0]), np.array([loc, 3]), regmap, share, 2)
+        assert idp.tolist() == pytest.approx([6.0, 18.0, 36.0, 5.0, 0.0])
+        assert (idp * np.array([0, 0, 0.1, 0, 0]))[:3].sum() == pytest.approx(3.6)
 
 
 def test_urban_index_reads_people_per_area_not_per_cell():
@@ -345,49 +393,63 @@ def test_urban_index_reads_people_per_area_not_per_cell():
 
 
 # ------------------------------------------------------------------ flight ahead of a feared advance
-def _threat_world(scale: int = 1):
-    """A 1 x 8 strip of 10-km cells (``scale`` = 2: 16 cells of 5 km, the same ground): faction
-    1 held it all; this week faction 2 took the first 10 km.  Communities (identity 0) settle
-    at 5, 25 and 45 km.  Legitimacy for the group: 1 -> 0.8, 2 -> 0.2, 3 -> 0.9."""
+def _threat_world(scale: int = 1, took_km: float = 10.0, reach: float = 25.0):
+    """A 1 x 8 strip of 10-km cells (``scale`` = 2: 16 cells of 5 km, the same ground), people
+    spread evenly (1 per km); faction 2 held the first 20 km, faction 1 the rest, and this week
+    faction 2 took the next ``took_km``.  Four settlement regions of 20 km each, one community
+    (identity 0) in each.  Legitimacy for the group: 1 -> 0.8, 2 -> 0.2, 3 -> 0.9.  Returns
+    the hazards with flee_rate_threat 0.75, threat_km ``reach`` and threat_advance_km 15."""
     n = 8 * scale
     prev = np.full((1, n), 1, np.int8)
+    prev[0, : 2 * scale] = 2
     owner = prev.copy()
-    owner[0, :scale] = 2
+    owner[0, 2 * scale: 2 * scale + int(took_km * scale / 10)] = 2
     war = np.zeros((4, 4), bool)
     war[1, 2] = war[2, 1] = war[1, 3] = war[3, 1] = True
     legit = np.array([[0.5], [0.8], [0.2], [0.9]])
-    settle = np.array([0, 2, 4]) * scale + scale // 2  # the cells at 5, 25, 45 km (7.5, 27.5, 47.5)
-    km = (10.0 / scale, 10.0 / scale)
-    return prev, owner, war, legit, settle, km
+    regmap = np.repeat(np.arange(4), 2 * scale)
+    weight = np.full(n, 10.0 / scale)
+    return (prev, owner, war, legit, regmap, weight, np.bincount(regmap, weights=weight),
+            np.arange(4), np.zeros(4, np.int64), reach, (10.0 / scale, 10.0 / scale), 0.75, 15.0)
 
 
-def test_people_flee_ahead_of_a_feared_advance_within_reach():
-    prev, owner, war, legit, settle, km = _threat_world()
-    h = civ.threat_hazard(prev, owner, war, legit, settle, np.zeros(3, np.int64), 25.0, km, 0.75)
-    # the first two settlements (0 and 20 km from the taken ground) fear a faction 0.6 less
-    # legitimate than their own: 0.75 x 0.6; the third (40 km away) does not
-    assert h.tolist() == pytest.approx([0.45, 0.45, 0.0])
+def test_people_flee_ahead_of_a_feared_advance_as_far_as_it_came_closer():
+    """The front moves from 20 to 30 km.  People between 20 and 30 km saw it come 0-10 km
+    closer (mean 5 km), those between 30 and 45 km 10 km, those between 45 and 55 km less
+    (the enemy was beyond the 25 km reach), those further nothing; a 15-km approach in a week
+    is a full week's fear, 0.75 x the legitimacy gap 0.6 = 0.45."""
+    args = _threat_world()
+    h = civ.threat_hazard(*args)
+    # regions 20-40 km: (5 + 10) / 2 km; 40-60 km: (10 + 0) / 2 km; 0-20 km held by faction 2
+    assert h.tolist() == pytest.approx([0.0, 0.45 * 7.5 / 15, 0.45 * 5 / 15, 0.0])
     # a more legitimate liberator is not feared
-    libr = owner.copy()
-    libr[0, 0] = 3
-    assert civ.threat_hazard(prev, libr, war, legit, settle, np.zeros(3, np.int64), 25.0, km, 0.75).tolist() \
-        == [0.0, 0.0, 0.0]
+    prev, owner, *rest = args
+    libr = np.where(owner != prev, 3, owner).astype(np.int8)
+    assert not civ.threat_hazard(prev, libr, *rest).any()
     # ground the advancing faction may not take (limited aims, a truce) is not threatened
     allowed = np.ones((4, 1, 8), bool)
-    allowed[2, 0, 2] = False
-    h2 = civ.threat_hazard(prev, owner, war, legit, settle, np.zeros(3, np.int64), 25.0, km, 0.75, allowed)
-    assert h2.tolist() == pytest.approx([0.45, 0.0, 0.0])
+    allowed[2, 0, 4:] = False
+    h2 = civ.threat_hazard(*args, allowed)
+    assert h2.tolist() == pytest.approx([0.0, 0.45 * 7.5 / 15, 0.0, 0.0])
     # no front moved: no hazard
-    assert not civ.threat_hazard(prev, prev, war, legit, settle, np.zeros(3, np.int64), 25.0, km, 0.75).any()
+    assert not civ.threat_hazard(prev, prev, *rest).any()
+    # a front that sweeps 30 km in a week brings one week's fear at most
+    assert civ.threat_hazard(*_threat_world(took_km=30.0)).max() == pytest.approx(0.45)
 
 
-def test_threat_reach_is_the_same_on_a_finer_grid():
-    """The reach is in km: on a grid twice as fine the same settlements fear the same advance."""
-    prev, owner, war, legit, settle, km = _threat_world(1)
-    coarse = civ.threat_hazard(prev, owner, war, legit, settle, np.zeros(3, np.int64), 25.0, km, 0.75)
-    prev, owner, war, legit, settle, km = _threat_world(2)
-    fine = civ.threat_hazard(prev, owner, war, legit, settle, np.zeros(3, np.int64), 25.0, km, 0.75)
-    assert coarse.tolist() == pytest.approx(fine.tolist())
+def test_fear_of_an_advance_is_the_same_on_a_finer_grid_and_in_smaller_steps():
+    """The approach is in km from where people live: on a grid twice as fine the same advance
+    brings the same fear to the regions within 10 km of the new front, and the same fear in
+    all (people-weighted) overall; taken in two 5-km steps, the same total as in one."""
+    coarse = civ.threat_hazard(*_threat_world(1))
+    fine = civ.threat_hazard(*_threat_world(2))
+    assert fine[1] == pytest.approx(coarse[1])
+    assert fine.sum() == pytest.approx(coarse.sum())
+    prev, owner, *rest = _threat_world(2)
+    half = prev.copy()
+    half[0, 4] = 2  # the first 5 km of the advance in week 1, the rest in week 2
+    two = civ.threat_hazard(prev, half, *rest) + civ.threat_hazard(half, owner, *rest)
+    assert two == pytest.approx(fine)
 
 
 def test_those_who_fled_a_feared_advance_return_faster_and_people_are_conserved():

@@ -49,11 +49,18 @@ WEEKS = 78  # to 29 Dec 2018
 DATES = ("2017-10-01", "2018-01-01", "2018-07-01", "2018-12-29")
 #: factions whose territory share agrees within 20% at every grid (ODD 2.1 lists the others)
 SHARE_FACTIONS = ("IRAQI_GOV", "KRG", "SDF")
+TOLERANCE = 0.2  # issue 14.5: within 20% of the 0.05 degree median
+#: outcomes that agree less well, checked within a wider bound so that a grid-dependent rate
+#: that comes back is caught (ODD 2.1: on these seeds +24% / +40% and +35% / +45% at 0.1 / 0.025
+#: degrees after the displacement changes of the fifth session, from +33% / +40% and +25% / +95%)
+WIDER = {"peak new displacement": 0.5, "civilian deaths": 0.6}
 
 
 def _outcomes(res) -> dict[str, float]:
     s = res.summary
-    out = {"battles between former allies": s["cum_battles_former_allies"]}
+    out = {"battles between former allies": s["cum_battles_former_allies"],
+           "peak new displacement": s["peak_displaced_new"],
+           "civilian deaths": s["cum_civilian_deaths"]}
     for f in SHARE_FACTIONS:
         share = res.metric("share_territory_area", f)
         for d in DATES:
@@ -64,11 +71,12 @@ def _outcomes(res) -> dict[str, float]:
 @pytest.mark.slow
 def test_key_outcomes_agree_at_every_resolution():
     """Issue 14.5: the ensemble medians at 0.1 and 0.025 degrees within 20% of the 0.05 degree
-    median for the outcomes the model makes agree (ODD 2.1 reports those it does not: ISIS's
+    median for the outcomes the model makes agree, and peak new displacement and civilian
+    deaths within the wider bounds of ``WIDER`` (ODD 2.1 reports those it does not: ISIS's
     share and defeat date, the regime's share at 0.1 degrees in 2018, all battles at 0.025
-    degrees, about -20%, and, since the north-west and eastern changes of the same session,
-    civilian deaths, -22 to -25%, and the PMF's share on 1 Oct 2017 at 0.1 degrees, +22%; since
-    the fourth session's merges, peak new displacement, +33% at 0.1 and +40% at 0.025 degrees)."""
+    degrees, about -20%, the PMF's share on 1 Oct 2017 at 0.1 degrees, +22%; displacement and
+    civilian deaths, +24 to +45%, from Syria's fronts at 0.1 degrees and ISIS's resurfacing in
+    Iraq in 2018 at 0.025 degrees)."""
     from sim.compose import compose
     from sim.runner import run_scenario
 
@@ -80,5 +88,5 @@ def test_key_outcomes_agree_at_every_resolution():
     ref = med["res_005"]
     bad = [f"{k} at {g}: {med[g][k]:.4g} vs {v:.4g} at 0.05"
            for g in ("res_010", "res_0025") for k, v in ref.items()
-           if abs(med[g][k] - v) > 0.2 * abs(v)]
+           if abs(med[g][k] - v) > WIDER.get(k, TOLERANCE) * abs(v)]
     assert not bad, "; ".join(bad)

@@ -724,17 +724,19 @@ def _relocate_people(m, cells: np.ndarray, dest: np.ndarray, share: float) -> fl
 
 def flight_conditions(m) -> tuple[np.ndarray, np.ndarray]:
     """``(threat, pocket)``: per community, the week's hazard of flight ahead of a feared
-    advance (:func:`sim.rules.civilians.threat_hazard`: ground that changed hands this week
-    between factions at war, within ``displacement.threat_km`` of the settlement, where the
-    advancing faction may hold ground); per cell (flat), the label of the besieged pocket it
-    lies in (``m.sealed``, found by :func:`sieges_week` this week; 0 = open ground): no one
-    gets in or out of a pocket but under a deal (:func:`sim.rules.civilians.pocket_reach`)."""
+    advance (:func:`sim.rules.civilians.threat_hazard`: how far, in km, an enemy at war with
+    the people's controller came toward them this week, within ``displacement.threat_km``,
+    where the advancing faction may hold ground; averaged over the people of the community's
+    region); per cell (flat), the label of the besieged pocket it lies in (``m.sealed``, found
+    by :func:`sieges_week` this week; 0 = open ground): no one gets in or out of a pocket but
+    under a deal (:func:`sim.rules.civilians.pocket_reach`)."""
     dc, pop = m.cfg.displacement, m.population
-    settle = pop.region_cell[m.communities.region]
     war = war_matrix(m)
-    threat = civilians.threat_hazard(m.prev_owner, m.owner, war, m.legitimacy, settle,
-                                     m.communities.identity, dc.threat_km, cell_sides_km(m),
-                                     dc.flee_rate_threat, m.allowed)
+    cm = m.communities
+    threat = civilians.threat_hazard(m.prev_owner, m.owner, war, m.legitimacy, pop.regmap.ravel(),
+                                     pop.pop_static.ravel(), pop.weight, cm.region, cm.identity,
+                                     dc.threat_km, cell_sides_km(m), dc.flee_rate_threat,
+                                     dc.threat_advance_km, m.allowed)
     return threat, label8(m.sealed)[0].ravel()
 
 

@@ -324,6 +324,7 @@ class DisplacementConfig:
     flee_rate_persecution: float = rng_(0, 100)
     flee_rate_threat: float = rng_(0, 100)
     threat_km: float = rng_(0, 500)
+    threat_advance_km: float = rng_(1, 500)  # km of approach in a week that is a full week's fear
     abroad_share: float = rng_(0, 1)
     return_rate: float = rng_(0, 1)
     return_rate_abroad: float = rng_(0, 1)

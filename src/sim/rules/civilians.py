@@ -53,48 +53,82 @@ def flee_fraction(violence: np.ndarray, damage_increase: np.ndarray, persecution
 
 
 def threat_hazard(prev_owner: np.ndarray, owner: np.ndarray, war: np.ndarray,
-                  legitimacy: np.ndarray, settle_cell: np.ndarray, identity: np.ndarray,
-                  reach_km: float, cell_km: tuple[float, float], rate: float,
+                  legitimacy: np.ndarray, regmap: np.ndarray, weight: np.ndarray,
+                  region_weight: np.ndarray, region: np.ndarray, identity: np.ndarray,
+                  reach_km: float, cell_km: tuple[float, float], rate: float, advance_km: float,
                   allowed: np.ndarray | None = None) -> np.ndarray:
     """Weekly flight hazard ahead of a feared advance, per community (anticipatory flight).
 
-    Ground that changed hands this week between factions (``prev_owner`` -> ``owner``, both
-    held) marks where a front moved.  A community whose settlement cell (flat ``settle_cell``)
-    lies within ``reach_km`` of ground taken by ``g`` (Euclidean, cell sides ``cell_km`` =
-    (north-south, east-west) km: the same reach on any grid), while its controller of last
-    week ``o`` is at war with ``g`` (``war[g, o]``), fears ``g`` as much as ``g`` is less
-    legitimate for its group ``i`` than ``o``:
+    People fear an enemy ``g`` as far as it came closer to them this week: for every cell
+    (people live on average half a cell from its edge, so the distance from its people to
+    ``g``'s ground is the distance between cell centres less half a cell side, 0 on ``g``'s
+    own ground; Euclidean on sides ``cell_km`` = (north-south, east-west) km), the approach
 
-        hazard = rate x max_g max(0, L[o, i] - L[g, i])
+        a = min(1, (min(R, d_last_week) - min(R, d_now))+ / advance_km)
 
-    (Kurds ahead of the Turkish-backed advance, Sunni Arabs of Daraa ahead of the regime's; no
-    fear of a more legitimate liberator).  With ``allowed[g, r, c]`` given, ground ``g`` may not
-    take (limited aims: Baghdad did not march on Erbil; a truce zone; a deconfliction line) is
-    not threatened.  Returns ``[C]`` hazards (0 where no front moved)."""
-    from scipy import ndimage
+    with ``R = reach_km``: an enemy beyond ``R`` is not feared, and an advance of
+    ``advance_km`` in a week (or more) is a full week's fear.  The approach is in km, so an
+    advance made in one jump of a coarse cell or in several steps of fine cells brings the
+    same fear (issue 14.5).  Only ``g`` that took ground this week (``prev_owner`` ->
+    ``owner``, both held) advances; a cell's people fear it while their controller of last
+    week ``o`` is at war with it (``war[g, o]``), as much as ``g`` is less legitimate for their
+    group ``i`` than ``o`` (no fear of a more legitimate liberator; Kurds ahead of the
+    Turkish-backed advance, Sunni Arabs of Daraa ahead of the regime's):
 
+        hazard[c] = rate x max_g mean_cells(region of c, people) a x max(0, L[o, i] - L[g, i])
+
+    the mean over the region's cells weighted by ``weight`` (people per cell, flat; ``regmap``
+    the flat region of every cell, -1 none; ``region_weight`` its sum per region).  With
+    ``allowed[g, r, c]`` given, ground ``g`` may not take (limited aims: Baghdad did not march
+    on Erbil; a truce zone; a deconfliction line) is not threatened.  ``region`` and
+    ``identity`` per community; returns ``[C]`` hazards (0 where no front moved)."""
     changed = (prev_owner != owner) & (prev_owner >= 0) & (owner >= 0)
-    out = np.zeros(len(settle_cell))
+    out = np.zeros(len(region))
     if rate <= 0 or not changed.any():
         return out
-    o = prev_owner.ravel()[settle_cell].astype(np.int64)
-    held = o >= 0
-    o = np.maximum(o, 0)
-    sr, sc = np.divmod(settle_cell, owner.shape[1])
-    margin = int(np.ceil(reach_km / min(cell_km))) + 1
+    regmap2, weight2 = regmap.reshape(owner.shape), weight.reshape(owner.shape)
+    war = np.asarray(war, bool)
+    n_reg, n_id = len(region_weight), legitimacy.shape[1]
     for g in np.unique(owner[changed]):
-        taken = changed & (owner == g)
-        box = mask_box(taken, margin)  # distances only matter within reach of the taken ground
-        inb = (sr >= box[0].start) & (sr < box[0].stop) & (sc >= box[1].start) & (sc < box[1].stop)
-        dist = ndimage.distance_transform_edt(~taken[box], sampling=cell_km)
-        near = np.zeros(len(settle_cell), bool)
-        near[inb] = dist[sr[inb] - box[0].start, sc[inb] - box[1].start] <= reach_km
-        ok = near & held & np.asarray(war, bool)[g, o]
+        inner, a = approach(prev_owner, owner, int(g), changed & (owner == g), reach_km, cell_km,
+                            advance_km)
+        o = prev_owner[inner]
+        ok = (a > 0) & (o >= 0) & war[g, np.maximum(o, 0)] & (regmap2[inner] >= 0)
         if allowed is not None:
-            ok &= allowed[g].ravel()[settle_cell]
-        gap = np.maximum(legitimacy[o, identity] - legitimacy[g, identity], 0.0)
-        out = np.maximum(out, np.where(ok, gap, 0.0))
+            ok &= allowed[g][inner]
+        if not ok.any():
+            continue
+        oo, reg, w = o[ok], regmap2[inner][ok], (weight2[inner] * a)[ok]
+        gap = np.maximum(legitimacy[oo] - legitimacy[g][None, :], 0.0)  # [cells, groups]
+        fear = np.stack([np.bincount(reg, weights=w * gap[:, i], minlength=n_reg)
+                         for i in range(n_id)], axis=1) / region_weight[:, None]
+        out = np.maximum(out, fear[region, identity])
     return rate * out
+
+
+def approach(prev_owner: np.ndarray, owner: np.ndarray, g: int, taken: np.ndarray, reach_km: float,
+             cell_km: tuple[float, float], advance_km: float):
+    """``(box, a)``: the approach of faction ``g``, which took the cells ``taken`` this week, to
+    the people of every cell of ``box`` (the cells within ``reach_km`` of the taken ground),
+    ``a = min(1, (min(R, D0) - min(R, D1))+ / advance_km)`` with ``D0``, ``D1`` the distances
+    last week and now from the cell's people to ``g``'s ground (see :func:`threat_hazard`)."""
+    from scipy import ndimage
+
+    half = 0.5 * float(np.sqrt(cell_km[0] * cell_km[1]))
+    margin = int(np.ceil(reach_km / min(cell_km))) + 1
+    inner, outer = mask_box(taken, margin), mask_box(taken, 2 * margin)
+    # the inner box inside the outer one, which holds all of g's ground within reach of it
+    sub = (slice(inner[0].start - outer[0].start, inner[0].stop - outer[0].start),
+           slice(inner[1].start - outer[1].start, inner[1].stop - outer[1].start))
+    near = []
+    for own in (prev_owner, owner):
+        other = own[outer] != g
+        if other.all():  # g held nothing within reach
+            near.append(np.full(taken[inner].shape, float(reach_km)))
+            continue
+        d = ndimage.distance_transform_edt(other, sampling=cell_km)[sub]
+        near.append(np.minimum(np.where(d > 0, np.maximum(d - half, 0.0), 0.0), reach_km))
+    return inner, np.minimum(np.maximum(near[0] - near[1], 0.0) / advance_km, 1.0)
 
 
 def mixed_return(idp: np.ndarray, idp_threat: np.ndarray, ret: np.ndarray, ret_threat: np.ndarray) -> np.ndarray:
@@ -120,13 +154,21 @@ def threat_cohort(idp_threat: np.ndarray, idp_before: np.ndarray, deaths_idp: np
     return np.minimum(idp_threat * survive * (1.0 - ret_threat) + new_idp * share, idp_after)
 
 
-def pocket_reach(pocket: np.ndarray, home_cell: np.ndarray, dest_cells: np.ndarray):
-    """Who is cut off by a siege: ``(trapped [C], same [C, D])`` from the flat pocket labels
-    ``pocket`` (0 = open ground): a community is trapped when its home cell is in a pocket;
-    ``same`` says which destinations lie on the same side of the ring (from open ground, only
-    open ground: no one walks into a siege)."""
+def pocket_reach(pocket: np.ndarray, trapped_share: np.ndarray, home_cell: np.ndarray,
+                 dest_cells: np.ndarray):
+    """Who is cut off by a siege: ``(trapped share [C], reachable [C, D])`` from the flat
+    pocket labels ``pocket`` (0 = open ground) and each community's share of people living in
+    a pocket (``trapped_share``, the people-weighted share of its region's cells inside one:
+    the same people on any grid, issue 14.5).  Those outside a pocket may flee to destinations
+    on open ground only (no one walks into a siege); a community whose people are all in a
+    pocket (none may flee) reaches only the destinations of its settlement's pocket."""
     home_p = pocket[home_cell]
-    return home_p > 0, home_p[:, None] == pocket[dest_cells][None, :]
+    share = np.clip(trapped_share, 0.0, 1.0)
+    share = np.where(share >= 1.0 - 1e-6, 1.0, share)  # the regions' weights carry a 1e-9
+    walled = (share >= 1.0) & (home_p > 0)
+    same = np.where(walled[:, None], home_p[:, None] == pocket[dest_cells][None, :],
+                    (pocket[dest_cells] == 0)[None, :])
+    return share, same
 
 
 def quiet_weeks(weeks: np.ndarray, violence: np.ndarray, damage_increase: np.ndarray) -> np.ndarray:
@@ -229,6 +271,37 @@ def death_split(deaths_cell: np.ndarray, home_cell: np.ndarray, idp_cell: np.nda
         return np.where(present > 0, np.minimum(deaths_cell / present, 1.0), 0.0)
 
 
+def shelter_shares(regmap: np.ndarray, people: np.ndarray, region_cell: np.ndarray,
+                   n_reg: int) -> np.ndarray:
+    """Flat ``[cells]`` share of its settlement region's people in each cell (``regmap`` flat,
+    -1 outside; ``people`` per cell): how the displaced sheltering in a region spread over it
+    (:func:`spread_shelter`).  A region with no people keeps them at its settlement cell."""
+    inside = regmap >= 0
+    reg = regmap[inside]
+    tot = np.bincount(reg, weights=people[inside], minlength=n_reg)
+    share = np.zeros(regmap.size)
+    share[inside] = np.where(tot[reg] > 0, people[inside] / np.maximum(tot[reg], 1e-300), 0.0)
+    empty = tot <= 0
+    share[region_cell[empty]] = 1.0
+    return share
+
+
+def spread_shelter(idp: np.ndarray, idp_loc: np.ndarray, regmap: np.ndarray, share: np.ndarray,
+                   n_reg: int) -> np.ndarray:
+    """Displaced people per cell (flat): those sheltering at a cell (``idp_loc``) live spread
+    over its settlement region like its people (``share``, :func:`shelter_shares`), in host
+    families, rented rooms and camps by its towns, not all in one cell: so the people a shell
+    can hit, and the violence per head, do not depend on the size of a cell (issue 14.5).
+    IDPs at a cell outside every region stay there."""
+    reg = regmap[idp_loc]
+    ok = reg >= 0
+    by_reg = np.bincount(reg[ok], weights=idp[ok], minlength=n_reg)
+    out = np.where(regmap >= 0, share * by_reg[np.maximum(regmap, 0)], 0.0)
+    if not ok.all():
+        out += np.bincount(idp_loc[~ok], weights=idp[~ok], minlength=regmap.size)
+    return out
+
+
 class Population:
     """The civilian state: settlement regions, the communities (home, displaced, abroad,
     dead), their FLEE destinations and last week's housing damage per region.
@@ -255,6 +328,7 @@ class Population:
         self.fr = flat[self.inside]
         self.pop0_in = pop_static.ravel()[self.inside]
         self.weight = np.bincount(self.fr, weights=self.pop0_in, minlength=self.n_reg) + 1e-9
+        self.cell_share = shelter_shares(flat, pop_static.ravel(), self.region_cell, self.n_reg)
         self.left = np.zeros_like(table.pop0)  # people who left home this week, per community
         self.quiet = np.zeros(self.n_reg, np.int64)  # consecutive quiet weeks per region
         self.moved_on = np.zeros_like(table.pop0)  # IDPs driven on from a shelter under fire
@@ -274,7 +348,7 @@ class Population:
         frac = reg_home / np.maximum(self.region_pop0, 1e-9)
         flat = self.regmap.ravel()
         home = np.where(flat >= 0, self.pop_static.ravel() * frac[np.maximum(flat, 0)], 0.0)
-        idp = np.bincount(cm.idp_loc, weights=cm.idp, minlength=flat.size)
+        idp = spread_shelter(cm.idp, cm.idp_loc, flat, self.cell_share, self.n_reg)
         home.flags.writeable = idp.flags.writeable = False
         self._split_key, self._split = key, (home, idp)
         return home, idp
@@ -293,7 +367,13 @@ class Population:
         cr = cm.region
         with np.errstate(divide="ignore", invalid="ignore"):
             d_home = np.where(reg_home[cr] > 0, d_home_reg[cr] * cm.home / reg_home[cr], 0.0)
-        return d_home, cm.idp * f_home[cm.idp_loc]
+        return d_home, cm.idp * self.shelter_mean(f_home)[self.regmap.ravel()[cm.idp_loc]]
+
+    def shelter_mean(self, values: np.ndarray) -> np.ndarray:
+        """Per region, the mean of a flat cell field over the region's displaced people, who
+        shelter spread over its cells like its people (:func:`spread_shelter`)."""
+        return np.bincount(self.fr, weights=self.cell_share[self.inside] * values[self.inside],
+                           minlength=self.n_reg)
 
     def displace(self, owner: np.ndarray, legitimacy: np.ndarray, damage: np.ndarray,
                  vio_cell: np.ndarray, violence_c: np.ndarray, dmg_c: np.ndarray,
@@ -308,8 +388,11 @@ class Population:
         the ``displacement`` config, ``threat`` the hazard of flight ahead of a feared
         advance (:func:`threat_hazard`), ``pocket`` (flat int per cell, 0 = open ground) the
         besieged pocket a cell lies in: the ring lets no one in or out, so no one flees from a
-        pocket (they die where they are, or leave under a deal) and no one from outside shelters
-        in one (:func:`pocket_reach`).  Updates the table; returns the step's flows."""
+        pocket (they die where they are, or leave under a deal; a community's flight is scaled
+        by the share of its people outside pockets) and no one from outside shelters in one
+        (:func:`pocket_reach`).  The displaced live spread over their refuge's region
+        (:func:`spread_shelter`): its safety, and whether they are under fire (most of its
+        people in cells above 0.1), are read over it.  Updates the table; returns the flows."""
         cm = self.table
         border_km = self.region_border_km[cm.region]
         persecuted = (legit < 0.05).astype(float)
@@ -322,20 +405,19 @@ class Population:
         ret_t = return_fraction(safe, dmg_c, dc.return_rate_threat, dc.safe_damage)
         dest_cells = self.region_cell[self.dest_region]
         dest_owner = owner[dest_cells]
-        d_safe = (1.0 - vio_cell[dest_cells]) * (1.0 - damage[dest_cells])
+        reg_vio, reg_dmg = self.shelter_mean(vio_cell), self.shelter_mean(damage)
+        d_safe = (1.0 - reg_vio[self.dest_region]) * (1.0 - reg_dmg[self.dest_region])
         # legitimacy of each destination's controller per identity group [G, D]
         d_leg = np.where(dest_owner[None, :] >= 0, legitimacy[np.maximum(dest_owner, 0)].T, 0.05)
         if self._dest_static[0] != dc.walk_km_week:  # computed once per walk
             self._dest_static = (dc.walk_km_week, destination_static(
                 self.dest_capacity[None, :], self.dest_dist, dc.walk_km_week))
         scores = destination_scores_grouped(d_safe[None, :], d_leg, cm.identity, self._dest_static[1])
-        trapped = np.zeros(len(cm.region), bool)
-        if pocket is not None:
-            trapped, same = pocket_reach(pocket, self.region_cell[cm.region], dest_cells)
-            scores = np.where(same, scores, 0.0)
+        trapped, same = self.siege_reach(pocket, dest_cells)
+        scores = np.where(same, scores, 0.0)
         new_loc, has_dest = choose_destinations(scores, dest_cells, cm.idp_loc)
         abroad_share = np.where(has_dest, abroad_share, np.where(border_km <= 3 * dc.walk_km_week, 1.0, 0.0))
-        flee = np.where((has_dest | (abroad_share > 0)) & ~trapped, flee, 0.0)
+        flee = np.where(has_dest | (abroad_share > 0), flee * (1.0 - trapped), 0.0)
         idp_before = cm.idp
         ret_mix = mixed_return(cm.idp, cm.idp_threat, ret, ret_t)
         (cm.home, cm.idp, cm.abroad, cm.dead), (left, to_ab, back, died) = move_people(
@@ -344,7 +426,7 @@ class Population:
         cm.idp_threat = threat_cohort(cm.idp_threat, idp_before, deaths[1], ret_t, left - to_ab,
                                       threat, flee, cm.idp)
         self.left = left
-        under_fire = vio_cell[cm.idp_loc] > 0.1
+        under_fire = self.shelter_mean((vio_cell > 0.1) * 1.0)[self.regmap.flat[cm.idp_loc]] > 0.5
         # IDPs driven from a shelter under fire are displaced again (not counted as leaving home)
         self.moved_on = np.where(under_fire & (new_loc != cm.idp_loc), cm.idp - (left - to_ab), 0.0)
         self.moved_on_loc = cm.idp_loc.copy()
@@ -353,6 +435,14 @@ class Population:
         return {"new_displaced": float(left.sum()), "new_refugees_abroad": float(to_ab.sum()),
                 "new_returnees": float(back.sum()), "new_civilian_deaths": float(died.sum()),
                 "new_returnees_initial": back_init}
+
+    def siege_reach(self, pocket: np.ndarray | None, dest_cells: np.ndarray):
+        """:func:`pocket_reach` of the communities, their trapped share the share of their
+        region's people in a pocket (no pockets: no one trapped, every destination open)."""
+        pocket = np.zeros(self.regmap.size, np.int64) if pocket is None else pocket
+        region = self.table.region
+        return pocket_reach(pocket, self.region_mean((pocket > 0).astype(float))[region],
+                            self.region_cell[region], dest_cells)
 
     def track_initial(self, idp_before: np.ndarray, deaths_idp: np.ndarray, ret_idp: np.ndarray,
                       ret_abroad: np.ndarray) -> float:
