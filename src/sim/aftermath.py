@@ -22,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 
 from .geography import TERRAIN_CLASSES, river_side
-from .initial import reference_cell_km
 from .rules import alignment, assault, civilians, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE, UNGOVERNED
 from .rules.events import cede_ground, date_of, entry_units, hostility_matrix, zone_closed, zone_mask
@@ -71,6 +70,8 @@ def supply_exits(cfg, geo, names: list[str]) -> np.ndarray:
 
 def setup(m) -> None:
     """State of the aftermath mechanisms on model ``m`` (called once, after the forces)."""
+    from .initial import reference_cell_km  # sim.initial imports sim.agents, which imports this
+
     cfg, geo = m.cfg, m.geo
     m.core = core_masks(cfg, geo, m.faction_names)
     m.has_core = m.core.any(axis=(1, 2))  # static: computed once
