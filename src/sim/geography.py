@@ -362,16 +362,21 @@ NO_CACHE_ENV = "SIM_NO_CACHE"  # set to 1 to build every time and write nothing
 def disk_cache_path(key: tuple) -> Path | None:
     """File of the built geography for config ``key`` (None when caching is off).  The name
     hashes the config, the bundled map data, the source of the modules that build it and the
-    Python/numpy versions, so any change to them builds afresh (a stale map cannot be read)."""
+    Python/numpy/scipy/matplotlib versions, so any change to them builds afresh (a stale map cannot be read)."""
     import hashlib
     import os
     import sys
+
+    import matplotlib
+    import scipy
 
     if os.environ.get(NO_CACHE_ENV, "") not in ("", "0"):
         return None
     root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "syria-iraq-sim")
     h = hashlib.blake2b(repr(key).encode(), digest_size=16)
-    h.update(f"{sys.version_info[:2]} {np.__version__}".encode())
+    # the libraries that rasterise and measure the map (matplotlib's Path, scipy.ndimage)
+    versions = (sys.version_info[:2], np.__version__, scipy.__version__, matplotlib.__version__)
+    h.update(repr(versions).encode())
     for f in sorted(GEO.rglob("*")) + [Path(__file__), Path(__file__).with_name("grid.py")]:
         if f.is_file():
             h.update(f.name.encode())
@@ -401,6 +406,7 @@ def _store_cached(path: Path | None, geo: Geography) -> None:
 
     if path is None:
         return
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -408,10 +414,8 @@ def _store_cached(path: Path | None, geo: Geography) -> None:
             pickle.dump(geo, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
     except OSError:
-        try:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        except (OSError, UnboundLocalError):
-            pass
 
 
 def _thaw(v):
