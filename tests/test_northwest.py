@@ -218,7 +218,8 @@ def test_dated_offensives_name_their_main_effort_on_the_real_grid():
 
 def test_us_protection_covers_the_east_bank_and_turkey_is_supplied_across_its_border():
     """At 0.1 degrees: the US protection zone holds Kobani district across the Euphrates from
-    Jarabulus (a river bank, ``banks``), not Jarabulus or Manbij on the west bank; Turkey &
+    Jarabulus (a river bank, ``banks``, and the river's own cells), not Jarabulus or Manbij on
+    the west bank; Turkey &
     SNA ground next to Turkey (its ``supply_countries``) is open country for its sieges, so a
     second Turkish piece on the border (Tal Abyad after Peace Spring) is not besieged while
     the same piece away from the border would be."""
@@ -234,6 +235,10 @@ def test_us_protection_covers_the_east_bank_and_turkey_is_supplied_across_its_bo
     assert z[int(east_bank[0][0]), int(east_bank[1][0])]
     assert not z[m.geo.place_cell("Jarabulus")] and not z[m.geo.place_cell("Manbij")]
     assert z[m.geo.place_cell("Raqqa")]
+    # the river itself is closed too: its cells lie on neither bank, and across the frozen line
+    # at Jarabulus they changed hands week after week (Turkey lost ~16,000 fighters there)
+    euphrates = m.geo.named_rivers["Euphrates"] & m.geo.country_mask("SYR") & m.geo.theatre
+    assert euphrates.any() and z[euphrates].all()
     t, sdf = m.fidx["TURKEY_SNA"], m.fidx["SDF"]
     exits = m.exits[t]
     assert exits.any() and not (exits & m.geo.theatre).any()

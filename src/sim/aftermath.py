@@ -179,9 +179,13 @@ def setup_zones(m) -> None:
 
 def bank_of(geo, river: str, side: str) -> np.ndarray:
     """``[R, C]`` bool: the cells on the ``north`` or ``south`` side of a named river
-    (:func:`sim.geography.river_side`: north = the side met before the river walking south;
-    the river's own cells belong to neither bank).  An unknown river is an error."""
-    return river_side(geo, river, None) == (1 if side == "north" else -1)
+    (:func:`sim.geography.river_side`: north = the side met before the river walking south)
+    and the river's own cells: a zone that keeps a faction off a bank keeps it off the river
+    too (what it holds on the river stays its).  Otherwise a river cell, on neither bank,
+    changes hands week after week across a frozen line (Jarabulus, 0.05 deg).  An unknown
+    river is an error."""
+    side_ = river_side(geo, river, None)
+    return (side_ == (1 if side == "north" else -1)) | geo.named_rivers[river]
 
 
 def _points_mask(m, points, in_areas: np.ndarray | None = None, buffer_km: float = 0.0) -> np.ndarray:
