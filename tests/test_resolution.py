@@ -42,6 +42,26 @@ def test_battle_blocks_are_a_tenth_of_a_degree():
     assert len(np.unique(combat.battle_blocks((8, 8), 0.025))) == 4
 
 
+def test_hidden_cells_resurface_per_reference_block():
+    from sim.rules import insurgency
+
+    owner = np.zeros((2, 4), np.int8)  # held by faction 0; ISIS is faction 1
+    presence = np.zeros((2, 2, 4), np.float32)
+    presence[0] = 1.0  # the holder's presence per fine cell
+    need = np.full((2, 4), 2.0)  # a fine cell's share of the hold level
+    allowed = np.ones((2, 4), bool)
+    block = combat.battle_blocks((2, 4), 0.025, 0.05)  # two 2 x 2 blocks
+    hidden = np.zeros((2, 4), np.float32)
+    hidden[0, 0] = 6.0  # enough for its own fine cell, not for the block (need 8)
+    hidden[:, 2:] = 2.5  # 10 spread over the second block: each cell alone would pass too
+    per_cell = insurgency.resurfacing(hidden.copy(), presence, owner, 1, need, 2.0, allowed)
+    assert per_cell[0, 0] and per_cell[:, 2:].all()
+    h = hidden.copy()
+    up = insurgency.resurfacing(h, presence, owner, 1, need, 2.0, allowed, block)
+    assert not up[:, :2].any() and up[:, 2:].all()
+    assert h[:, 2:].sum() == pytest.approx(10.0) and h[0, 0] == 6.0  # conserved, shared by need
+
+
 # ------------------------------------------------------------------ one answer at every grid
 GRIDS = ("res_010", "res_005", "res_0025")
 SEEDS = (11, 12)

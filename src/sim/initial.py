@@ -49,6 +49,9 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
     out["hold_min"] = hold_min
     out.update(cell_parameters(cfg, geo))
     out["battle_block"] = battle_blocks(geo.shape, geo.grid.res)  # battles counted per 0.1 degree
+    # resurfacing judged per 0.05-degree block on finer grids (None: per cell, as on 0.05 and 0.1)
+    fine = geo.grid.res < REFERENCE_RES * (1 - 1e-6)
+    out["ref_block"] = battle_blocks(geo.shape, geo.grid.res, REFERENCE_RES) if fine else None
     out["frontage"] = (cfg.combat.max_density_km2 * geo.grid.cell_area_km2).ravel().astype(np.float32)
     out["strength0"] = np.array([fc.fighters for fc in fcs]) * mult
     # a unit's sector: the same km^2 on every grid (fractional windows, rules.spatial.window_side)

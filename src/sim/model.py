@@ -372,7 +372,7 @@ class ConflictModel(mesa.Model):
         self.ledger.killed(isis, float(caught.sum()))
         up = insurgency.resurfacing(self.hidden, self.presence, self.owner, isis,
                                     (self.hold_min[isis] * self.hold_scale).reshape(self.geo.shape),
-                                    self.cfg.control.capture_ratio, self.allowed[isis])
+                                    self.cfg.control.capture_ratio, self.allowed[isis], self.ref_block)
         if up.any():  # hidden cells that outnumber the holder retake the ground
             self.owner[up] = isis
             self.garrison[isis][up] += self.hidden[up]
