@@ -62,18 +62,28 @@ def test_hidden_cells_resurface_per_reference_block():
     assert h[:, 2:].sum() == pytest.approx(10.0) and h[0, 0] == 6.0  # conserved, shared by need
 
 
+def test_town_fields_carried_from_the_reference_grid():
+    from sim.initial import carry_fields
+
+    hold = np.array([[0.1, 1.0], [0.1, 0.1]])  # a town in one 0.05 degree cell of four
+    urban = np.array([[0.0, 1.0], [0.0, 0.0]])
+    fine_hold, fine_urban = carry_fields((hold, urban), (4, 4))  # the 0.025 degree grid
+    assert fine_urban[:2, 2:].tolist() == [[1.0, 1.0], [1.0, 1.0]] and fine_urban[2:, :].sum() == 0
+    assert fine_hold[0, 0] == 0.1 and fine_hold[1, 3] == 1.0
+
+
 # ------------------------------------------------------------------ one answer at every grid
 GRIDS = ("res_010", "res_005", "res_0025")
 SEEDS = (11, 12)
 WEEKS = 78  # to 29 Dec 2018
 DATES = ("2017-10-01", "2018-01-01", "2018-07-01", "2018-12-29")
 #: factions whose territory share agrees within 20% at every grid (ODD 2.1 lists the others)
-SHARE_FACTIONS = ("IRAQI_GOV", "KRG", "SDF")
+SHARE_FACTIONS = ("IRAQI_GOV", "KRG", "SDF", "SYRIAN_GOV")
 TOLERANCE = 0.2  # issue 14.5: within 20% of the 0.05 degree median
 #: outcomes that agree less well, checked within a wider bound so that a grid-dependent rate
-#: that comes back is caught (ODD 2.1: on these seeds +24% / +40% and +35% / +45% at 0.1 / 0.025
-#: degrees after the displacement changes of the fifth session, from +33% / +40% and +25% / +95%)
-WIDER = {"peak new displacement": 0.5, "civilian deaths": 0.6}
+#: that comes back is caught (ODD 2.1: on these seeds -38% / +24% at 0.1 / 0.025 degrees with
+#: resurfacing per 0.05-degree block, from -38% / +27%; before the sixth session +35% / +45%)
+WIDER = {"civilian deaths": 0.45}
 
 
 def _outcomes(res) -> dict[str, float]:
@@ -91,12 +101,12 @@ def _outcomes(res) -> dict[str, float]:
 @pytest.mark.slow
 def test_key_outcomes_agree_at_every_resolution():
     """Issue 14.5: the ensemble medians at 0.1 and 0.025 degrees within 20% of the 0.05 degree
-    median for the outcomes the model makes agree, and peak new displacement and civilian
-    deaths within the wider bounds of ``WIDER`` (ODD 2.1 reports those it does not: ISIS's
-    share and defeat date, the regime's share at 0.1 degrees in 2018, all battles at 0.025
-    degrees, about -20%, the PMF's share on 1 Oct 2017 at 0.1 degrees, +22%; displacement and
-    civilian deaths, +24 to +45%, from Syria's fronts at 0.1 degrees and ISIS's resurfacing in
-    Iraq in 2018 at 0.025 degrees)."""
+    median for the outcomes the model makes agree (peak new displacement, battles between
+    former allies, four factions' territory shares at four dates), and civilian deaths within
+    the wider bound of ``WIDER`` (ODD 2.1 reports those it does not: ISIS's share and defeat
+    date, all battles at 0.1 degrees, +44%, the PMF's share on 1 Oct 2017 at 0.1 degrees,
+    +20%; civilian deaths, -38% / +24%, mostly greater Damascus, where the rebels' Eastern
+    Ghouta is one 0.1-degree cell at the start)."""
     from sim.compose import compose
     from sim.runner import run_scenario
 
