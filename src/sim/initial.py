@@ -57,6 +57,7 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
     # a unit's sector: the same km^2 on every grid (fractional windows, rules.spatial.window_side)
     ref_km = reference_cell_km(geo)
     out["unit_window"] = np.array([window_side(fc.projection_km, cell_km, ref_km) for fc in fcs])
+    out["race_share"] = min(ref_km / cell_km, 1.0)  # the race for empty cells: 5.6 km a week at most
     out["unit_speed_cells"] = np.array([fc.speed_km_week for fc in fcs]) / cell_km
     fidx = {n: i for i, n in enumerate(names)}
     pairs = ((a, b, v) for a, row in cfg.scenario.hostility.items() for b, v in row.items())
