@@ -49,11 +49,15 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
     out["hold_min"] = hold_min
     out.update(cell_parameters(cfg, geo))
     out["battle_block"] = battle_blocks(geo.shape, geo.grid.res)  # battles counted per 0.1 degree
+    # resurfacing judged per 0.05-degree block on finer grids (None: per cell, as on 0.05 and 0.1)
+    fine = geo.grid.res < REFERENCE_RES * (1 - 1e-6)
+    out["ref_block"] = battle_blocks(geo.shape, geo.grid.res, REFERENCE_RES) if fine else None
     out["frontage"] = (cfg.combat.max_density_km2 * geo.grid.cell_area_km2).ravel().astype(np.float32)
     out["strength0"] = np.array([fc.fighters for fc in fcs]) * mult
     # a unit's sector: the same km^2 on every grid (fractional windows, rules.spatial.window_side)
     ref_km = reference_cell_km(geo)
     out["unit_window"] = np.array([window_side(fc.projection_km, cell_km, ref_km) for fc in fcs])
+    out["race_share"] = min(ref_km / cell_km, 1.0)  # the race for empty cells: 5.6 km a week at most
     out["unit_speed_cells"] = np.array([fc.speed_km_week for fc in fcs]) / cell_km
     fidx = {n: i for i, n in enumerate(names)}
     pairs = ((a, b, v) for a, row in cfg.scenario.hostility.items() for b, v in row.items())
@@ -96,18 +100,54 @@ def cell_parameters(cfg: Config, geo: Geography) -> dict:
     ``move_window`` and ``retreat_window`` (window sides in cells, fractional off the 0.05
     degree grid: :func:`sim.rules.spatial.window_side`) and ``urban`` (``[R, C]`` urban index,
     :func:`sim.rules.assault.urban_index`)."""
-    pop = ref_people(geo).ravel()
     cc = cfg.control
     e = cc.empty_hold_share
-    urban = urban_index(pop, 1.0)  # pop is already people per reference area
+    hold = lambda pop: e + (1 - e) * np.clip(np.sqrt(pop / cc.hold_population), 0, 1)  # noqa: E731
+    pop = ref_people(geo)
+    hold_scale, urban = hold(pop), urban_index(pop, 1.0)  # pop is already people per reference area
+    ref = reference_geography(geo, getattr(cfg, "geography", None))
+    if ref is not None:  # on a finer grid, towns as the 0.05 degree grid resolves them (issue 14.5)
+        rp = ref_people(ref)
+        hold_scale, urban = carry_fields((hold(rp), urban_index(rp, 1.0)), geo.shape)
+    hold_scale, urban = hold_scale.ravel(), urban.ravel()
     return {
-        "hold_scale": (e + (1 - e) * np.clip(np.sqrt(pop / cc.hold_population), 0, 1)).astype(np.float32),
+        "hold_scale": hold_scale.astype(np.float32),
         "defence": (1.0 + cc.urban_defence * urban).astype(np.float32),
         "shield": (1.0 + cfg.combat.urban_loss_shield * urban).astype(np.float32),
         "move_window": window_side(cc.garrison_move_km, geo.grid.cell_km, reference_cell_km(geo)),
         "retreat_window": window_side(RETREAT_KM, geo.grid.cell_km, reference_cell_km(geo)),
         "urban": urban.reshape(geo.shape),
     }
+
+
+def reference_geography(geo: Geography, geo_cfg) -> Geography | None:
+    """The 0.05-degree geography of the same real map as a finer grid ``geo`` (its config
+    ``geo_cfg`` at the reference resolution), or None: on the 0.05-degree grid or a coarser
+    one, on the synthetic map, without a config, or where the grids do not nest (k x k cells
+    per reference cell)."""
+    import dataclasses
+
+    from .geography import build_geography
+
+    if geo_cfg is None or geo_cfg.kind != "real" or geo.grid.res > REFERENCE_RES * (1 - 1e-9):
+        return None
+    k, (R, C) = REFERENCE_RES / geo.grid.res, geo.shape
+    if abs(k - round(k)) > 1e-6 or R % round(k) or C % round(k):
+        return None
+    ref = build_geography(dataclasses.replace(geo_cfg, name="res_005", resolution_deg=REFERENCE_RES))
+    return ref if ref.shape == (R // round(k), C // round(k)) else None
+
+
+def carry_fields(fields: tuple[np.ndarray, ...], shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Fields of the 0.05-degree grid carried to a finer grid of ``shape`` nested in it: each
+    cell takes its reference cell's value.  For the hold scale and the urban index (issue
+    14.5): a quarter of a town is as urban as the town and holds a quarter of its garrison
+    (the hold level is also scaled by ``area_factor``), rather than its densest quarter being
+    a city and its outskirts countryside."""
+    R, C = shape
+    k = R // fields[0].shape[0]
+    rows, cols = np.arange(R) // k, np.arange(C) // k
+    return tuple(f[rows][:, cols] for f in fields)
 
 
 def former_allies(hostility0: np.ndarray, isis: int, max_hostility: float) -> np.ndarray:

@@ -24,7 +24,7 @@ from .geography import Geography
 from .initial_control import build_initial_control
 from .rules import civilians as civ
 from .rules import combat, events, insurgency, movement, recruitment, redeploy
-from .rules.control import UNGOVERNED, control_candidates, control_levels, update_control
+from .rules.control import UNGOVERNED, control_candidates, control_levels, race_gate, update_control
 from .rules.ledger import FighterLedger
 from .rules.presence import garrison_presence, garrison_presence_boxed, unit_cells_dilated, unit_presence
 from .rules.spatial import faction_boxes, window_means
@@ -284,7 +284,7 @@ class ConflictModel(mesa.Model):
             jitter = self.streams["jitter"].random(sub.shape, dtype=np.float32) * 1e-3
             new = update_control(owner[idx], sub, self.engaged, self.allowed.reshape(n, -1)[:, idx],
                                  None, hold_min[:, None] * self.hold_scale[idx][None], jitter,
-                                 may_vacate=self.below_weeks[idx] >= cc.vacancy_weeks)
+                                 may_vacate=self.below_weeks[idx] >= cc.vacancy_weeks, race=race_gate(jitter, self.race_share))
             old = owner[idx].copy()
             self.owner.ravel()[idx] = new
             self._seed_cells(idx, old, new)
@@ -372,7 +372,7 @@ class ConflictModel(mesa.Model):
         self.ledger.killed(isis, float(caught.sum()))
         up = insurgency.resurfacing(self.hidden, self.presence, self.owner, isis,
                                     (self.hold_min[isis] * self.hold_scale).reshape(self.geo.shape),
-                                    self.cfg.control.capture_ratio, self.allowed[isis])
+                                    self.cfg.control.capture_ratio, self.allowed[isis], self.ref_block)
         if up.any():  # hidden cells that outnumber the holder retake the ground
             self.owner[up] = isis
             self.garrison[isis][up] += self.hidden[up]

@@ -25,7 +25,7 @@ LEVEL_NONE, LEVEL_FULL, LEVEL_DOMINANT, LEVEL_CONTESTED = 0, 1, 2, 3
 def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
                    allowed: np.ndarray, capture_ratio: float | None, hold_min: np.ndarray,
                    jitter: np.ndarray | None = None, defence: np.ndarray | None = None,
-                   may_vacate: np.ndarray | None = None) -> np.ndarray:
+                   may_vacate: np.ndarray | None = None, race: np.ndarray | None = None) -> np.ndarray:
     """New owner of every cell.
 
     ``presence[f, r, c]``: force each faction projects on the cell; ``hostile[f, g]``: bool,
@@ -44,7 +44,9 @@ def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
     3. *Race*: an ungoverned cell goes to the allowed faction with the largest presence, if
        that is at least its ``hold_min``.
 
-    ``jitter`` (same shape as presence, tiny) breaks exact ties at random.  Works on any
+    ``race`` (bool per cell, optional): the ungoverned cells that may be claimed this week
+    (:func:`race_gate`).  ``jitter`` (same shape as presence, tiny) breaks exact ties at
+    random.  Works on any
     trailing shape (the model passes only the cells where control can change).
     """
     n_f, shape = presence.shape[0], owner.shape
@@ -79,9 +81,23 @@ def update_control(owner: np.ndarray, presence: np.ndarray, hostile: np.ndarray,
 
     # race for ungoverned cells
     free = (new == UNGOVERNED) & theatre
+    if race is not None:
+        free &= race.reshape(-1)
     winner, win_p = argmax0(np.where(can_hold, p, -1.0))
     new = np.where(free & (win_p >= 0), winner, new)
     return new.astype(np.int8).reshape(shape)
+
+
+def race_gate(jitter: np.ndarray, share: float, scale: float = 1e-3) -> np.ndarray | None:
+    """Which ungoverned cells the race may fill this week: each with probability ``share``
+    (the 0.05-degree cell's side over this grid's, at most 1), from the tie-break ``jitter``
+    (uniform on ``[0, scale)``; its first layer), so that an empty frontier the garrisons'
+    one-cell reach fills advances ``share`` cells a week, about 5.6 km, on a coarse grid as on
+    the 0.05-degree grid, not 11 km a week on 0.1-degree cells (issue 14.5).  None (no gate)
+    where ``share >= 1``."""
+    if share >= 1.0:
+        return None
+    return jitter[0] < scale * share
 
 
 def control_levels(owner: np.ndarray, presence: np.ndarray, fighting: np.ndarray,

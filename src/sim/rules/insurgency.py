@@ -115,10 +115,14 @@ def attack_losses(fighter_deaths: np.ndarray, owner: np.ndarray, garrison: np.nd
 
 
 def resurfacing(hidden: np.ndarray, presence: np.ndarray, owner: np.ndarray, isis: int,
-                need: np.ndarray, ratio: float, allowed: np.ndarray) -> np.ndarray:
+                need: np.ndarray, ratio: float, allowed: np.ndarray,
+                block: np.ndarray | None = None) -> np.ndarray:
     """Cells ISIS's hidden members retake (:func:`resurface`): held by another faction
     whose presence ``presence[owner]`` they outnumber by ``ratio``, with at least ``need``
-    of them, where ISIS may hold ground."""
+    of them, where ISIS may hold ground.  With ``block`` (flat block id per cell, blocks of
+    several cells) the test is made per block (:func:`resurfacing_blocks`)."""
+    if block is not None:
+        return resurfacing_blocks(hidden, presence, owner, isis, need, ratio, allowed, block)
     cand = np.flatnonzero(((hidden >= need) & allowed & (owner != isis)).ravel())
     out = np.zeros(owner.shape, bool)
     if cand.size:  # the holder's presence gathered on those cells only (0 where none holds)
@@ -127,6 +131,41 @@ def resurfacing(hidden: np.ndarray, presence: np.ndarray, owner: np.ndarray, isi
         at = presence.reshape(presence.shape[0], -1)[np.where(held, o, 0).astype(np.intp), cand]
         h = hidden.ravel()[cand]
         out.ravel()[cand] = resurface(h, np.where(held, at, 0.0), ratio, np.broadcast_to(need, owner.shape).ravel()[cand])
+    return out
+
+
+def resurfacing_blocks(hidden: np.ndarray, presence: np.ndarray, owner: np.ndarray, isis: int,
+                       need: np.ndarray, ratio: float, allowed: np.ndarray,
+                       block: np.ndarray) -> np.ndarray:
+    """:func:`resurfacing` judged per block of cells (a 0.05-degree cell's area on a finer
+    grid, :func:`sim.rules.combat.battle_blocks`): the ground a block's hidden members may
+    retake is the block's cells held by another faction where ISIS may hold ground, and they
+    retake all of it when, summed over those cells, they number at least its ``need`` and
+    ``ratio`` times the holders' presence there.  So a group of covert fighters retakes a
+    village of the same km^2 on every grid, not a cell a quarter the size with a quarter of
+    the fighters (issue 14.5).  The hidden members of a retaken block are shared over its
+    cells in proportion to their ``need`` (``hidden`` is edited in place; the caller turns
+    the hidden members of the cells returned into their garrison)."""
+    flat_h, flat_o = hidden.reshape(-1), owner.ravel()
+    take = (allowed & (owner != isis) & (owner >= 0)).ravel()
+    has = np.flatnonzero(take & (flat_h > 0))
+    out = np.zeros(owner.shape, bool)
+    if has.size == 0:
+        return out
+    cells = np.flatnonzero(take & np.isin(block, np.unique(block[has])))
+    b = block[cells]
+    ub, inv = np.unique(b, return_inverse=True)
+    p = presence.reshape(presence.shape[0], -1)[flat_o[cells].astype(np.intp), cells]
+    nd = np.broadcast_to(need, owner.shape).ravel()[cells].astype(np.float64)
+    h_b = np.bincount(inv, weights=flat_h[cells], minlength=ub.size)
+    ok = (h_b >= np.bincount(inv, weights=nd, minlength=ub.size)) & \
+        (h_b >= ratio * np.bincount(inv, weights=p, minlength=ub.size))
+    up = cells[ok[inv]]
+    if up.size:
+        nd_b = np.bincount(inv, weights=nd, minlength=ub.size)
+        k = inv[ok[inv]]
+        flat_h[up] = (h_b[k] * nd[ok[inv]] / np.maximum(nd_b[k], 1e-12)).astype(hidden.dtype)
+        out.ravel()[up] = True
     return out
 
 
