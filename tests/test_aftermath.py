@@ -921,3 +921,74 @@ def test_a_pocket_backed_onto_a_border_is_besieged_but_not_walled_in():
     s = besieged_pieces(owner, war, REB, presence)
     assert s.besieged[s.labels[2, 3]] and not walled_in(s, owner).any()
     assert k == s.labels[2, 3]
+
+
+def test_reserves_dig_in_at_the_nearest_pocket():
+    """Each unit's fighters join the pocket whose fortifiable cell is nearest to it, spread by
+    station weight over that pocket's fortifiable cells only (not the largest pocket)."""
+    from sim.rules.holdouts import nearest_pocket_garrison
+    from sim.rules.spatial import label8
+
+    own = np.zeros((3, 9), bool)
+    own[0, 0:2] = True  # west pocket
+    own[2, 6:9] = True  # east pocket
+    fort = own.copy()
+    fort[2, 8] = False  # open desert of the east pocket: nobody digs in there
+    w = np.ones((3, 9))
+    w[2, 6] = 3.0
+    labels, _ = label8(own)
+    dest = nearest_pocket_garrison(labels, fort, w, np.array([1, 2]), np.array([1, 5]), np.array([10.0, 40.0]))
+    np.testing.assert_allclose(dest[0, 0:2], [5.0, 5.0])  # the unit at (1, 1): west
+    np.testing.assert_allclose(dest[2, 6:9], [30.0, 10.0, 0.0])  # the unit at (2, 5): east, 3:1
+    np.testing.assert_allclose(dest.sum(), 50.0)
+    # no station weight on a pocket: evenly over its fortifiable cells
+    even = nearest_pocket_garrison(labels, fort, np.zeros((3, 9)), np.array([2]), np.array([5]), np.array([8.0]))
+    np.testing.assert_allclose(even[2, 6:8], [4.0, 4.0])
+    assert nearest_pocket_garrison(labels, np.zeros_like(fort), w, np.array([0]), np.array([0]),
+                                   np.array([1.0])) is None
+
+
+def test_the_contact_band_shield_counts_the_defenders_at_the_front():
+    """In a defended town only a band of band_km of its defended depth D is under fire: the
+    holder's shield is D / band_km (at least 1); off without a band; 1 in the open."""
+    from sim.rules.combat import contact_band_shield
+
+    people = np.array([300_000.0, 300_000.0, 0.0])
+    defenders = np.array([900.0, 25.0, 900.0])  # D = 3 km; 0.5 km; no built-up ground
+    np.testing.assert_allclose(contact_band_shield(people, defenders, 10_000.0, 100.0, 0.3),
+                               [10.0, 0.5 / 0.3, 1.0])
+    np.testing.assert_allclose(contact_band_shield(people, defenders, 10_000.0, 100.0, 0.0), 1.0)
+
+
+def test_the_contact_band_loss_is_the_same_on_a_finer_grid():
+    """A town of B km2 defended by G fighters: one coarse cell loses cap x G / (D / band) a week;
+    cut into 4 cells (2 x 2), the 2 front cells lose the same in all (depth adds up as sqrt)."""
+    from sim.rules.combat import contact_band_shield
+
+    B, G, band, cap = 16.0, 1600.0, 0.4, 0.5
+    coarse = cap * G / contact_band_shield(np.array([B * 1e4]), np.array([G]), 1e4, 100.0, band)
+    fine = 2 * cap * (G / 4) / contact_band_shield(np.array([B / 4 * 1e4]), np.array([G / 4]), 1e4, 100.0, band)
+    np.testing.assert_allclose(coarse, fine)
+
+
+def test_a_barred_faction_holds_the_line_quietly():
+    """Manoeuvre units make a fight active only off the ground of a closed hold_line zone that
+    their faction does not hold: the SDF next to the Hajin pocket before its offensive fights
+    there as a static front; an open zone, or one without hold_line, changes nothing."""
+    from types import SimpleNamespace
+
+    from sim import aftermath
+
+    owner = np.array([[0, 0, 1]], np.int8)  # ISIS holds two cells, the SDF one
+    zone = np.array([[True, False, True]])
+    z = SimpleNamespace(hold_line=True, factions=["SDF"])
+    m = SimpleNamespace(n_f=2, owner=owner, fidx={"ISIS": 0, "SDF": 1}, zones={"hajin": zone},
+                        zones_closed=frozenset({"hajin"}),
+                        cfg=SimpleNamespace(scenario=SimpleNamespace(zones={"hajin": z})))
+    near = np.ones((2, 1, 3), bool)
+    idx = np.array([0, 1, 2])
+    np.testing.assert_array_equal(aftermath.manoeuvre(m, near, idx), [[True, True, True], [False, True, True]])
+    m.zones_closed = frozenset()
+    assert aftermath.manoeuvre(m, near, idx).all()
+    m.zones_closed, z.hold_line = frozenset({"hajin"}), False
+    assert aftermath.manoeuvre(m, near, idx).all()

@@ -179,6 +179,8 @@ class ZoneConfig:
     #                                   ground on that side of the river (geography.river_side)
     except_points: list[list[float]] = _list()  # [[lat, lon, radius_km], ...]: but not this ground
     closed: list[list[str]] = _list()  # [[start, end], ...] ISO dates; end "" = open-ended
+    hold_line: bool = False  # while closed, the barred factions hold their line there (an
+    #                          offensive not yet launched): their units make no active front
 
 
 @dataclass
@@ -242,6 +244,7 @@ class CombatConfig:
     static_front_intensity: float = rng_(0, 1)
     unit_centre_share: float = rng_(0, 1)
     urban_loss_shield: float = rng_(0, 20)
+    urban_band_km: float = rng_(0, 10)  # 0: off
     max_density_km2: float = rng_(0.1, 1e5)
 
 
