@@ -992,3 +992,32 @@ def test_a_barred_faction_holds_the_line_quietly():
     assert aftermath.manoeuvre(m, near, idx).all()
     m.zones_closed, z.hold_line = frozenset({"hajin"}), False
     assert aftermath.manoeuvre(m, near, idx).all()
+
+
+def test_fortifications_stay_built_while_isis_holds_them():
+    """A pocket fortified with its garrison (>= min_pocket_fighters) stays fortified when the
+    assault grinds the garrison below that (no cliff mid-battle); a cell lost and retaken is
+    not; a pocket never fortified with a small garrison is not."""
+    from types import SimpleNamespace
+
+    from sim import aftermath
+
+    IS_, KR_ = 0, 1
+    owner = np.array([[IS_, IS_, IS_, KR_]], np.int8)
+    hc = SimpleNamespace(onset=0.1, max_factor=3.0, min_pocket_fighters=200.0)
+    garrison = np.zeros((2, 1, 4), np.float32)
+    garrison[IS_, 0, :3] = 100.0
+    m = SimpleNamespace(isis=IS_, owner=owner, settled0=np.array([60.0, 1.0]), area=np.ones((1, 4)),
+                        settled_ground=np.ones((1, 4), bool), holdout_mask=np.ones((1, 4), bool),
+                        garrison=garrison, fortified=np.zeros((1, 4), bool),
+                        geo=SimpleNamespace(shape=(1, 4)), cfg=SimpleNamespace(holdouts=hc))
+    k0 = aftermath.holdout_slow(m)  # share 3/60 = 0.05: k = 1 + 2 x 0.5 = 2
+    np.testing.assert_allclose(k0, [[2.0, 2.0, 2.0, 1.0]])
+    m.garrison[IS_] = np.where(m.garrison[IS_] > 0, 10.0, 0.0)  # ground down to 30 in all
+    np.testing.assert_allclose(aftermath.holdout_slow(m), [[2.0, 2.0, 2.0, 1.0]])
+    m.owner = np.array([[KR_, IS_, IS_, KR_]], np.int8)  # the first cell falls ...
+    aftermath.holdout_slow(m)
+    m.owner = np.array([[IS_, IS_, IS_, KR_]], np.int8)  # ... and is retaken: not fortified
+    assert np.asarray(aftermath.holdout_slow(m))[0, 0] == 1.0
+    m.fortified = np.zeros((1, 4), bool)  # never fortified, 30 fighters: nothing
+    assert (np.asarray(aftermath.holdout_slow(m)) == 1.0).all()

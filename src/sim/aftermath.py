@@ -102,6 +102,7 @@ def setup(m) -> None:
     m.shield0 = m.shield.copy()  # the combat loss shield without the holdout fortification
     m.station_w0 = m.station_w[m.isis].copy() if m.isis >= 0 else None  # ISIS's, unfortified
     m.cleared_owner = m.owner.copy()
+    m.fortified = np.zeros(geo.shape, bool)  # ISIS's fortified holdout cells (they stay built)
     # settled ground: people per km2 (2017) at least holdouts.settled_density; open desert is not
     # held ground (the holdout share and the defeat date count settled ground only)
     m.settled_ground = settled_mask(geo.population, m.area, cfg.holdouts.settled_density)
@@ -615,8 +616,9 @@ def settled_share(m) -> float | None:
 def holdout_slow(m) -> np.ndarray | float:
     """The ISIS holdout fortification (:func:`sim.rules.holdouts.holdout_defence`) on its
     river-valley and urban cells of pockets with at least ``holdouts.min_pocket_fighters`` in
-    garrison (:func:`sim.rules.holdouts.pocket_mask`), by the share of its settled ground of the
-    start it still holds; 1 elsewhere (and without ISIS)."""
+    garrison (:func:`sim.rules.holdouts.pocket_mask`), or fortified before and still held
+    (``m.fortified``), by the share of its settled ground of the start it still holds; 1
+    elsewhere (and without ISIS)."""
     share, hc = settled_share(m), m.cfg.holdouts
     if share is None or share >= hc.onset:
         return 1.0
@@ -625,6 +627,10 @@ def holdout_slow(m) -> np.ndarray | float:
     mask = np.zeros(m.geo.shape, bool)
     mask[box] = m.holdout_mask[box] & holdouts.pocket_mask(labels, n, m.garrison[m.isis][box],
                                                            hc.min_pocket_fighters)
+    # fortifications once built stay while ISIS holds them: a pocket ground below the garrison
+    # threshold by the assault keeps its tunnels and berms (no cliff in the middle of a battle)
+    mask |= m.fortified & (m.owner == m.isis)
+    m.fortified = mask
     return holdouts.holdout_defence(m.owner, m.isis, mask, share, hc.max_factor, hc.onset)
 
 
