@@ -1021,3 +1021,56 @@ def test_fortifications_stay_built_while_isis_holds_them():
     assert np.asarray(aftermath.holdout_slow(m))[0, 0] == 1.0
     m.fortified = np.zeros((1, 4), bool)  # never fortified, 30 fighters: nothing
     assert (np.asarray(aftermath.holdout_slow(m)) == 1.0).all()
+
+
+def test_the_encircled_fall_back_into_their_pocket():
+    """ISIS fighters of a lost cell next to its besieged ground go to ground only at
+    holdouts.besieged_underground_share (they fall back into the pocket); elsewhere at
+    insurgency.go_underground_share; other factions never."""
+    from types import SimpleNamespace
+
+    from sim import aftermath
+
+    owner = np.array([[1, 0, 0, 1, 1, 1]], np.int8)  # cell 0 just lost next to the pocket (1-2)
+    sealed = np.array([[False, True, True, False, False, False]])
+    cfg = SimpleNamespace(insurgency=SimpleNamespace(go_underground_share=0.7),
+                          holdouts=SimpleNamespace(besieged_underground_share=0.2))
+    m = SimpleNamespace(isis=0, owner=owner, sealed=sealed, cfg=cfg)
+    sl = (slice(None), slice(None))
+    np.testing.assert_allclose(aftermath.underground_share(m, 0, sl), [[0.2, 0.2, 0.2, 0.2, 0.7, 0.7]])
+    assert aftermath.underground_share(m, 1, sl) == 0.0
+    m.sealed = np.zeros_like(sealed)  # the last cell of a pocket: nothing besieged left beside it
+    np.testing.assert_allclose(aftermath.underground_share(m, 0, sl), 0.7)
+
+
+def test_retreat_takes_a_share_to_ground_per_cell():
+    from sim.rules.movement import retreat
+
+    g = np.array([[10.0, 0.0, 0.0, 10.0]], np.float32)
+    own = np.array([[False, True, True, False]])
+    out, hidden, _, _ = retreat(g, own, 0.0, np.array([[0.2, 0.7, 0.7, 0.7]]), 0.0, 3)
+    np.testing.assert_allclose(hidden, [[2.0, 0.0, 0.0, 7.0]])
+    np.testing.assert_allclose(out.sum() + hidden.sum(), 20.0, rtol=1e-6)
+
+
+def test_a_deconfliction_line_with_hold_line_quiets_the_far_bank():
+    """The regime (south bank) makes no active front on the north bank while the line holds,
+    except on ground it holds there; after the line's end date, or without hold_line, it does."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from sim import aftermath
+
+    owner = np.array([[0, 0, 1]], np.int8)  # ISIS on both banks, the regime's cell north
+    side = np.array([[1, -1, 1]])  # +1 north of the river, -1 south
+    d = SimpleNamespace(hold_line=True, until="", factions=["SYRIAN_GOV"], sides=["south"], country="SYR")
+    m = SimpleNamespace(n_f=2, owner=owner, fidx={"ISIS": 0, "SYRIAN_GOV": 1}, zones={}, zones_closed=frozenset(),
+                        date=dt.date(2018, 1, 1), _line_sides=lambda _: side,
+                        geo=SimpleNamespace(country_mask=lambda c: np.ones((1, 3), bool)),
+                        cfg=SimpleNamespace(scenario=SimpleNamespace(zones={}, deconfliction={"e": d})))
+    near, idx = np.ones((2, 1, 3), bool), np.array([0, 1, 2])
+    np.testing.assert_array_equal(aftermath.manoeuvre(m, near, idx), [[True, True, True], [False, True, True]])
+    d.until = "2017-12-01"
+    assert aftermath.manoeuvre(m, near, idx).all()
+    d.until, d.hold_line = "", False
+    assert aftermath.manoeuvre(m, near, idx).all()

@@ -507,7 +507,8 @@ def manoeuvre(m, near_unit: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``[F, k]`` bool: where each faction's manoeuvre units make the fight in the ``k`` combat
     cells ``idx`` an active one (``near_unit`` ``[F, R, C]``: its units are within a cell).  Not
     on the ground of a closed zone with ``hold_line`` that it does not hold (a dated policy: an
-    offensive not yet launched, such as the SDF's on the Hajin pocket before 10 Sep 2018): there
+    offensive not yet launched, such as the SDF's on the Hajin pocket before 10 Sep 2018), nor
+    beyond a deconfliction line in force with ``hold_line`` (the regime across the Euphrates): there
     it holds the line, and the front is as quiet as one with no unit at all
     (``combat.static_front_intensity``)."""
     n = m.n_f
@@ -518,6 +519,13 @@ def manoeuvre(m, near_unit: np.ndarray, idx: np.ndarray) -> np.ndarray:
         if z.hold_line:
             barred = m.zones[k].ravel()[idx]
             for f in z.factions:
+                out[m.fidx[f]] &= ~barred | (own == m.fidx[f])
+    for d in m.cfg.scenario.deconfliction.values():  # a line in force with hold_line: the far bank
+        if d.hold_line and not (d.until and m.date >= date_of(d.until)):
+            side = m._line_sides(d).ravel()[idx]
+            far_country = m.geo.country_mask(d.country).ravel()[idx]
+            for f, s in zip(d.factions, d.sides):
+                barred = far_country & (side == (-1 if s == "north" else 1))
                 out[m.fidx[f]] &= ~barred | (own == m.fidx[f])
     return out
 
@@ -611,6 +619,21 @@ def settled_share(m) -> float | None:
     area = m.area[m.settled_ground & (m.owner == m.isis)]
     held = np.bincount(np.zeros(area.size, np.intp), weights=area, minlength=1)[0]
     return float(held / m.settled0[m.isis])
+
+
+def underground_share(m, i: int, sl) -> np.ndarray | float:
+    """Share of the garrison of faction ``i``'s lost cells (window ``sl``) that goes to ground
+    (:func:`sim.rules.movement.retreat`): ``insurgency.go_underground_share`` for ISIS, 0 for
+    the others; but on cells next to ISIS's besieged ground (``m.sealed``, this week's) only
+    ``holdouts.besieged_underground_share``: fighters of an encircled pocket cannot slip away
+    and fall back into what is left of it, so the last village is the most crowded (Baghuz,
+    Feb-Mar 2019).  The last cell of a pocket has no besieged ground left beside it: its
+    garrison goes to ground as anywhere."""
+    if i != m.isis:
+        return 0.0
+    share = m.cfg.insurgency.go_underground_share
+    pocket = dilate8(m.sealed[sl] & (m.owner[sl] == i))
+    return np.where(pocket, min(m.cfg.holdouts.besieged_underground_share, share), share)
 
 
 def holdout_slow(m) -> np.ndarray | float:

@@ -164,6 +164,7 @@ class DeconflictionConfig:
     #                           (the bank of the cell's largest place; majority where none)
     north_share: float = rng_(0, 1, default=0.5)
     until: str = ""
+    hold_line: bool = False  # each side holds its line: its units make no active front beyond it
 
 
 @dataclass
@@ -308,6 +309,7 @@ class HoldoutsConfig:
     onset: float = rng_(0.01, 1)
     settled_density: float = rng_(0, 1000)  # people per km2: ground that counts as held (defeat date)
     min_pocket_fighters: float = rng_(0, 10000)  # garrison a piece needs to be fortified
+    besieged_underground_share: float = rng_(0, 1, default=0.2)  # goes to ground from a besieged pocket's lost cells
 
 
 @dataclass

@@ -319,7 +319,7 @@ class ConflictModel(mesa.Model):
         is_isis = i == self.isis
         out = movement.retreat(self.garrison[i][sl], self.owner[sl] == i,
                                self.cfg.combat.retreat_loss_fraction,
-                               ic.go_underground_share if is_isis else 0.0, 0.5 if is_isis else 0.0,
+                               aftermath.underground_share(self, i, sl), 0.5 if is_isis else 0.0,
                                self.retreat_window)
         if out is None:
             return
