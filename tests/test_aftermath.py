@@ -984,7 +984,7 @@ def test_a_barred_faction_holds_the_line_quietly():
     z = SimpleNamespace(hold_line=True, factions=["SDF"])
     m = SimpleNamespace(n_f=2, owner=owner, fidx={"ISIS": 0, "SDF": 1}, zones={"hajin": zone},
                         zones_closed=frozenset({"hajin"}),
-                        cfg=SimpleNamespace(scenario=SimpleNamespace(zones={"hajin": z})))
+                        cfg=SimpleNamespace(scenario=SimpleNamespace(zones={"hajin": z}, deconfliction={})))
     near = np.ones((2, 1, 3), bool)
     idx = np.array([0, 1, 2])
     np.testing.assert_array_equal(aftermath.manoeuvre(m, near, idx), [[True, True, True], [False, True, True]])
