@@ -921,3 +921,156 @@ def test_a_pocket_backed_onto_a_border_is_besieged_but_not_walled_in():
     s = besieged_pieces(owner, war, REB, presence)
     assert s.besieged[s.labels[2, 3]] and not walled_in(s, owner).any()
     assert k == s.labels[2, 3]
+
+
+def test_reserves_dig_in_at_the_nearest_pocket():
+    """Each unit's fighters join the pocket whose fortifiable cell is nearest to it, spread by
+    station weight over that pocket's fortifiable cells only (not the largest pocket)."""
+    from sim.rules.holdouts import nearest_pocket_garrison
+    from sim.rules.spatial import label8
+
+    own = np.zeros((3, 9), bool)
+    own[0, 0:2] = True  # west pocket
+    own[2, 6:9] = True  # east pocket
+    fort = own.copy()
+    fort[2, 8] = False  # open desert of the east pocket: nobody digs in there
+    w = np.ones((3, 9))
+    w[2, 6] = 3.0
+    labels, _ = label8(own)
+    dest = nearest_pocket_garrison(labels, fort, w, np.array([1, 2]), np.array([1, 5]), np.array([10.0, 40.0]))
+    np.testing.assert_allclose(dest[0, 0:2], [5.0, 5.0])  # the unit at (1, 1): west
+    np.testing.assert_allclose(dest[2, 6:9], [30.0, 10.0, 0.0])  # the unit at (2, 5): east, 3:1
+    np.testing.assert_allclose(dest.sum(), 50.0)
+    # no station weight on a pocket: evenly over its fortifiable cells
+    even = nearest_pocket_garrison(labels, fort, np.zeros((3, 9)), np.array([2]), np.array([5]), np.array([8.0]))
+    np.testing.assert_allclose(even[2, 6:8], [4.0, 4.0])
+    assert nearest_pocket_garrison(labels, np.zeros_like(fort), w, np.array([0]), np.array([0]),
+                                   np.array([1.0])) is None
+
+
+def test_the_contact_band_shield_counts_the_defenders_at_the_front():
+    """In a defended town only a band of band_km of its defended depth D is under fire: the
+    holder's shield is D / band_km (at least 1); off without a band; 1 in the open."""
+    from sim.rules.combat import contact_band_shield
+
+    people = np.array([300_000.0, 300_000.0, 0.0])
+    defenders = np.array([900.0, 25.0, 900.0])  # D = 3 km; 0.5 km; no built-up ground
+    np.testing.assert_allclose(contact_band_shield(people, defenders, 10_000.0, 100.0, 0.3),
+                               [10.0, 0.5 / 0.3, 1.0])
+    np.testing.assert_allclose(contact_band_shield(people, defenders, 10_000.0, 100.0, 0.0), 1.0)
+
+
+def test_the_contact_band_loss_is_the_same_on_a_finer_grid():
+    """A town of B km2 defended by G fighters: one coarse cell loses cap x G / (D / band) a week;
+    cut into 4 cells (2 x 2), the 2 front cells lose the same in all (depth adds up as sqrt)."""
+    from sim.rules.combat import contact_band_shield
+
+    B, G, band, cap = 16.0, 1600.0, 0.4, 0.5
+    coarse = cap * G / contact_band_shield(np.array([B * 1e4]), np.array([G]), 1e4, 100.0, band)
+    fine = 2 * cap * (G / 4) / contact_band_shield(np.array([B / 4 * 1e4]), np.array([G / 4]), 1e4, 100.0, band)
+    np.testing.assert_allclose(coarse, fine)
+
+
+def test_a_barred_faction_holds_the_line_quietly():
+    """Manoeuvre units make a fight active only off the ground of a closed hold_line zone that
+    their faction does not hold: the SDF next to the Hajin pocket before its offensive fights
+    there as a static front; an open zone, or one without hold_line, changes nothing."""
+    from types import SimpleNamespace
+
+    from sim import aftermath
+
+    owner = np.array([[0, 0, 1]], np.int8)  # ISIS holds two cells, the SDF one
+    zone = np.array([[True, False, True]])
+    z = SimpleNamespace(hold_line=True, factions=["SDF"])
+    m = SimpleNamespace(n_f=2, owner=owner, fidx={"ISIS": 0, "SDF": 1}, zones={"hajin": zone},
+                        zones_closed=frozenset({"hajin"}),
+                        cfg=SimpleNamespace(scenario=SimpleNamespace(zones={"hajin": z}, deconfliction={})))
+    near = np.ones((2, 1, 3), bool)
+    idx = np.array([0, 1, 2])
+    np.testing.assert_array_equal(aftermath.manoeuvre(m, near, idx), [[True, True, True], [False, True, True]])
+    m.zones_closed = frozenset()
+    assert aftermath.manoeuvre(m, near, idx).all()
+    m.zones_closed, z.hold_line = frozenset({"hajin"}), False
+    assert aftermath.manoeuvre(m, near, idx).all()
+
+
+def test_fortifications_stay_built_while_isis_holds_them():
+    """A pocket fortified with its garrison (>= min_pocket_fighters) stays fortified when the
+    assault grinds the garrison below that (no cliff mid-battle); a cell lost and retaken is
+    not; a pocket never fortified with a small garrison is not."""
+    from types import SimpleNamespace
+
+    from sim import aftermath
+
+    IS_, KR_ = 0, 1
+    owner = np.array([[IS_, IS_, IS_, KR_]], np.int8)
+    hc = SimpleNamespace(onset=0.1, max_factor=3.0, min_pocket_fighters=200.0)
+    garrison = np.zeros((2, 1, 4), np.float32)
+    garrison[IS_, 0, :3] = 100.0
+    m = SimpleNamespace(isis=IS_, owner=owner, settled0=np.array([60.0, 1.0]), area=np.ones((1, 4)),
+                        settled_ground=np.ones((1, 4), bool), holdout_mask=np.ones((1, 4), bool),
+                        garrison=garrison, fortified=np.zeros((1, 4), bool),
+                        geo=SimpleNamespace(shape=(1, 4)), cfg=SimpleNamespace(holdouts=hc))
+    k0 = aftermath.holdout_slow(m)  # share 3/60 = 0.05: k = 1 + 2 x 0.5 = 2
+    np.testing.assert_allclose(k0, [[2.0, 2.0, 2.0, 1.0]])
+    m.garrison[IS_] = np.where(m.garrison[IS_] > 0, 10.0, 0.0)  # ground down to 30 in all
+    np.testing.assert_allclose(aftermath.holdout_slow(m), [[2.0, 2.0, 2.0, 1.0]])
+    m.owner = np.array([[KR_, IS_, IS_, KR_]], np.int8)  # the first cell falls ...
+    aftermath.holdout_slow(m)
+    m.owner = np.array([[IS_, IS_, IS_, KR_]], np.int8)  # ... and is retaken: not fortified
+    assert np.asarray(aftermath.holdout_slow(m))[0, 0] == 1.0
+    m.fortified = np.zeros((1, 4), bool)  # never fortified, 30 fighters: nothing
+    assert (np.asarray(aftermath.holdout_slow(m)) == 1.0).all()
+
+
+def test_the_encircled_fall_back_into_their_pocket():
+    """ISIS fighters of a lost cell next to its besieged ground go to ground only at
+    holdouts.besieged_underground_share (they fall back into the pocket); elsewhere at
+    insurgency.go_underground_share; other factions never."""
+    from types import SimpleNamespace
+
+    from sim import aftermath
+
+    owner = np.array([[1, 0, 0, 1, 1, 1]], np.int8)  # cell 0 just lost next to the pocket (1-2)
+    sealed = np.array([[False, True, True, False, False, False]])
+    cfg = SimpleNamespace(insurgency=SimpleNamespace(go_underground_share=0.7),
+                          holdouts=SimpleNamespace(besieged_underground_share=0.2))
+    m = SimpleNamespace(isis=0, owner=owner, sealed=sealed, cfg=cfg)
+    sl = (slice(None), slice(None))
+    np.testing.assert_allclose(aftermath.underground_share(m, 0, sl), [[0.2, 0.2, 0.2, 0.2, 0.7, 0.7]])
+    assert aftermath.underground_share(m, 1, sl) == 0.0
+    m.sealed = np.zeros_like(sealed)  # the last cell of a pocket: nothing besieged left beside it
+    np.testing.assert_allclose(aftermath.underground_share(m, 0, sl), 0.7)
+
+
+def test_retreat_takes_a_share_to_ground_per_cell():
+    from sim.rules.movement import retreat
+
+    g = np.array([[10.0, 0.0, 0.0, 10.0]], np.float32)
+    own = np.array([[False, True, True, False]])
+    out, hidden, _, _ = retreat(g, own, 0.0, np.array([[0.2, 0.7, 0.7, 0.7]]), 0.0, 3)
+    np.testing.assert_allclose(hidden, [[2.0, 0.0, 0.0, 7.0]])
+    np.testing.assert_allclose(out.sum() + hidden.sum(), 20.0, rtol=1e-6)
+
+
+def test_a_deconfliction_line_with_hold_line_quiets_the_far_bank():
+    """The regime (south bank) makes no active front on the north bank while the line holds,
+    except on ground it holds there; after the line's end date, or without hold_line, it does."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from sim import aftermath
+
+    owner = np.array([[0, 0, 1]], np.int8)  # ISIS on both banks, the regime's cell north
+    side = np.array([[1, -1, 1]])  # +1 north of the river, -1 south
+    d = SimpleNamespace(hold_line=True, until="", factions=["SYRIAN_GOV"], sides=["south"], country="SYR")
+    m = SimpleNamespace(n_f=2, owner=owner, fidx={"ISIS": 0, "SYRIAN_GOV": 1}, zones={}, zones_closed=frozenset(),
+                        date=dt.date(2018, 1, 1), _line_sides=lambda _: side,
+                        geo=SimpleNamespace(country_mask=lambda c: np.ones((1, 3), bool)),
+                        cfg=SimpleNamespace(scenario=SimpleNamespace(zones={}, deconfliction={"e": d})))
+    near, idx = np.ones((2, 1, 3), bool), np.array([0, 1, 2])
+    np.testing.assert_array_equal(aftermath.manoeuvre(m, near, idx), [[True, True, True], [False, True, True]])
+    d.until = "2017-12-01"
+    assert aftermath.manoeuvre(m, near, idx).all()
+    d.until, d.hold_line = "", False
+    assert aftermath.manoeuvre(m, near, idx).all()

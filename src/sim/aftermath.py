@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geography import TERRAIN_CLASSES, river_side
-from .rules import alignment, assault, civilians, holdouts, insurgency, reach, sieges, withdrawal
+from .rules import alignment, assault, civilians, combat, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE, UNGOVERNED
 from .rules.events import cede_ground, date_of, entry_units, hostility_matrix, zone_closed, zone_mask
 from .rules.spatial import dilate8, label8, owner_layer, window_side
@@ -102,6 +102,7 @@ def setup(m) -> None:
     m.shield0 = m.shield.copy()  # the combat loss shield without the holdout fortification
     m.station_w0 = m.station_w[m.isis].copy() if m.isis >= 0 else None  # ISIS's, unfortified
     m.cleared_owner = m.owner.copy()
+    m.fortified = np.zeros(geo.shape, bool)  # ISIS's fortified holdout cells (they stay built)
     # settled ground: people per km2 (2017) at least holdouts.settled_density; open desert is not
     # held ground (the holdout share and the defeat date count settled ground only)
     m.settled_ground = settled_mask(geo.population, m.area, cfg.holdouts.settled_density)
@@ -488,6 +489,51 @@ def withdraw_week(m, presence: np.ndarray) -> None:
         m.flow[("new_cells_abandoned", "ALL")] += float(n)
 
 
+def combat_shield(m, idx: np.ndarray, force: np.ndarray) -> np.ndarray:
+    """``[k]`` the holder's shield in the combat cells ``idx``: the town and holdout shield
+    (``m.shield``) times, on besieged ground (``m.sealed``, last week's), its cover in a
+    defended town (:func:`sim.rules.combat.contact_band_shield`: only the defenders of the
+    contact band are under fire), from the holder's fighters there (``force`` ``[F, k]``,
+    after the frontage cap).  Only the encircled fight house to house: defenders with a way
+    out fall back or break (Raqqa, cut off from 29 Jun 2017, held to 17 Oct; Mosul's west
+    side held five months once cut off; Hawija, Al-Qaim and Abu Kamal, with the desert open,
+    fell within weeks in Oct-Nov 2017)."""
+    own = m.owner.ravel()[idx]
+    held = (own >= 0) & m.sealed.ravel()[idx]
+    defenders = np.where(held, force[np.maximum(own, 0), np.arange(idx.size)], 0.0)
+    ac = m.cfg.assault
+    band = combat.contact_band_shield(m.geo.population.ravel()[idx], defenders, ac.built_density,
+                                      ac.defender_density, m.cfg.combat.urban_band_km)
+    return m.shield[idx] * band
+
+
+def manoeuvre(m, near_unit: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``[F, k]`` bool: where each faction's manoeuvre units make the fight in the ``k`` combat
+    cells ``idx`` an active one (``near_unit`` ``[F, R, C]``: its units are within a cell).  Not
+    on the ground of a closed zone with ``hold_line`` that it does not hold (a dated policy: an
+    offensive not yet launched, such as the SDF's on the Hajin pocket before 10 Sep 2018), nor
+    beyond a deconfliction line in force with ``hold_line`` (the regime across the Euphrates): there
+    it holds the line, and the front is as quiet as one with no unit at all
+    (``combat.static_front_intensity``)."""
+    n = m.n_f
+    out = near_unit.reshape(n, -1)[:, idx]
+    own = m.owner.ravel()[idx]
+    for k in m.zones_closed:
+        z = m.cfg.scenario.zones[k]
+        if z.hold_line:
+            barred = m.zones[k].ravel()[idx]
+            for f in z.factions:
+                out[m.fidx[f]] &= ~barred | (own == m.fidx[f])
+    for d in m.cfg.scenario.deconfliction.values():  # a line in force with hold_line: the far bank
+        if d.hold_line and not (d.until and m.date >= date_of(d.until)):
+            side = m._line_sides(d).ravel()[idx]
+            far_country = m.geo.country_mask(d.country).ravel()[idx]
+            for f, s in zip(d.factions, d.sides):
+                barred = far_country & (side == (-1 if s == "north" else 1))
+                out[m.fidx[f]] &= ~barred | (own == m.fidx[f])
+    return out
+
+
 def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Capture of held cells by sector odds (:func:`sim.rules.assault.sector_odds`), a
     defended town only once its built-up ground is cleared (:func:`sim.rules.assault.
@@ -545,9 +591,9 @@ def fortify(m, k: np.ndarray | float) -> None:
 
 def dig_in(m) -> None:
     """ISIS's last stand: once its settled ground is below ``holdouts.onset``, its mobile
-    reserves disband into the garrisons of the river-valley and urban cells of its main pocket
-    (the piece with the largest garrison), in proportion to the station weights there
-    (:func:`sim.rules.holdouts.dig_in_targets`): the last fighters dig in rather than feed
+    reserves disband into the garrisons of the river-valley and urban cells of the pocket
+    nearest to each unit (:func:`sim.rules.holdouts.nearest_pocket_garrison`), in proportion to
+    the station weights there: the last fighters dig in where they stand rather than feed
     counter-attacks from the garrisons.  Fighters are moved, not lost."""
     t = m.units
     sel = np.flatnonzero((t.faction == m.isis) & t.alive)
@@ -555,14 +601,14 @@ def dig_in(m) -> None:
     if sel.size == 0 or share is None or share >= m.cfg.holdouts.onset:
         return
     labels, n = label8(m.owner == m.isis)
-    per = np.bincount(labels.ravel(), weights=m.garrison[m.isis].astype(np.float64).ravel(), minlength=n + 1)
     if n == 0:
         return
-    main = m.holdout_mask & (labels == int(np.argmax(per[1:])) + 1)
-    dest = holdouts.dig_in_targets(m.owner, m.isis, np.where(main, 2.0, 1.0), m.station_w0)
+    r, c = t.cells()
+    dest = holdouts.nearest_pocket_garrison(labels, m.holdout_mask, m.station_w0, r[sel], c[sel],
+                                            t.fighters[sel], cell_sides_km(m))
     if dest is None:
         return
-    m.garrison[m.isis] += (dest * float(t.fighters[sel].sum())).astype(m.garrison.dtype)
+    m.garrison[m.isis] += dest.astype(m.garrison.dtype)
     t.fighters[sel] = 0.0
     t.alive[sel] = False
     m._remove_units(sel)
@@ -579,11 +625,27 @@ def settled_share(m) -> float | None:
     return float(held / m.settled0[m.isis])
 
 
+def underground_share(m, i: int, sl) -> np.ndarray | float:
+    """Share of the garrison of faction ``i``'s lost cells (window ``sl``) that goes to ground
+    (:func:`sim.rules.movement.retreat`): ``insurgency.go_underground_share`` for ISIS, 0 for
+    the others; but on cells next to ISIS's besieged ground (``m.sealed``, this week's) only
+    ``holdouts.besieged_underground_share``: fighters of an encircled pocket cannot slip away
+    and fall back into what is left of it, so the last village is the most crowded (Baghuz,
+    Feb-Mar 2019).  The last cell of a pocket has no besieged ground left beside it: its
+    garrison goes to ground as anywhere."""
+    if i != m.isis:
+        return 0.0
+    share = m.cfg.insurgency.go_underground_share
+    pocket = dilate8(m.sealed[sl] & (m.owner[sl] == i))
+    return np.where(pocket, min(m.cfg.holdouts.besieged_underground_share, share), share)
+
+
 def holdout_slow(m) -> np.ndarray | float:
     """The ISIS holdout fortification (:func:`sim.rules.holdouts.holdout_defence`) on its
     river-valley and urban cells of pockets with at least ``holdouts.min_pocket_fighters`` in
-    garrison (:func:`sim.rules.holdouts.pocket_mask`), by the share of its settled ground of the
-    start it still holds; 1 elsewhere (and without ISIS)."""
+    garrison (:func:`sim.rules.holdouts.pocket_mask`), or fortified before and still held
+    (``m.fortified``), by the share of its settled ground of the start it still holds; 1
+    elsewhere (and without ISIS)."""
     share, hc = settled_share(m), m.cfg.holdouts
     if share is None or share >= hc.onset:
         return 1.0
@@ -592,6 +654,10 @@ def holdout_slow(m) -> np.ndarray | float:
     mask = np.zeros(m.geo.shape, bool)
     mask[box] = m.holdout_mask[box] & holdouts.pocket_mask(labels, n, m.garrison[m.isis][box],
                                                            hc.min_pocket_fighters)
+    # fortifications once built stay while ISIS holds them: a pocket ground below the garrison
+    # threshold by the assault keeps its tunnels and berms (no cliff in the middle of a battle)
+    mask |= m.fortified & (m.owner == m.isis)
+    m.fortified = mask
     return holdouts.holdout_defence(m.owner, m.isis, mask, share, hc.max_factor, hc.onset)
 
 

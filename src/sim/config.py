@@ -164,6 +164,7 @@ class DeconflictionConfig:
     #                           (the bank of the cell's largest place; majority where none)
     north_share: float = rng_(0, 1, default=0.5)
     until: str = ""
+    hold_line: bool = False  # each side holds its line: its units make no active front beyond it
 
 
 @dataclass
@@ -179,6 +180,8 @@ class ZoneConfig:
     #                                   ground on that side of the river (geography.river_side)
     except_points: list[list[float]] = _list()  # [[lat, lon, radius_km], ...]: but not this ground
     closed: list[list[str]] = _list()  # [[start, end], ...] ISO dates; end "" = open-ended
+    hold_line: bool = False  # while closed, the barred factions hold their line there (an
+    #                          offensive not yet launched): their units make no active front
 
 
 @dataclass
@@ -242,6 +245,7 @@ class CombatConfig:
     static_front_intensity: float = rng_(0, 1)
     unit_centre_share: float = rng_(0, 1)
     urban_loss_shield: float = rng_(0, 20)
+    urban_band_km: float = rng_(0, 10)  # 0: off
     max_density_km2: float = rng_(0.1, 1e5)
 
 
@@ -305,6 +309,7 @@ class HoldoutsConfig:
     onset: float = rng_(0.01, 1)
     settled_density: float = rng_(0, 1000)  # people per km2: ground that counts as held (defeat date)
     min_pocket_fighters: float = rng_(0, 10000)  # garrison a piece needs to be fortified
+    besieged_underground_share: float = rng_(0, 1, default=0.2)  # goes to ground from a besieged pocket's lost cells
 
 
 @dataclass

@@ -242,10 +242,10 @@ class ConflictModel(mesa.Model):
         t = self.units
         live = np.flatnonzero(t.alive)
         r, c = t.cells()
-        near_unit = unit_cells_dilated(shape, n, r[live], c[live], t.faction[live]).reshape(n, -1)[:, idx]
+        near_unit = aftermath.manoeuvre(self, unit_cells_dilated(shape, n, r[live], c[live], t.faction[live]), idx)
         loss, air_share = combat.cell_losses(
             force, eng, self.firepower, self.air, self.insurgent_mode(), near_unit, thr,
-            self.owner.ravel()[idx], self.shield[idx], cfg, self.streams["combat"])
+            self.owner.ravel()[idx], aftermath.combat_shield(self, idx, force), cfg, self.streams["combat"])
         self.battles = combat.dyad_battles(loss, force, eng, block=self.battle_block[idx])
         self.losses.reshape(n, -1)[:, idx] = loss
         fighting, lost, damage, deaths = combat.aftermath(loss, air_share, self.damage.ravel()[idx],
@@ -319,7 +319,7 @@ class ConflictModel(mesa.Model):
         is_isis = i == self.isis
         out = movement.retreat(self.garrison[i][sl], self.owner[sl] == i,
                                self.cfg.combat.retreat_loss_fraction,
-                               ic.go_underground_share if is_isis else 0.0, 0.5 if is_isis else 0.0,
+                               aftermath.underground_share(self, i, sl), 0.5 if is_isis else 0.0,
                                self.retreat_window)
         if out is None:
             return

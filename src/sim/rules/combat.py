@@ -162,6 +162,25 @@ def contact_cells(presence: np.ndarray, engaged: np.ndarray, threshold: float) -
     return cand[((sub > threshold) & (mix(engaged, sub) > threshold)).any(axis=0)]
 
 
+def contact_band_shield(people: np.ndarray, defenders: np.ndarray, built_density: float,
+                        defender_density: float, band_km: float) -> np.ndarray:
+    """The holder's cover in a defended town: ``max(D / band_km, 1)``, with ``D`` the depth of
+    its defended built-up ground (:func:`sim.rules.assault.clearing_depth`, km) and
+    ``band_km`` the depth of the contact band, the block or two of streets in which the two
+    sides actually meet.  Only the defenders in that band are under fire in a week, a share
+    ``band_km / D`` of the garrison: the holder's expected losses and their weekly cap are
+    divided by this factor (the combat ``shield``).  Attrition is thus counted in people at the
+    contact line, not as a share of every fighter in the cell, and a defended city costs its
+    besieger months (Raqqa, Jun-Oct 2017).  The depth of a town is the same on every grid
+    (:func:`~sim.rules.assault.clearing_depth`): a town cut into ``k`` cells has ``sqrt(k)``
+    front cells whose bands add up to the coarse cell's.  ``band_km <= 0``: 1 everywhere."""
+    from .assault import clearing_depth
+
+    if band_km <= 0:
+        return np.ones(np.shape(people))
+    return np.maximum(clearing_depth(people, defenders, built_density, defender_density) / band_km, 1.0)
+
+
 def cell_losses(force: np.ndarray, engaged: np.ndarray, firepower: np.ndarray, air: np.ndarray,
                 insurgent: np.ndarray, near_unit: np.ndarray, threshold: float, owner: np.ndarray,
                 shield: np.ndarray, cfg, rng: np.random.Generator):

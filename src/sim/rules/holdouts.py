@@ -69,6 +69,36 @@ def dig_in_targets(owner: np.ndarray, faction: int, k: np.ndarray, station_w: np
     return w / tot if tot > 0 else None
 
 
+def nearest_pocket_garrison(labels: np.ndarray, fortifiable: np.ndarray, station_w: np.ndarray,
+                            rows: np.ndarray, cols: np.ndarray, fighters: np.ndarray,
+                            sampling: tuple[float, float] = (1.0, 1.0)) -> np.ndarray | None:
+    """``[R, C]`` float64: where the fighters of the units at ``(rows, cols)`` dig in.  Each
+    unit joins the *nearest* pocket: the piece (``labels`` 1..n, 0 = not the faction's ground)
+    holding the fortifiable cell (``fortifiable``: river valley or town) nearest to it, in km
+    (``sampling``: a cell's height and width in km); its fighters spread over that pocket's
+    fortifiable cells in proportion to ``station_w`` (evenly where those weights are all 0).
+    Fighters fall back on the ground they can reach, not on the pocket with the largest
+    garrison wherever it is (a mobile reserve on the middle Euphrates went to the Hajin
+    pocket, not 400 km to the Yarmouk Basin).  The returned grid adds up to
+    ``fighters.sum()``; None if the faction holds no fortifiable cell."""
+    from scipy import ndimage
+
+    target = fortifiable & (labels > 0)
+    if not target.any():
+        return None
+    _, (ir, ic) = ndimage.distance_transform_edt(~target, sampling=sampling, return_indices=True)
+    join = labels[ir[rows, cols], ic[rows, cols]]
+    n = int(labels.max())
+    per = np.bincount(join, weights=np.asarray(fighters, np.float64), minlength=n + 1)
+    w = np.where(target, np.maximum(station_w, 0.0), 0.0)
+    tot = np.bincount(labels.ravel(), weights=w.ravel(), minlength=n + 1)
+    even = tot <= 0  # pockets with no station weight: spread evenly over their cells
+    w = np.where(target & even[labels], 1.0, w)
+    tot = np.bincount(labels.ravel(), weights=w.ravel(), minlength=n + 1)
+    share = np.where(tot > 0, per / np.where(tot > 0, tot, 1.0), 0.0)
+    return w * share[labels]
+
+
 def pocket_mask(labels: np.ndarray, n: int, fighters: np.ndarray, min_fighters: float) -> np.ndarray:
     """``[R, C]`` bool: the cells of the pieces (``labels`` 1..n, 0 = not the faction's ground;
     :func:`sim.rules.spatial.label8`) whose garrison ``fighters`` adds up to at least

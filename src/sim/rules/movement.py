@@ -221,7 +221,7 @@ def retreat(garrison: np.ndarray, own: np.ndarray, loss_fraction: float,
             window: float = RETREAT_WINDOW):
     """Fighters on cells their faction no longer holds (``garrison > 0 & ~own``).
 
-    A share ``underground_share`` goes to ground where it stands (ISIS); of the rest,
+    A share ``underground_share`` (scalar or per cell) goes to ground where it stands (ISIS); of the rest,
     ``loss_fraction`` is lost on the way, and survivors with own ground within ``RETREAT_KM``
     spread over the own cells of their ``window`` (7 x 7 cells of 0.05 degrees; the same km on
     every grid, :func:`sim.rules.spatial.window_side`) (the adjoint of the local mean, so every
@@ -237,8 +237,8 @@ def retreat(garrison: np.ndarray, own: np.ndarray, loss_fraction: float,
     gar = np.where(lost, garrison, 0.0)
     out[lost] = 0.0
     hidden = hidden_trapped = np.zeros_like(gar)
-    if underground_share > 0:
-        hidden = gar * underground_share
+    if np.any(np.asarray(underground_share) > 0):
+        hidden = (gar * underground_share).astype(gar.dtype, copy=False)
         gar = gar - hidden
     dead = gar * loss_fraction
     gar = gar - dead
