@@ -9,7 +9,7 @@ import pytest
 from sim.rules.alignment import common_enemy_lost, responsive_hostility
 from sim.rules.assault import apply_capture, clearing_capture, clearing_depth, sector_capture, sector_odds
 from sim.rules.control import OUTSIDE, UNGOVERNED
-from sim.rules.holdouts import dig_in_targets, go_underground, holdout_defence, pocket_mask
+from sim.rules.holdouts import go_underground, holdout_defence, pocket_mask
 from sim.rules.reach import (
     allocate_units,
     passable,
@@ -848,16 +848,6 @@ def test_settled_ground_is_a_density_not_a_cell_count():
     assert s.tolist() == [[False, True], [True, False]]
     owner = np.array([[0, 0], [1, 0]], np.int8)
     np.testing.assert_allclose(settled_area(owner, area, s, 2), [25.0, 25.0])
-
-
-def test_dug_in_fighters_go_to_the_fortified_ground_only():
-    owner = np.array([[IS, IS, KR], [IS, UNGOVERNED, IS]], np.int8)
-    k = np.array([[3.0, 1.0, 3.0], [2.0, 1.0, 1.0]])  # the KRG cell's k is ignored (not ISIS's)
-    w = np.array([[1.0, 5.0, 1.0], [1.0, 1.0, 1.0]])
-    dest = dig_in_targets(owner, IS, k, w)
-    np.testing.assert_allclose(dest, [[0.6, 0.0, 0.0], [0.4, 0.0, 0.0]])
-    assert dig_in_targets(owner, IS, np.ones_like(k), w) is None  # nothing fortified
-    np.testing.assert_allclose(dig_in_targets(owner, IS, k, np.zeros_like(w)).sum(), 1.0)
 
 
 def test_the_holder_shield_caps_its_weekly_losses():

@@ -14,7 +14,7 @@ defenders and human shields among the families in the last pockets, and it buys 
 better ratio (the wiring, :mod:`sim.aftermath`): it divides the urban clearing rate
 (:func:`sim.rules.assault.clearing_capture`), the holder's expected combat losses there and
 their weekly cap (the combat ``shield``), and it draws the faction's garrisons and, once up, its
-mobile reserves into the fortified ground (:func:`dig_in_targets`).
+mobile reserves into the nearest fortified pocket (:func:`nearest_pocket_garrison`).
 
 **Going underground.**  When a cell is captured, a share ``share`` of the faction's garrison
 on it survives as hidden insurgents instead of dying; the rest are killed or captured.
@@ -55,18 +55,6 @@ def go_underground(fighters_lost_ground: np.ndarray, share: float | np.ndarray
     sh = np.clip(np.asarray(share, dtype=np.result_type(g.dtype, np.float32)), 0.0, 1.0)
     hidden = (g * sh).astype(g.dtype, copy=False)
     return hidden, g - hidden
-
-
-def dig_in_targets(owner: np.ndarray, faction: int, k: np.ndarray, station_w: np.ndarray
-                   ) -> np.ndarray | None:
-    """``[R, C]`` shares (sum 1) of the fighters who dig in: over the faction's fortified cells
-    (``k > 1``) in proportion to ``station_w x k``; None if it holds no fortified cell."""
-    w = np.where((owner == faction) & (k > 1.0), np.maximum(station_w, 0.0) * k, 0.0)
-    tot = float(w.sum())
-    if tot <= 0:
-        w = ((owner == faction) & (k > 1.0)).astype(np.float64)
-        tot = float(w.sum())
-    return w / tot if tot > 0 else None
 
 
 def nearest_pocket_garrison(labels: np.ndarray, fortifiable: np.ndarray, station_w: np.ndarray,
