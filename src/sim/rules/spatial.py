@@ -78,9 +78,17 @@ def dilate8(mask: np.ndarray) -> np.ndarray:
     out = mask.copy()
     out[..., 1:, :] |= mask[..., :-1, :]
     out[..., :-1, :] |= mask[..., 1:, :]
-    tmp = out.copy()
-    out[..., :, 1:] |= tmp[..., :, :-1]
-    out[..., :, :-1] |= tmp[..., :, 1:]
+    # the column pass as two shifts of the flat (C-ordered) array, each from a copy with the
+    # column that would wrap onto the next row cleared: contiguous ORs, several times faster
+    # than ORs of [..., :, 1:] slices, the same cells
+    if out.size == 0:
+        return out
+    right, left = out.copy(), out.copy()
+    right[..., :, -1] = False
+    left[..., :, 0] = False
+    flat = out.reshape(-1)
+    flat[1:] |= right.reshape(-1)[:-1]
+    flat[:-1] |= left.reshape(-1)[1:]
     return out
 
 
@@ -298,9 +306,17 @@ def box_sum3(field: np.ndarray) -> np.ndarray:
     out = field.copy()
     out[..., 1:, :] += field[..., :-1, :]
     out[..., :-1, :] += field[..., 1:, :]
-    o2 = out.copy()
-    o2[..., :, 1:] += out[..., :, :-1]
-    o2[..., :, :-1] += out[..., :, 1:]
+    if out.size == 0:
+        return out.copy()
+    # the column pass as two shifts of the flat (C-ordered) arrays, from copies with the
+    # column that would wrap onto the next row zeroed (as :func:`dilate8`): the same
+    # additions in the same order (left, then right neighbour), contiguous
+    o2, left = out.copy(), out.copy()
+    left[..., :, 0] = 0
+    out[..., :, -1] = 0
+    flat = o2.reshape(-1)
+    flat[1:] += out.reshape(-1)[:-1]
+    flat[:-1] += left.reshape(-1)[1:]
     return o2
 
 
