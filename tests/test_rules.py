@@ -82,6 +82,20 @@ def test_dilate8_and_box_sum3_flat_shifts_match_slices(shape):
     assert box_sum3(f).tobytes() == ref.tobytes()
 
 
+def test_unit_cells_dilated_is_dilate8_of_the_unit_cells():
+    """Stamping each unit's clipped 3 x 3 block = dilate8 of the stack of unit cells (units on
+    edges and corners, several per cell, negative indices counted from the end)."""
+    from sim.rules.presence import unit_cells_dilated
+
+    rng = np.random.default_rng(3)
+    for (R, C), n in (((5, 7), 12), ((1, 1), 2), ((30, 40), 60), ((4, 4), 0)):
+        rows, cols = rng.integers(-R, R, n), rng.integers(-C, C, n)
+        f = rng.integers(0, 4, n).astype(np.int16)
+        ref = np.zeros((4, R, C), bool)
+        ref[f, rows, cols] = True
+        np.testing.assert_array_equal(unit_cells_dilated((R, C), 4, rows, cols, f), dilate8(ref))
+
+
 def test_stamp_windows_and_adjoint_conserve():
     shape = (5, 5)
     rows, cols = np.array([2, 0]), np.array([2, 4])
