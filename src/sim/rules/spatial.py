@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 from scipy import ndimage
 
@@ -405,3 +407,25 @@ def faction_boxes(owner: np.ndarray, prev_owner: np.ndarray, n_f: int, margin: i
                                min(max(b[k].stop for b in boxes) + margin, size))
                          for k, size in ((0, R), (1, C))))
     return out
+
+
+_SCRATCH: dict = {}  # (name, shape, dtype) -> a zeroed work array kept between calls
+
+
+@contextmanager
+def zero_scratch(name: str, shape: tuple, dtype, touched):
+    """A zeroed work array of ``shape`` for a kernel that writes a few cells of it (e.g. loss
+    rates on the combat cells of an ``[F, R * C]`` stack), kept between calls: no new
+    megabytes to clear and map every week.  On exit the cells ``touched`` (an index
+    expression: everything the caller wrote) are zeroed again, so the next caller gets zeros.
+    Not re-entrant per ``name``."""
+    key = (name, tuple(shape), np.dtype(dtype).str)
+    buf = _SCRATCH.get(key)
+    if buf is None:
+        if len(_SCRATCH) >= 16:  # another grid: forget the old ones
+            _SCRATCH.clear()
+        buf = _SCRATCH[key] = np.zeros(shape, dtype)
+    try:
+        yield buf
+    finally:
+        buf[touched] = 0
