@@ -57,6 +57,45 @@ def test_dilate8_and_argmax0():
     np.testing.assert_array_equal(best, [3.0, 5.0, 2.0])
 
 
+def _shifted(a, op):
+    """The 3 x 3 neighbourhood pass of dilate8 / box_sum3 by 2-D slices (rows, then columns)."""
+    out = a.copy()
+    op(out[..., 1:, :], a[..., :-1, :], out=out[..., 1:, :])
+    op(out[..., :-1, :], a[..., 1:, :], out=out[..., :-1, :])
+    tmp = out.copy()
+    op(out[..., :, 1:], tmp[..., :, :-1], out=out[..., :, 1:])
+    op(out[..., :, :-1], tmp[..., :, 1:], out=out[..., :, :-1])
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (6, 1), (7, 9), (3, 4, 6), (2, 17, 13), (0, 3), (3, 0)])
+def test_dilate8_and_box_sum3_flat_shifts_match_slices(shape):
+    """The column pass as flat shifts (the wrapped column cleared) = the 2-D slice pass,
+    bit for bit, on every edge, on stacks and on non-contiguous views."""
+    rng = np.random.default_rng(len(shape) * 100 + sum(shape))
+    for p in (0.05, 0.5):
+        m = rng.random(shape) < p
+        for view in (m, np.asfortranarray(m), m[..., ::-1]):
+            np.testing.assert_array_equal(dilate8(view), _shifted(view, np.logical_or))
+    f = (rng.random(shape) * 10).astype(np.float32)
+    ref = _shifted(f, np.add)
+    assert box_sum3(f).tobytes() == ref.tobytes()
+
+
+def test_unit_cells_dilated_is_dilate8_of_the_unit_cells():
+    """Stamping each unit's clipped 3 x 3 block = dilate8 of the stack of unit cells (units on
+    edges and corners, several per cell, negative indices counted from the end)."""
+    from sim.rules.presence import unit_cells_dilated
+
+    rng = np.random.default_rng(3)
+    for (R, C), n in (((5, 7), 12), ((1, 1), 2), ((30, 40), 60), ((4, 4), 0)):
+        rows, cols = rng.integers(-R, R, n), rng.integers(-C, C, n)
+        f = rng.integers(0, 4, n).astype(np.int16)
+        ref = np.zeros((4, R, C), bool)
+        ref[f, rows, cols] = True
+        np.testing.assert_array_equal(unit_cells_dilated((R, C), 4, rows, cols, f), dilate8(ref))
+
+
 def test_stamp_windows_and_adjoint_conserve():
     shape = (5, 5)
     rows, cols = np.array([2, 0]), np.array([2, 4])

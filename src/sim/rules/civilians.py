@@ -324,11 +324,12 @@ class Population:
         self.n_reg = len(self.region_names)
         self.reg_dmg_prev = np.zeros(self.n_reg)
         flat = self.regmap.ravel()
-        self.inside = flat >= 0
+        self.inside = np.flatnonzero(flat >= 0)  # cells in a region, flat (a gather by take)
         self.fr = flat[self.inside]
         self.pop0_in = pop_static.ravel()[self.inside]
         self.weight = np.bincount(self.fr, weights=self.pop0_in, minlength=self.n_reg) + 1e-9
         self.cell_share = shelter_shares(flat, pop_static.ravel(), self.region_cell, self.n_reg)
+        self.share_in = self.cell_share[self.inside]
         self.left = np.zeros_like(table.pop0)  # people who left home this week, per community
         self.quiet = np.zeros(self.n_reg, np.int64)  # consecutive quiet weeks per region
         self.moved_on = np.zeros_like(table.pop0)  # IDPs driven on from a shelter under fire
@@ -355,14 +356,15 @@ class Population:
 
     def region_mean(self, values: np.ndarray) -> np.ndarray:
         """Population-weighted (at the start) mean of a flat cell field per region."""
-        return np.bincount(self.fr, weights=self.pop0_in * values[self.inside],
+        return np.bincount(self.fr, weights=self.pop0_in * values.take(self.inside),
                            minlength=self.n_reg) / self.weight
 
     def deaths(self, f_home: np.ndarray, home_cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Deaths ``(at home, displaced)`` per community from the killed share per cell: home
         deaths of a region are split over its communities by their people at home."""
         cm = self.table
-        d_home_reg = np.bincount(self.fr, weights=(f_home * home_cell)[self.inside], minlength=self.n_reg)
+        d_home_reg = np.bincount(self.fr, weights=(f_home * home_cell).take(self.inside),
+                                minlength=self.n_reg)
         reg_home = np.bincount(cm.region, weights=cm.home, minlength=self.n_reg)
         cr = cm.region
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -372,7 +374,7 @@ class Population:
     def shelter_mean(self, values: np.ndarray) -> np.ndarray:
         """Per region, the mean of a flat cell field over the region's displaced people, who
         shelter spread over its cells like its people (:func:`spread_shelter`)."""
-        return np.bincount(self.fr, weights=self.cell_share[self.inside] * values[self.inside],
+        return np.bincount(self.fr, weights=self.share_in * values.take(self.inside),
                            minlength=self.n_reg)
 
     def displace(self, owner: np.ndarray, legitimacy: np.ndarray, damage: np.ndarray,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .presence import mix
-from .spatial import window_means
+from .spatial import window_means, zero_scratch
 
 
 def expected_losses(force: np.ndarray, engaged: np.ndarray, firepower: np.ndarray,
@@ -222,10 +222,19 @@ def apply_losses(garrison: np.ndarray, units, losses: np.ndarray, p_garrison: np
     cells = garrison[0].size
     sub = lambda a: a.reshape(n, -1)[:, idx]  # noqa: E731
     rg, ru = loss_rates(sub(losses), sub(p_garrison), sub(p_units))
-    rate_g = np.zeros((n, cells), np.float32)
-    rate_g[:, idx] = rg
-    rate_u = np.zeros((n, cells), np.float32)
-    rate_u[:, idx] = ru
+    # the rates are zero off the combat cells: kept work arrays, zeroed there again on exit
+    with zero_scratch("rate_g", (n, cells), np.float32, (slice(None), idx)) as rate_g, \
+            zero_scratch("rate_u", (n, cells), np.float32, (slice(None), idx)) as rate_u:
+        rate_g[:, idx] = rg
+        rate_u[:, idx] = ru
+        return _take_losses(garrison, units, rate_g, rate_u, ru, idx, unit_window, centre,
+                            presence_kernel)
+
+
+def _take_losses(garrison, units, rate_g, rate_u, ru, idx, unit_window, centre,
+                 presence_kernel) -> np.ndarray:
+    """The body of :func:`apply_losses` once the loss rates are on the grid (``[F, R * C]``)."""
+    n = garrison.shape[0]
     shape = garrison.shape
     g_lost = take_garrison_losses(garrison, rate_g.reshape(shape), idx, presence_kernel)
     u_loss = np.zeros(len(units))

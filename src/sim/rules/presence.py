@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spatial import box_sum3, dilate8, mask_boxes, stamp_windows
+from .spatial import box_sum3, mask_boxes, stamp_windows
 
 GARRISON_SPILL = 0.25  # share of a garrison's presence felt in each of the 8 neighbour cells x 8
 
@@ -50,9 +50,20 @@ def unit_presence(shape, n_f: int, rows, cols, fighters, windows, faction,
 def unit_cells_dilated(shape, n_f: int, rows, cols, faction) -> np.ndarray:
     """``[F, R, C]``: cells within one cell of a unit of each faction (where it assaults;
     elsewhere its fire only supports the holding garrisons)."""
-    m = np.zeros((n_f, *shape), bool)
-    m[faction, rows, cols] = True
-    return dilate8(m)
+    R, C = shape
+    m = np.zeros((n_f, R, C), bool)
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    # each unit's 3 x 3 block, clipped to the grid: dilate8 of the units' cells without a
+    # pass over the whole [F, R, C] stack (negative indices count from the end, as indexing)
+    rr = np.where(rows < 0, rows + R, rows)[:, None] + _DR
+    cc = np.where(cols < 0, cols + C, cols)[:, None] + _DC
+    ok = (rr >= 0) & (rr < R) & (cc >= 0) & (cc < C)
+    m[np.broadcast_to(np.asarray(faction)[:, None], ok.shape)[ok], rr[ok], cc[ok]] = True
+    return m
+
+
+_DR = np.repeat(np.arange(-1, 2), 3)  # row, column offsets of the 3 x 3 neighbourhood
+_DC = np.tile(np.arange(-1, 2), 3)
 
 
 def mix(weights: np.ndarray, fields: np.ndarray) -> np.ndarray:

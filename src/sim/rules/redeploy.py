@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .control import UNGOVERNED
-from .spatial import box_mean, dilate8, label8, window_means
+from .spatial import box_mean, dilate8, label8, window_means, zero_scratch
 
 DRAW_LIMIT = 0.1  # replacements a unit may draw per week, share of its establishment
 DISBAND_SHARE = 0.15  # a unit below this share of its establishment disbands
@@ -141,13 +141,14 @@ def seed_garrisons(garrison: np.ndarray, units, p_units: np.ndarray, idx: np.nda
     ok = amount > 0
     if not ok.any():
         return
-    rate = np.zeros((n, garrison[0].size), np.float32)
-    rate[f[ok], cap_idx[ok]] = amount[ok] / pu[ok]
     live = np.flatnonzero(units.alive)
     r, c = units.cells()
     uf = units.faction[live].astype(np.int64)
-    take = units.fighters[live] * window_means(rate.reshape(garrison.shape), r[live], c[live],
-                                               unit_window[uf], uf, centre, (f[ok], cap_idx[ok]))
+    # the rate is zero off the captured cells: a kept work array, zeroed there again on exit
+    with zero_scratch("seed_rate", (n, garrison[0].size), np.float32, (f[ok], cap_idx[ok])) as rate:
+        rate[f[ok], cap_idx[ok]] = amount[ok] / pu[ok]
+        take = units.fighters[live] * window_means(rate.reshape(garrison.shape), r[live], c[live],
+                                                   unit_window[uf], uf, centre, (f[ok], cap_idx[ok]))
     units.fighters[live] -= take
     given = np.bincount(uf, weights=take, minlength=n)
     placed = np.bincount(f[ok], weights=amount[ok], minlength=n)

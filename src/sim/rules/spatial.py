@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 from scipy import ndimage
 
@@ -78,9 +80,17 @@ def dilate8(mask: np.ndarray) -> np.ndarray:
     out = mask.copy()
     out[..., 1:, :] |= mask[..., :-1, :]
     out[..., :-1, :] |= mask[..., 1:, :]
-    tmp = out.copy()
-    out[..., :, 1:] |= tmp[..., :, :-1]
-    out[..., :, :-1] |= tmp[..., :, 1:]
+    # the column pass as two shifts of the flat (C-ordered) array, each from a copy with the
+    # column that would wrap onto the next row cleared: contiguous ORs, several times faster
+    # than ORs of [..., :, 1:] slices, the same cells
+    if out.size == 0:
+        return out
+    right, left = out.copy(), out.copy()
+    right[..., :, -1] = False
+    left[..., :, 0] = False
+    flat = out.reshape(-1)
+    flat[1:] |= right.reshape(-1)[:-1]
+    flat[:-1] |= left.reshape(-1)[1:]
     return out
 
 
@@ -118,6 +128,8 @@ def mask_boxes(masks: np.ndarray, margin: int = 0) -> list:
 
 _BOXES_MEMO: dict = {}  # (owner map key, n) -> its factions' boxes: the last few owner maps
 _BOXES_LAST: list = [None, None]  # (a copy of the last owner map found afresh, its boxes)
+_BOXES_RECENT: list = [None]  # (key, boxes) of the map asked for last: hashing a map's bytes
+# (~20 us at 0.05 degrees) is skipped when the same map is asked for again
 
 
 def owner_boxes(owner: np.ndarray, n: int) -> list:
@@ -127,6 +139,9 @@ def owner_boxes(owner: np.ndarray, n: int) -> list:
     redeploy phase's previous map.  A new map that differs from the last one in a few cells
     updates that map's boxes (:func:`_boxes_update`)."""
     key = (owner.shape, owner.dtype.str, owner.tobytes(), n)
+    recent = _BOXES_RECENT[0]
+    if recent is not None and recent[0] == key:  # the map asked for last (memcmp, no hash)
+        return list(recent[1])
     boxes = _BOXES_MEMO.pop(key, None)
     if boxes is None:
         last, last_boxes = _BOXES_LAST
@@ -139,6 +154,7 @@ def owner_boxes(owner: np.ndarray, n: int) -> list:
         if len(_BOXES_MEMO) >= 4:
             del _BOXES_MEMO[next(iter(_BOXES_MEMO))]
     _BOXES_MEMO[key] = boxes
+    _BOXES_RECENT[0] = (key, boxes)
     return list(boxes)
 
 
@@ -298,9 +314,17 @@ def box_sum3(field: np.ndarray) -> np.ndarray:
     out = field.copy()
     out[..., 1:, :] += field[..., :-1, :]
     out[..., :-1, :] += field[..., 1:, :]
-    o2 = out.copy()
-    o2[..., :, 1:] += out[..., :, :-1]
-    o2[..., :, :-1] += out[..., :, 1:]
+    if out.size == 0:
+        return out.copy()
+    # the column pass as two shifts of the flat (C-ordered) arrays, from copies with the
+    # column that would wrap onto the next row zeroed (as :func:`dilate8`): the same
+    # additions in the same order (left, then right neighbour), contiguous
+    o2, left = out.copy(), out.copy()
+    left[..., :, 0] = 0
+    out[..., :, -1] = 0
+    flat = o2.reshape(-1)
+    flat[1:] += out.reshape(-1)[:-1]
+    flat[:-1] += left.reshape(-1)[1:]
     return o2
 
 
@@ -389,3 +413,25 @@ def faction_boxes(owner: np.ndarray, prev_owner: np.ndarray, n_f: int, margin: i
                                min(max(b[k].stop for b in boxes) + margin, size))
                          for k, size in ((0, R), (1, C))))
     return out
+
+
+_SCRATCH: dict = {}  # (name, shape, dtype) -> a zeroed work array kept between calls
+
+
+@contextmanager
+def zero_scratch(name: str, shape: tuple, dtype, touched):
+    """A zeroed work array of ``shape`` for a kernel that writes a few cells of it (e.g. loss
+    rates on the combat cells of an ``[F, R * C]`` stack), kept between calls: no new
+    megabytes to clear and map every week.  On exit the cells ``touched`` (an index
+    expression: everything the caller wrote) are zeroed again, so the next caller gets zeros.
+    Not re-entrant per ``name``."""
+    key = (name, tuple(shape), np.dtype(dtype).str)
+    buf = _SCRATCH.get(key)
+    if buf is None:
+        if len(_SCRATCH) >= 16:  # another grid: forget the old ones
+            _SCRATCH.clear()
+        buf = _SCRATCH[key] = np.zeros(shape, dtype)
+    try:
+        yield buf
+    finally:
+        buf[touched] = 0
