@@ -108,3 +108,31 @@ def test_end_2019_key_place_controllers_match_the_table():
     wrong = [c for c in r.summary["seat_changes"]
              if (c["place"], c["from_controller"], c["to_controller"]) not in happened]
     assert not wrong, wrong
+
+
+def test_evacuees_of_a_faction_without_its_core_join_the_partners_holding_it():
+    """The Syrian rebels hold none of their core (Idlib) on the 0.1-degree map: a deal with the
+    regime sends their evacuees to Idlib's ground held by their allies (the Islamist rebels:
+    not at war with them, at war with the regime), where they join the holder's garrison; both
+    fighter balances still hold."""
+    m = build_model(compose(["geography=res_010", "output.plots=false", "scenario.weeks=1"]))
+    reb, isl = m.fidx["SYRIAN_REBELS"], m.fidx["ISLAMIST_REBELS"]
+    gov = m.fidx["SYRIAN_GOV"]
+    war = aftermath.war_matrix(m)
+    war[gov, [reb, isl]] = war[[reb, isl], gov] = True  # as after 18 Feb 2018
+    own = m.owner == reb
+    assert not (own & m.core[reb]).any()
+    refuge = aftermath._partners_refuge(m, reb, war, own, gov)
+    assert refuge is not None and refuge.any()
+    # the Islamists' Idlib, not the regime's or the SDF's cells in the governorate
+    assert (m.owner[refuge] == isl).all() and m.core[reb][refuge].all()
+    assert aftermath._partners_refuge(m, isl, war, m.owner == isl, gov) is None  # holds its core
+    cells = np.argwhere(refuge)[:2]
+    before_isl = float(m.garrison[isl].sum())
+    for r, c in cells:
+        m.garrison[reb][r, c] = 50.0  # evacuees a deal put there
+    aftermath._join_hosts(m, reb, refuge)
+    assert float(m.garrison[reb][refuge].sum()) == 0.0
+    assert float(m.garrison[isl].sum()) == pytest.approx(before_isl + 100.0)
+    assert m.ledger.totals["SYRIAN_REBELS"]["withdrawn"] == pytest.approx(100.0)
+    assert m.ledger.totals["ISLAMIST_REBELS"]["recruited"] == pytest.approx(100.0)

@@ -693,19 +693,23 @@ def sieges_week(m) -> None:
         main_ground = s.main[s.labels] & (m.owner == f)
         dest = np.where(main_ground, np.maximum(m.station_w[f], 0.0), 0.0)
         for k in due:
+            refuge = _partners_refuge(m, f, war, main_ground, int(s.besieger[k]))
+            to = dest if refuge is None else _refuge_weights(m, refuge)
             _disband_units_in(m, s.labels == k, f, s.partners, main_ground)
             people = m.people_present()
-            deal = sieges.surrender(s, int(k), m.owner, m.garrison, people, dest, sc.evac_share,
+            deal = sieges.surrender(s, int(k), m.owner, m.garrison, people, to, sc.evac_share,
                                     sc.civilian_share)
             m.owner[...] = deal.owner
             m.garrison[...] = deal.garrison
+            if refuge is not None:
+                _join_hosts(m, f, refuge)
             m.siege_clock.clear(f, deal.cells)
             for g in np.flatnonzero(deal.evacuated + deal.surrendered):
                 m.ledger.evacuated(g, float(deal.evacuated[g]))
                 m.ledger.surrendered(g, float(deal.surrendered[g]))
             # the green buses carried the fighters who chose to leave and their families: the
             # UN's "people relocated" (aggregate_facts) counts both
-            relocated = _relocate_people(m, deal.cells, dest, sc.civilian_share) + float(deal.evacuated.sum())
+            relocated = _relocate_people(m, deal.cells, to, sc.civilian_share) + float(deal.evacuated.sum())
             m.flow[("new_people_relocated", "ALL")] += relocated
             m.flow[("new_siege_deals", "ALL")] += 1.0
             r, c = np.nonzero(deal.cells)
@@ -715,6 +719,48 @@ def sieges_week(m) -> None:
                             "fighters_evacuated": float(deal.evacuated.sum()),
                             "fighters_surrendered": float(deal.surrendered.sum()),
                             "people_relocated": float(relocated)})
+
+
+def _partners_refuge(m, f: int, war: np.ndarray, main_ground: np.ndarray,
+                     besieger: int) -> np.ndarray | None:
+    """``[R, C]`` bool: where a faction that holds none of its core (``core_areas``) sends the
+    fighters and people of a pocket surrendered to ``besieger``: its core ground held by its
+    allies, the factions not at war with it that are at war with the besieger (None if it
+    holds part of its core, has none, or no ally holds any).  The
+    green buses took the rebels of Eastern Ghouta, northern Homs, Qalamoun and Daraa to Idlib
+    and the Turkish-held north (Apr-Jul 2018), where they joined the factions there; without
+    this the Syrian rebels' "main ground" was their largest piece, the Badia enclave east of
+    Suwayda, which 4,000 evacuees turned into a fortress that held to the end of 2019."""
+    if not m.has_core[f] or (main_ground & m.core[f]).any():
+        return None
+    partners = np.flatnonzero(~war[f] & war[besieger])
+    partners = partners[partners != f]
+    refuge = m.core[f] & np.isin(m.owner, partners)
+    return refuge if refuge.any() else None
+
+
+def _refuge_weights(m, refuge: np.ndarray) -> np.ndarray:
+    """Where on the refuge the evacuees go: the holders' station weights there (evenly if
+    those are all 0)."""
+    w = np.where(refuge, np.take_along_axis(np.maximum(m.station_w, 0.0),
+                                            np.maximum(m.owner, 0)[None], 0)[0], 0.0)
+    return w if w.sum() > 0 else refuge.astype(np.float64)
+
+
+def _join_hosts(m, f: int, refuge: np.ndarray) -> None:
+    """The evacuees a deal put on ``refuge`` (partners' ground, where ``f`` holds nothing)
+    join the garrison of the cell's holder: booked as withdrawn from ``f`` and recruited by
+    the host, so both balances hold (:mod:`sim.rules.ledger`)."""
+    moved = np.where(refuge, m.garrison[f], 0.0)
+    total = float(moved.sum())
+    if total <= 0:
+        return
+    m.garrison[f] -= moved.astype(m.garrison.dtype)
+    m.ledger.withdrawn(f, total)
+    for h in np.unique(m.owner[refuge]):
+        part = np.where(m.owner == h, moved, 0.0)
+        m.garrison[h] += part.astype(m.garrison.dtype)
+        m.ledger.recruited(int(h), float(part.sum()))
 
 
 def walled_in(s, owner: np.ndarray) -> np.ndarray:
