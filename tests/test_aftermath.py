@@ -9,7 +9,7 @@ import pytest
 from sim.rules.alignment import common_enemy_lost, responsive_hostility
 from sim.rules.assault import apply_capture, clearing_capture, clearing_depth, sector_capture, sector_odds
 from sim.rules.control import OUTSIDE, UNGOVERNED
-from sim.rules.holdouts import go_underground, holdout_defence, pocket_mask
+from sim.rules.holdouts import go_underground, holdout_defence, open_pockets, pocket_mask
 from sim.rules.reach import (
     allocate_units,
     passable,
@@ -865,6 +865,16 @@ def test_the_holder_shield_caps_its_weekly_losses():
             np.ones((2, 2), bool), 3.0, np.array([0, 0]))
     loss, _ = cell_losses(*args, np.array([1.0, 8.0]), cfg, np.random.default_rng(0))
     np.testing.assert_allclose(loss[0], [50.0, 100.0 * 0.5 / 8])
+
+
+def test_open_pockets_are_the_pieces_without_a_settled_cell():
+    from sim.rules.spatial import label8
+
+    own = np.array([[1, 1, 0, 0, 1], [1, 0, 0, 0, 1]], bool)
+    settled = np.array([[0, 0, 1, 0, 0], [0, 0, 0, 0, 1]], bool)  # a town off the faction's ground
+    labels, n = label8(own)
+    np.testing.assert_array_equal(open_pockets(labels, n, settled), [[1, 1, 0, 0, 0], [1, 0, 0, 0, 0]])
+    assert not open_pockets(labels, n, own).any()  # every piece with a settled cell is kept
 
 
 def test_only_pockets_with_a_garrison_are_fortified():

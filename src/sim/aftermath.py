@@ -571,6 +571,7 @@ def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray,
     m.owner.ravel()[idx] = new
     m.cleared_owner = m.owner.copy()
     dig_in(m)  # first: the reserves join the main pocket, which then has a garrison to dig in
+    leave_open_ground(m)
     fortify(m, holdout_slow(m))
     return idx, old, new
 
@@ -612,6 +613,36 @@ def dig_in(m) -> None:
     t.fighters[sel] = 0.0
     t.alive[sel] = False
     m._remove_units(sel)
+
+
+def leave_open_ground(m) -> None:
+    """ISIS's last stand leaves the open desert: once its settled ground is below
+    ``holdouts.onset``, its pieces of ground with no settled, river-valley or urban cell
+    (:func:`sim.rules.holdouts.open_pockets`: desert cut off from every town and valley it
+    still holds) fall vacant and their garrisons join the nearest pocket with a river-valley
+    or urban cell (:func:`sim.rules.holdouts.nearest_pocket_garrison`; moved, not lost).  ISIS
+    roamed the desert, it no longer held it: Baghdad declared full control of the Iraq-Syria
+    border on 9 Dec 2017 (events_2017-2019.csv), after a desert sweep of two weeks."""
+    share = settled_share(m)
+    if share is None or share >= m.cfg.holdouts.onset:
+        return
+    labels, n = label8(m.owner == m.isis)
+    if n == 0:
+        return
+    bare = holdouts.open_pockets(labels, n, m.settled_ground | m.holdout_mask)
+    if not bare.any():
+        return
+    g = m.garrison[m.isis]
+    r, c = np.nonzero(bare & (g > 0))
+    keep = np.where(bare, 0, labels)  # the pockets that stay, to receive the garrisons
+    dest = holdouts.nearest_pocket_garrison(keep, m.holdout_mask, m.station_w0, r, c,
+                                            g[r, c].astype(np.float64), cell_sides_km(m))
+    if dest is None:
+        return
+    g[r, c] = 0
+    g += dest.astype(g.dtype)
+    m.owner[bare] = -1
+    m.flow[("new_cells_abandoned", "ALL")] += float(np.count_nonzero(bare))
 
 
 def settled_share(m) -> float | None:

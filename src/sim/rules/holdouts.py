@@ -96,3 +96,14 @@ def pocket_mask(labels: np.ndarray, n: int, fighters: np.ndarray, min_fighters: 
     ok = per >= min_fighters
     ok[0] = False
     return ok[labels]
+
+
+def open_pockets(labels: np.ndarray, n: int, settled: np.ndarray) -> np.ndarray:
+    """``[R, C]`` bool: the cells of the pieces (``labels`` 1..n, 0 = not the faction's ground)
+    with no ``settled`` cell (the caller's mask: settled, river-valley or urban ground): open
+    desert or steppe cut off from every town and valley the faction still holds, ground it
+    roams but does not hold."""
+    has = np.bincount(labels.ravel(), weights=np.asarray(settled, np.float64).ravel(), minlength=n + 1)
+    bare = has <= 0
+    bare[0] = False
+    return bare[labels]
