@@ -773,8 +773,7 @@ def _partners_refuge(m, f: int, war: np.ndarray, main_ground: np.ndarray,
 def _refuge_weights(m, refuge: np.ndarray) -> np.ndarray:
     """Where on the refuge the evacuees go: the holders' station weights there (evenly if
     those are all 0)."""
-    w = np.where(refuge, np.take_along_axis(np.maximum(m.station_w, 0.0),
-                                            np.maximum(m.owner, 0)[None], 0)[0], 0.0)
+    w = np.where(refuge, np.maximum(owner_layer(m.station_w, m.owner), 0.0), 0.0)
     return w if w.sum() > 0 else refuge.astype(np.float64)
 
 
