@@ -158,11 +158,10 @@ def resurfacing_blocks(hidden: np.ndarray, presence: np.ndarray, owner: np.ndarr
     p = presence.reshape(presence.shape[0], -1)[flat_o[cells].astype(np.intp), cells]
     nd = np.broadcast_to(need, owner.shape).ravel()[cells].astype(np.float64)
     h_b = np.bincount(inv, weights=flat_h[cells], minlength=ub.size)
-    ok = (h_b >= np.bincount(inv, weights=nd, minlength=ub.size)) & \
-        (h_b >= ratio * np.bincount(inv, weights=p, minlength=ub.size))
+    nd_b = np.bincount(inv, weights=nd, minlength=ub.size)
+    ok = (h_b >= nd_b) & (h_b >= ratio * np.bincount(inv, weights=p, minlength=ub.size))
     up = cells[ok[inv]]
     if up.size:
-        nd_b = np.bincount(inv, weights=nd, minlength=ub.size)
         k = inv[ok[inv]]
         flat_h[up] = (h_b[k] * nd[ok[inv]] / np.maximum(nd_b[k], 1e-12)).astype(hidden.dtype)
         out.ravel()[up] = True
