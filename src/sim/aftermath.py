@@ -509,8 +509,8 @@ def combat_shield(m, idx: np.ndarray, force: np.ndarray) -> np.ndarray:
     ac = m.cfg.assault
     band = combat.contact_band_shield(m.geo.population.ravel()[idx], defenders, ac.built_density,
                                       ac.defender_density, m.cfg.combat.urban_band_km)
-    age = m.held_weeks.ravel()[idx]
-    return m.shield[idx] * band * combat.posture(age, m.cfg.combat.prepared_weeks, m.cfg.combat.prepared_defence)
+    cc = m.cfg.combat
+    return m.shield[idx] * band * combat.posture(m.held_weeks.ravel()[idx], cc.prepared_weeks, cc.prepared_defence)
 
 
 def posture_week(m) -> None:
