@@ -1074,3 +1074,34 @@ def test_a_deconfliction_line_with_hold_line_quiets_the_far_bank():
     assert aftermath.manoeuvre(m, near, idx).all()
     d.until, d.hold_line = "", False
     assert aftermath.manoeuvre(m, near, idx).all()
+
+
+def test_hold_age_counts_weeks_since_the_holder_changed():
+    """Weeks held: +1 where the holder is last week's, 0 where a cell changed hands."""
+    from sim.rules.combat import hold_age
+
+    age = np.array([[0, 3], [7, 2]], np.int16)
+    before = np.array([[0, 1], [1, -1]], np.int8)
+    owner = np.array([[0, 1], [2, 0]], np.int8)
+    np.testing.assert_array_equal(hold_age(age, owner, before), [[1, 4], [0, 0]])
+
+
+def test_a_prepared_defender_loses_a_third_less_to_the_same_attack():
+    """Posture (Dupuy 1979): a holder that has held its cell for prepared_weeks loses 1/1.5 of
+    what a fresh holder loses to the same attack; the attacker's losses are unchanged."""
+    from types import SimpleNamespace
+
+    from sim.rules.combat import cell_losses, posture
+
+    np.testing.assert_allclose(posture(np.array([0, 3, 4, 9]), 4, 1.5), [1.0, 1.0, 1.5, 1.5])
+    cfg = SimpleNamespace(guerrilla_area_factor=30.0, static_front_intensity=1.0, loss_noise=0.0,
+                          max_loss_fraction=0.5)
+    force = np.array([[1000.0, 1000.0], [3000.0, 3000.0]])  # holder 0 in both cells, fresh and dug in
+    eng = np.array([[False, True], [True, False]])
+    args = (force, eng, np.array([0.03, 0.04]), np.ones((2, 2)), np.zeros(2, bool),
+            np.ones((2, 2), bool), 3.0, np.array([0, 0]))
+    shield = posture(np.array([0, 4]), 4, 1.5)
+    loss, _ = cell_losses(*args, shield, cfg, np.random.default_rng(0))
+    # square law: the holder loses 0.04 x 3000 = 120 fresh, 80 dug in; the attacker 0.03 x 1000
+    np.testing.assert_allclose(loss[0], [120.0, 80.0])
+    np.testing.assert_allclose(loss[1], [30.0, 30.0])

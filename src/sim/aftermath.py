@@ -103,6 +103,10 @@ def setup(m) -> None:
     m.station_w0 = m.station_w[m.isis].copy() if m.isis >= 0 else None  # ISIS's, unfortified
     m.cleared_owner = m.owner.copy()
     m.fortified = np.zeros(geo.shape, bool)  # ISIS's fortified holdout cells (they stay built)
+    # weeks each cell has been held by its holder (combat.hold_age); the opening lines of
+    # 1 July 2017 had stood for months: they start prepared
+    m.held_weeks = np.full(geo.shape, cfg.combat.prepared_weeks, np.int16)
+    m.held_owner = m.owner.copy()
     # settled ground: people per km2 (2017) at least holdouts.settled_density; open desert is not
     # held ground (the holdout share and the defeat date count settled ground only)
     m.settled_ground = settled_mask(geo.population, m.area, cfg.holdouts.settled_density)
@@ -491,7 +495,8 @@ def withdraw_week(m, presence: np.ndarray) -> None:
 
 def combat_shield(m, idx: np.ndarray, force: np.ndarray) -> np.ndarray:
     """``[k]`` the holder's shield in the combat cells ``idx``: the town and holdout shield
-    (``m.shield``) times, on besieged ground (``m.sealed``, last week's), its cover in a
+    (``m.shield``) times its posture (prepared positions, :func:`sim.rules.combat.posture`)
+    times, on besieged ground (``m.sealed``, last week's), its cover in a
     defended town (:func:`sim.rules.combat.contact_band_shield`: only the defenders of the
     contact band are under fire), from the holder's fighters there (``force`` ``[F, k]``,
     after the frontage cap).  Only the encircled fight house to house: defenders with a way
@@ -504,7 +509,15 @@ def combat_shield(m, idx: np.ndarray, force: np.ndarray) -> np.ndarray:
     ac = m.cfg.assault
     band = combat.contact_band_shield(m.geo.population.ravel()[idx], defenders, ac.built_density,
                                       ac.defender_density, m.cfg.combat.urban_band_km)
-    return m.shield[idx] * band
+    cc = m.cfg.combat
+    return m.shield[idx] * band * combat.posture(m.held_weeks.ravel()[idx], cc.prepared_weeks, cc.prepared_defence)
+
+
+def posture_week(m) -> None:
+    """After the week's changes of control: how long each cell has been held
+    (:func:`sim.rules.combat.hold_age`), for next week's posture factor."""
+    m.held_weeks = combat.hold_age(m.held_weeks, m.owner, m.held_owner)
+    m.held_owner = m.owner.copy()
 
 
 def manoeuvre(m, near_unit: np.ndarray, idx: np.ndarray) -> np.ndarray:

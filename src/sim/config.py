@@ -246,6 +246,8 @@ class CombatConfig:
     unit_centre_share: float = rng_(0, 1)
     urban_loss_shield: float = rng_(0, 20)
     urban_band_km: float = rng_(0, 10)  # 0: off
+    prepared_defence: float = rng_(1, 5)  # posture factor of a holder dug in (1: off)
+    prepared_weeks: int = rng_(0, 520)  # weeks a cell must be held to count as prepared
     max_density_km2: float = rng_(0.1, 1e5)
 
 

@@ -36,9 +36,8 @@ STREAMS = ("init", "engage", "combat", "insurgency", "civilians", "jitter")
 
 
 class ConflictModel(mesa.Model):
-    """The power-vacuum model.  Build with a validated :class:`~sim.config.Config` and a
-    :class:`~sim.geography.Geography`; call :meth:`step` once per week (Mesa counts the
-    steps in ``steps``)."""
+    """The power-vacuum model: build with a validated :class:`~sim.config.Config` and a
+    :class:`~sim.geography.Geography`; :meth:`step` is one week (Mesa counts ``steps``)."""
 
     def __init__(self, cfg: Config, geo: Geography):
         seq = np.random.SeedSequence([int(cfg.seed), int(cfg.replicate)])
@@ -291,6 +290,7 @@ class ConflictModel(mesa.Model):
         self._seed_cells(*aftermath.assault_week(self, post, hold_min))  # capture: sector odds
         self.level = control_levels(self.owner, post, self.fighting, cc.full_share, cc.dominant_share,
                                     self.hidden)
+        aftermath.posture_week(self)
 
     def _seed_cells(self, idx, old, new) -> None:
         """Units that take cells seed their garrisons (:func:`~sim.rules.redeploy.seed_garrisons`)."""

@@ -181,6 +181,19 @@ def contact_band_shield(people: np.ndarray, defenders: np.ndarray, built_density
     return np.maximum(clearing_depth(people, defenders, built_density, defender_density) / band_km, 1.0)
 
 
+def hold_age(age: np.ndarray, owner: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """Weeks each cell has been held by its holder: ``age + 1`` where the holder is the one of
+    a week before (``before``), 0 where it changed."""
+    return np.where(owner == before, age + 1, 0).astype(np.int16)
+
+
+def posture(age: np.ndarray, weeks: int, prepared: float) -> np.ndarray:
+    """Posture factor of each cell's holder (Dupuy 1979: prepared defence 1.5 against an
+    attack at 1.0): ``prepared`` where the holder has held the cell ``weeks`` or longer, else
+    1.  It divides the holder's combat losses, as the town shield does."""
+    return np.where(age >= weeks, np.float32(prepared), np.float32(1.0))
+
+
 def cell_losses(force: np.ndarray, engaged: np.ndarray, firepower: np.ndarray, air: np.ndarray,
                 insurgent: np.ndarray, near_unit: np.ndarray, threshold: float, owner: np.ndarray,
                 shield: np.ndarray, cfg, rng: np.random.Generator):
