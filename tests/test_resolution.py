@@ -19,6 +19,42 @@ def test_damage_and_civilian_harm_depend_on_losses_per_reference_area():
     assert big[1] == pytest.approx(4 * ref[1])  # violence counts the fighters lost
 
 
+def test_civilians_meet_the_fighting_of_their_reference_cell():
+    loss, air = np.array([8.0, 2.0]), np.array([0.5, 0.0])
+    # the 0.05 degree grid: the combat cells themselves, losses per cell
+    cells, dens, a = combat.civilian_exposure(loss, air, np.array([3, 5]), 1.0)
+    assert cells.tolist() == [3, 5] and dens.tolist() == [8.0, 2.0] and a.tolist() == [0.5, 0.0]
+    # 0.025 degrees: a 2 x 4 grid of two reference blocks; fighting in cells 0 and 1 (block 0)
+    block = combat.battle_blocks((2, 4), 0.025, 0.05)
+    cells, dens, a = combat.civilian_exposure(loss, air, np.array([0, 1]), 0.25, block)
+    assert cells.tolist() == [0, 1, 4, 5]  # the whole block, not the block without fighting
+    assert dens == pytest.approx([10.0] * 4)  # 10 lost over 4 x 0.25 reference cells
+    assert a == pytest.approx([0.4] * 4)  # (8 x 0.5 + 2 x 0) / 10
+    # 0.1 degrees: the density times the cell's crowding
+    cells, dens, _ = combat.civilian_exposure(loss, air, np.array([0, 1]), 4.0, None, np.array([1.5, 1.0]))
+    assert dens.tolist() == [3.0, 0.5]
+
+
+def test_harm_crowding_of_a_coarse_cell(monkeypatch):
+    from sim import geography, initial
+
+    class Grid:
+        res = 0.1
+
+    class Cfg:
+        kind = "real"
+
+    ref = SimpleNamespace(population=np.array([[100.0, 0.0], [0.0, 0.0]]), shape=(2, 2))
+    monkeypatch.setattr(geography, "build_geography", lambda cfg: ref)
+    monkeypatch.setattr("dataclasses.replace", lambda cfg, **kw: cfg)
+    monkeypatch.setattr(initial, "garrison_weights", lambda g: np.array([[3.0, 1.0], [1.0, 1.0]]))
+    kappa = initial.harm_crowding(SimpleNamespace(grid=Grid, shape=(1, 1)), Cfg)
+    # all the people in one quarter, which holds half the forces: 4 x 100 x 3 / (100 x 6) = 2
+    assert kappa.tolist() == [2.0]
+    ref.population = np.full((2, 2), 25.0)  # an even cell: as on the reference grid
+    assert initial.harm_crowding(SimpleNamespace(grid=Grid, shape=(1, 1)), Cfg).tolist() == [1.0]
+
+
 def test_battles_are_counted_per_block_not_per_cell():
     # two factions engaged in four cells; cells 0-2 in block 7, cell 3 in block 9
     force = np.array([[10.0, 10.0, 10.0, 10.0], [5.0, 5.0, 5.0, 5.0]])
