@@ -364,10 +364,10 @@ class ConflictModel(mesa.Model):
         # half of attack deaths are civilians, half the holder's fighters
         self.new_civ_deaths_cell = self.new_civ_deaths_cell + 0.5 * deaths
         self.violence = self.violence + deaths.astype(np.float32)
-        fl = (0.5 * deaths).astype(np.float32)
-        for i, k in insurgency.attack_losses(fl, self.owner, self.garrison, isis):
+        for i, k in insurgency.attack_losses((0.5 * deaths).astype(np.float32), self.owner, self.garrison, isis):
             self.ledger.killed(i, k)
-        caught = insurgency.hunted(self.hidden, self.hostility[isis] > 0, self.presence, ic.detection_rate)
+        caught = insurgency.hunted(self.hidden, self.hostility[isis] > 0, self.presence,
+                                   ic.detection_rate / self.area_factor)  # per 0.05-deg area
         self.hidden -= caught.astype(np.float32)
         self.ledger.killed(isis, float(caught.sum()))
         up = insurgency.resurfacing(self.hidden, self.presence, self.owner, isis,
