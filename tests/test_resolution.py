@@ -132,10 +132,14 @@ DATES = ("2017-10-01", "2018-01-01", "2018-07-01", "2018-12-29")
 SHARE_FACTIONS = ("IRAQI_GOV", "KRG", "SDF", "SYRIAN_GOV", "PMF")
 TOLERANCE = 0.2  # issue 14.5: within 20% of the 0.05 degree median
 #: outcomes that agree less well, checked within a wider bound so that a grid-dependent rate
-#: that comes back is caught (ODD 2.1): civilian deaths at 0.1 degrees, -36% (greater
-#: Damascus's fronts fall inside the regime's 0.1-degree cell of central Damascus; Aleppo), and
-#: battles between former allies at 0.025 degrees, -21%, after the sixth session's merges
-WIDER: dict[str, float] = {"civilian deaths": 0.4, "battles between former allies": 0.25}
+#: that comes back is caught (ODD 2.1). Medians measured (0.1 / 0.05 / 0.025 degrees) after
+#: civilian harm was read per 0.05-degree area (combat.civilian_exposure) and ISIS's hidden
+#: members caught per searcher density: civilian deaths 9.1k / 10.6k / 8.4k (-14% / -21%; greater
+#: Damascus, whose fighting, like all fighter losses, still grows with the cell: 11.9k / 3.8k /
+#: 2.4k fighters lost within ~25 km of Damascus on seed 11), and battles between former allies 558 / 460 / 430
+#: (+21% / -7%; the regime and the SDF at 0.1 degrees). Before: 7.1k / 10.6k / 11.6k and
+#: 526 / 460 / 434.
+WIDER: dict[str, float] = {"civilian deaths": 0.25, "battles between former allies": 0.25}
 
 
 def _outcomes(res) -> dict[str, float]:
