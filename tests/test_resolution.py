@@ -35,24 +35,15 @@ def test_civilians_meet_the_fighting_of_their_reference_cell():
     assert dens.tolist() == [3.0, 0.5]
 
 
-def test_harm_crowding_of_a_coarse_cell(monkeypatch):
-    from sim import geography, initial
+def test_crowding_of_a_coarse_cell():
+    from sim.initial import crowding
 
-    class Grid:
-        res = 0.1
-
-    class Cfg:
-        kind = "real"
-
-    ref = SimpleNamespace(population=np.array([[100.0, 0.0], [0.0, 0.0]]), shape=(2, 2))
-    monkeypatch.setattr(geography, "build_geography", lambda cfg: ref)
-    monkeypatch.setattr("dataclasses.replace", lambda cfg, **kw: cfg)
-    monkeypatch.setattr(initial, "garrison_weights", lambda g: np.array([[3.0, 1.0], [1.0, 1.0]]))
-    kappa = initial.harm_crowding(SimpleNamespace(grid=Grid, shape=(1, 1)), Cfg)
-    # all the people in one quarter, which holds half the forces: 4 x 100 x 3 / (100 x 6) = 2
-    assert kappa.tolist() == [2.0]
-    ref.population = np.full((2, 2), 25.0)  # an even cell: as on the reference grid
-    assert initial.harm_crowding(SimpleNamespace(grid=Grid, shape=(1, 1)), Cfg).tolist() == [1.0]
+    # two 0.1 degree cells of 2 x 2 reference cells: a town in one corner, and an even cell
+    people = np.array([[100.0, 0.0, 25.0, 25.0], [0.0, 0.0, 25.0, 25.0]])
+    weights = np.array([[3.0, 1.0, 2.0, 2.0], [1.0, 1.0, 2.0, 2.0]])  # forces stand by the town
+    # 4 x 100 x 3 / (100 x 6) = 2: the fighting meets the people at twice the cell's density
+    assert crowding(people, weights, 2).tolist() == [[2.0, 1.0]]
+    assert crowding(np.zeros((2, 2)), np.ones((2, 2)), 2).tolist() == [[1.0]]  # empty: 1
 
 
 def test_battles_are_counted_per_block_not_per_cell():

@@ -160,11 +160,18 @@ def harm_crowding(geo: Geography, geo_cfg) -> np.ndarray | None:
     ref = build_geography(dataclasses.replace(geo_cfg, name="res_005", resolution_deg=REFERENCE_RES))
     if ref.shape != (R * k, C * k):
         return None
-    p = ref.population.astype(np.float64).reshape(R, k, C, k)
-    w = garrison_weights(ref).astype(np.float64).reshape(R, k, C, k)
+    return crowding(ref.population, garrison_weights(ref), k).ravel()
+
+
+def crowding(people: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
+    """``[R, C]`` crowding of the cells of a grid ``k`` times coarser than the ``[k R, k C]``
+    fields ``people`` and ``weights``: ``k^2 sum_j P_j w_j / (sum_j P_j x sum_j w_j)`` over the
+    ``k x k`` fine cells ``j`` of each coarse cell; 1 where it has no people or no weight."""
+    R, C = people.shape[0] // k, people.shape[1] // k
+    p = np.asarray(people, np.float64).reshape(R, k, C, k)
+    w = np.asarray(weights, np.float64).reshape(R, k, C, k)
     den = p.sum(axis=(1, 3)) * w.sum(axis=(1, 3))
-    kappa = np.where(den > 0, k * k * (p * w).sum(axis=(1, 3)) / np.where(den > 0, den, 1.0), 1.0)
-    return kappa.ravel()
+    return np.where(den > 0, k * k * (p * w).sum(axis=(1, 3)) / np.where(den > 0, den, 1.0), 1.0)
 
 
 def carry_fields(fields: tuple[np.ndarray, ...], shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
