@@ -19,6 +19,33 @@ def test_damage_and_civilian_harm_depend_on_losses_per_reference_area():
     assert big[1] == pytest.approx(4 * ref[1])  # violence counts the fighters lost
 
 
+def test_civilians_meet_the_fighting_of_their_reference_cell():
+    loss, air = np.array([8.0, 2.0]), np.array([0.5, 0.0])
+    # the 0.05 degree grid: the combat cells themselves, losses per cell
+    cells, dens, a = combat.civilian_exposure(loss, air, np.array([3, 5]), 1.0)
+    assert cells.tolist() == [3, 5] and dens.tolist() == [8.0, 2.0] and a.tolist() == [0.5, 0.0]
+    # 0.025 degrees: a 2 x 4 grid of two reference blocks; fighting in cells 0 and 1 (block 0)
+    block = combat.battle_blocks((2, 4), 0.025, 0.05)
+    cells, dens, a = combat.civilian_exposure(loss, air, np.array([0, 1]), 0.25, block)
+    assert cells.tolist() == [0, 1, 4, 5]  # the whole block, not the block without fighting
+    assert dens == pytest.approx([10.0] * 4)  # 10 lost over 4 x 0.25 reference cells
+    assert a == pytest.approx([0.4] * 4)  # (8 x 0.5 + 2 x 0) / 10
+    # 0.1 degrees: the density times the cell's crowding
+    cells, dens, _ = combat.civilian_exposure(loss, air, np.array([0, 1]), 4.0, None, np.array([1.5, 1.0]))
+    assert dens.tolist() == [3.0, 0.5]
+
+
+def test_crowding_of_a_coarse_cell():
+    from sim.initial import crowding
+
+    # two 0.1 degree cells of 2 x 2 reference cells: a town in one corner, and an even cell
+    people = np.array([[100.0, 0.0, 25.0, 25.0], [0.0, 0.0, 25.0, 25.0]])
+    weights = np.array([[3.0, 1.0, 2.0, 2.0], [1.0, 1.0, 2.0, 2.0]])  # forces stand by the town
+    # 4 x 100 x 3 / (100 x 6) = 2: the fighting meets the people at twice the cell's density
+    assert crowding(people, weights, 2).tolist() == [[2.0, 1.0]]
+    assert crowding(np.zeros((2, 2)), np.ones((2, 2)), 2).tolist() == [[1.0]]  # empty: 1
+
+
 def test_battles_are_counted_per_block_not_per_cell():
     # two factions engaged in four cells; cells 0-2 in block 7, cell 3 in block 9
     force = np.array([[10.0, 10.0, 10.0, 10.0], [5.0, 5.0, 5.0, 5.0]])
@@ -96,10 +123,14 @@ DATES = ("2017-10-01", "2018-01-01", "2018-07-01", "2018-12-29")
 SHARE_FACTIONS = ("IRAQI_GOV", "KRG", "SDF", "SYRIAN_GOV", "PMF")
 TOLERANCE = 0.2  # issue 14.5: within 20% of the 0.05 degree median
 #: outcomes that agree less well, checked within a wider bound so that a grid-dependent rate
-#: that comes back is caught (ODD 2.1): civilian deaths at 0.1 degrees, -36% (greater
-#: Damascus's fronts fall inside the regime's 0.1-degree cell of central Damascus; Aleppo), and
-#: battles between former allies at 0.025 degrees, -21%, after the sixth session's merges
-WIDER: dict[str, float] = {"civilian deaths": 0.4, "battles between former allies": 0.25}
+#: that comes back is caught (ODD 2.1). Medians measured (0.1 / 0.05 / 0.025 degrees) after
+#: civilian harm was read per 0.05-degree area (combat.civilian_exposure) and ISIS's hidden
+#: members caught per searcher density: civilian deaths 9.1k / 10.6k / 8.4k (-14% / -21%; greater
+#: Damascus, whose fighting, like all fighter losses, still grows with the cell: 11.9k / 3.8k /
+#: 2.4k fighters lost within ~25 km of Damascus on seed 11), and battles between former allies 558 / 460 / 430
+#: (+21% / -7%; the regime and the SDF at 0.1 degrees). Before: 7.1k / 10.6k / 11.6k and
+#: 526 / 460 / 434.
+WIDER: dict[str, float] = {"civilian deaths": 0.25, "battles between former allies": 0.25}
 
 
 def _outcomes(res) -> dict[str, float]:

@@ -520,6 +520,18 @@ def posture_week(m) -> None:
     m.held_owner = m.owner.copy()
 
 
+def civilian_harm(m, idx: np.ndarray, cell_loss: np.ndarray, air_share: np.ndarray) -> None:
+    """Civilian deaths of the week's fighting in the combat cells ``idx`` into
+    ``m.new_civ_deaths_cell``: the people of the exposed cells meet the fighters lost per
+    0.05-degree cell's worth of area around them (:func:`sim.rules.combat.civilian_exposure`:
+    per 0.05-degree block on a finer grid, ``m.ref_block``; scaled by ``m.harm_crowding`` on a
+    coarser one) and die at :func:`sim.rules.combat.civilian_deaths`."""
+    cells, density, air = combat.civilian_exposure(cell_loss, air_share, idx, m.area_factor,
+                                                   m.ref_block, m.harm_crowding)
+    m.new_civ_deaths_cell.ravel()[cells] = combat.civilian_deaths(
+        m.people_present().ravel()[cells], density, air, m.cfg.combat.civilian_harm)
+
+
 def manoeuvre(m, near_unit: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``[F, k]`` bool: where each faction's manoeuvre units make the fight in the ``k`` combat
     cells ``idx`` an active one (``near_unit`` ``[F, R, C]``: its units are within a cell).  Not

@@ -52,6 +52,7 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
     # resurfacing judged per 0.05-degree block on finer grids (None: per cell, as on 0.05 and 0.1)
     fine = geo.grid.res < REFERENCE_RES * (1 - 1e-6)
     out["ref_block"] = battle_blocks(geo.shape, geo.grid.res, REFERENCE_RES) if fine else None
+    out["harm_crowding"] = harm_crowding(geo, getattr(cfg, "geography", None))
     out["frontage"] = (cfg.combat.max_density_km2 * geo.grid.cell_area_km2).ravel().astype(np.float32)
     out["strength0"] = np.array([fc.fighters for fc in fcs]) * mult
     # a unit's sector: the same km^2 on every grid (fractional windows, rules.spatial.window_side)
@@ -136,6 +137,41 @@ def reference_geography(geo: Geography, geo_cfg) -> Geography | None:
         return None
     ref = build_geography(dataclasses.replace(geo_cfg, name="res_005", resolution_deg=REFERENCE_RES))
     return ref if ref.shape == (R // round(k), C // round(k)) else None
+
+
+def harm_crowding(geo: Geography, geo_cfg) -> np.ndarray | None:
+    """``[R*C]`` on a grid coarser than 0.05 degrees (None on the others): how much denser than
+    the cell's average are the people that its fighting meets, from the 0.05-degree grid of
+    the same map, ``k x k`` reference cells ``j`` per cell with people ``P_j`` and garrison
+    weights ``w_j`` (:func:`garrison_weights`, where forces stand and so where they fight):
+    ``kappa = k^2 sum_j P_j w_j / (sum_j P_j x sum_j w_j)``, 1 for an even cell, up to ``k^2``
+    for a town in one corner of open country.  Civilian harm is driven by the losses per
+    reference area times ``kappa`` (:func:`sim.rules.combat.civilian_exposure`; issue 14.5)."""
+    import dataclasses
+
+    from .geography import build_geography
+
+    if geo_cfg is None or geo_cfg.kind != "real" or geo.grid.res < REFERENCE_RES * (1 + 1e-9):
+        return None
+    k, (R, C) = geo.grid.res / REFERENCE_RES, geo.shape
+    if abs(k - round(k)) > 1e-6:
+        return None
+    k = round(k)
+    ref = build_geography(dataclasses.replace(geo_cfg, name="res_005", resolution_deg=REFERENCE_RES))
+    if ref.shape != (R * k, C * k):
+        return None
+    return crowding(ref.population, garrison_weights(ref), k).ravel()
+
+
+def crowding(people: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
+    """``[R, C]`` crowding of the cells of a grid ``k`` times coarser than the ``[k R, k C]``
+    fields ``people`` and ``weights``: ``k^2 sum_j P_j w_j / (sum_j P_j x sum_j w_j)`` over the
+    ``k x k`` fine cells ``j`` of each coarse cell; 1 where it has no people or no weight."""
+    R, C = people.shape[0] // k, people.shape[1] // k
+    p = np.asarray(people, np.float64).reshape(R, k, C, k)
+    w = np.asarray(weights, np.float64).reshape(R, k, C, k)
+    den = p.sum(axis=(1, 3)) * w.sum(axis=(1, 3))
+    return np.where(den > 0, k * k * (p * w).sum(axis=(1, 3)) / np.where(den > 0, den, 1.0), 1.0)
 
 
 def carry_fields(fields: tuple[np.ndarray, ...], shape: tuple[int, int]) -> tuple[np.ndarray, ...]:

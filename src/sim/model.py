@@ -247,11 +247,11 @@ class ConflictModel(mesa.Model):
             self.owner.ravel()[idx], aftermath.combat_shield(self, idx, force), cfg, self.streams["combat"])
         self.battles = combat.dyad_battles(loss, force, eng, block=self.battle_block[idx])
         self.losses.reshape(n, -1)[:, idx] = loss
-        fighting, lost, damage, deaths = combat.aftermath(loss, air_share, self.damage.ravel()[idx],
-                                                          self.people_present().ravel()[idx], cfg,
-                                                          self.area_factor)
-        self.fighting.ravel()[idx], self.violence.ravel()[idx] = fighting, lost
-        self.damage.ravel()[idx], self.new_civ_deaths_cell.ravel()[idx] = damage, deaths
+        fighting, lost, damage, _ = combat.aftermath(loss, air_share, self.damage.ravel()[idx],
+                                                     self.people_present().ravel()[idx], cfg,
+                                                     self.area_factor)
+        self.fighting.ravel()[idx], self.violence.ravel()[idx], self.damage.ravel()[idx] = fighting, lost, damage
+        aftermath.civilian_harm(self, idx, lost, air_share)  # per 0.05-degree cell on every grid
         # losses come off the garrisons and units that were there, in proportion to presence
         per_f = combat.apply_losses(self.garrison, self.units, self.losses, self.p_garrison, self.p_units,
                                     idx, self.unit_window, cfg.unit_centre_share, garrison_presence)
@@ -364,10 +364,10 @@ class ConflictModel(mesa.Model):
         # half of attack deaths are civilians, half the holder's fighters
         self.new_civ_deaths_cell = self.new_civ_deaths_cell + 0.5 * deaths
         self.violence = self.violence + deaths.astype(np.float32)
-        fl = (0.5 * deaths).astype(np.float32)
-        for i, k in insurgency.attack_losses(fl, self.owner, self.garrison, isis):
+        for i, k in insurgency.attack_losses((0.5 * deaths).astype(np.float32), self.owner, self.garrison, isis):
             self.ledger.killed(i, k)
-        caught = insurgency.hunted(self.hidden, self.hostility[isis] > 0, self.presence, ic.detection_rate)
+        caught = insurgency.hunted(self.hidden, self.hostility[isis] > 0, self.presence,
+                                   ic.detection_rate / self.area_factor)  # per 0.05-deg area
         self.hidden -= caught.astype(np.float32)
         self.ledger.killed(isis, float(caught.sum()))
         up = insurgency.resurfacing(self.hidden, self.presence, self.owner, isis,

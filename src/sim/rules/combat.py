@@ -290,3 +290,35 @@ def aftermath(loss: np.ndarray, air_share: np.ndarray, damage: np.ndarray, peopl
                                 cfg.air_housing_damage)
     return (cell_loss > 0.5, cell_loss, new_damage,
             civilian_deaths(people, density, air_share, cfg.civilian_harm))
+
+
+def civilian_exposure(cell_loss: np.ndarray, air_share: np.ndarray, idx: np.ndarray,
+                      area_factor: float, block: np.ndarray | None = None,
+                      crowding: np.ndarray | None = None):
+    """Where a week's fighting harms civilians and how hard: ``(cells, density, air)``, the flat
+    cells whose people are exposed, the fighters lost per 0.05-degree cell's worth of area
+    they meet, and the air share of that fire (issue 14.5: civilians meet the fighting of the
+    0.05-degree cell, ~5.5 km, they live in, on every grid).
+
+    ``cell_loss``/``air_share``: per combat cell ``idx``.  On the 0.05-degree grid the combat
+    cells themselves, ``cell_loss / area_factor``.  On a finer grid (``block``: each cell's
+    0.05-degree block, :func:`battle_blocks`) every cell of a block with fighting meets the
+    block's losses per its area (``sum L / (area_factor x cells)``) and their loss-weighted air
+    share, so people beside the front cell but in the same reference cell are exposed as
+    they are on the 0.05-degree grid.  On a coarser grid ``crowding`` (per cell, >= 1) scales
+    the density: a cell's people live at a higher density than its average, and fighting
+    falls where its forces stand (:func:`sim.initial.harm_crowding`)."""
+    if block is None or idx.size == 0:
+        density = cell_loss / area_factor
+        if crowding is not None:
+            density = density * crowding[idx]
+        return idx, density, air_share
+    ids, inv = np.unique(block[idx], return_inverse=True)
+    lost = np.bincount(inv, weights=cell_loss, minlength=ids.size)
+    air = np.bincount(inv, weights=cell_loss * air_share, minlength=ids.size)
+    cells = np.flatnonzero(np.isin(block, ids))
+    k = np.searchsorted(ids, block[cells])
+    size = np.bincount(k, minlength=ids.size)  # cells per block (fewer at the grid's edge)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        air = np.where(lost > 0, air / lost, 0.0)
+    return cells, (lost / (area_factor * size))[k], air[k]
