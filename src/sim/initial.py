@@ -239,7 +239,8 @@ def community_places(geo: Geography, regions: dict, table: CommunityTable) -> tu
 
 
 def initial_displacement(geo: Geography, regions: dict, table: CommunityTable,
-                         stock: dict | None = None, besieged: np.ndarray | None = None) -> dict[str, float]:
+                         stock: dict | None = None,
+                         besieged: np.ndarray | None = None) -> dict[str, float]:
     """Put the displacement stock of 1 July 2017 into the communities (in place) and return the
     totals placed (``idp_<country>``, ``abroad_<country>``).
 

@@ -323,7 +323,7 @@ class Population:
         self.dest_capacity = dest["dest_capacity"]
         self.n_reg = len(self.region_names)
         self.reg_dmg_prev = np.zeros(self.n_reg)
-        self.dmg_cell_prev, self.dmg_cell = None, None  # housing damage per cell (flat): last week, now
+        self.dmg_cell_prev, self.dmg_cell = None, None  # housing damage per cell: last week, now
         flat = self.regmap.ravel()
         self.inside = np.flatnonzero(flat >= 0)  # cells in a region, flat (a gather by take)
         self.fr = flat[self.inside]
