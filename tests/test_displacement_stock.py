@@ -57,6 +57,22 @@ def test_initial_idp_share_is_capped():
     assert (table.home >= 0).all() and table.total() == pytest.approx(table.pop0)
 
 
+def test_initial_idps_do_not_shelter_in_besieged_towns():
+    """Syria's 3,000 IDPs over its two communities (6,000 and 4,000 people), the second's town
+    held by ISIS at the start: all 3,000 shelter with the first; a stock beyond what the first
+    may hold (``MAX_IDP_SHARE``) puts the rest in the second."""
+    geo, regions, table, stock = toy_world()
+    besieged = np.array([False] * 5 + [True])
+    initial.initial_displacement(geo, regions, table, stock, besieged=besieged)
+    assert table.idp[4:] == pytest.approx([3000.0, 0.0])
+    assert table.idp[:4] == pytest.approx([75.0, 225.0, 300.0, 600.0])  # Iraq: as before
+    geo, regions, table, stock = toy_world()
+    stock["Syria"] = CountryDisplacement("Syria", 5000, D, None, None)
+    initial.initial_displacement(geo, regions, table, stock, besieged=besieged)
+    assert table.idp[4:] == pytest.approx([initial.MAX_IDP_SHARE * 6000.0, 5000 - 3600.0])
+    assert table.total() == pytest.approx(table.pop0)
+
+
 def _population(table):
     regions = {"regmap": np.array([[0, 1]]), "region_names": np.array(["a", "b"]),
                "region_cell": np.array([0, 1]), "region_pop0": np.array([100.0, 100.0])}

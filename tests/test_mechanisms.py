@@ -365,6 +365,40 @@ def test_only_the_people_outside_a_pocket_flee():
         assert got == pytest.approx(0.4 * free)
 
 
+def test_the_war_inside_a_ring_drives_no_one_out():
+    """The region of two cells (60 and 40 people) with the first in a besieged pocket: fighting
+    and destroyed housing inside the ring do not make the people outside flee; the same fighting
+    on their side does, as if there were no ring (the mean over the open cells' people)."""
+    regions = {"regmap": np.array([[0, 0, 1]]), "region_names": np.array(["a", "b"]),
+               "region_cell": np.array([0, 2]), "region_pop0": np.array([100.0, 100.0])}
+
+    def world():
+        table = SimpleNamespace(region=np.array([0, 1]), identity=np.array([0, 0]),
+                                home=np.array([100.0, 100.0]), idp=np.zeros(2), abroad=np.zeros(2),
+                                dead=np.zeros(2), idp_loc=np.array([0, 2]),
+                                pop0=np.array([100.0, 100.0]), idp_init=np.zeros(2),
+                                abroad_init=np.zeros(2), idp_threat=np.zeros(2))
+        dest = {"region_border_km": np.array([500.0, 500.0]), "dest_region": np.array([1]),
+                "dest_dist": np.array([[30.0], [0.0]]), "dest_capacity": np.array([100.0])}
+        pop = civ.Population(regions, table, dest, np.array([[60.0, 40.0, 100.0]]))
+        pop.dmg_cell_prev = np.zeros(3)
+        return pop
+    dc = SimpleNamespace(flee_rate_violence=1.0, flee_rate_damage=1.0, flee_rate_persecution=0.0,
+                         walk_km_week=50.0, abroad_share=0.0, return_rate=0.0, return_rate_abroad=0.0,
+                         return_rate_threat=0.0, return_quiet_weeks=4, safe_damage=0.5)
+
+    def flight(vio_cell, damage, vio_c, ddmg_c):
+        return world().displace(np.array([0, 0, 0]), np.array([[0.5]]), np.array(damage),
+                                np.array(vio_cell), np.array(vio_c), np.zeros(2), np.array(ddmg_c),
+                                np.array([0.5, 0.5]), (np.zeros(2), np.zeros(2)), dc, 0.0,
+                                np.array([1, 0, 0]))["new_displaced"]
+    # shelling and 10% of homes destroyed in the pocket only (region means 0.6 and 0.06)
+    assert flight([1.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.6, 0.0], [0.06, 0.0]) == 0.0
+    # the same on the open side: its 40 people flee at 1 - exp(-1) each
+    assert flight([0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.4, 0.0], [0.0, 0.0]) == \
+        pytest.approx(40 * (1 - np.exp(-1.0)))
+
+
 def test_the_displaced_shelter_spread_over_their_refuges_region_like_its_people():
     """Region 0 = cells 0-2 (people 10, 30, 60), region 1 = cell 3 (no people), cell 4 outside.
     60 IDPs sheltering at cell 1 (region 0) live 6, 18, 36 over its cells; 5 at cell 3 stay
