@@ -267,23 +267,6 @@ def test_no_reachable_destination_keeps_the_current_shelter():
     assert cell.tolist() == [7] and has.tolist() == [False]
 
 
-def test_the_newly_displaced_join_their_kin_and_only_a_shelter_under_fire_is_left():
-    """Five communities, destinations at cells 100, 200, 300 (scores: 300 out of reach for
-    all).  0: displaced at 200 already, people left this week -> they join them, no move;
-    1: the same, but 200 is under fire -> the stock moves; 2: people left, nobody displaced
-    before -> to the best refuge; 3: people left, their shelter 300 scores 0 -> move;
-    4: nobody left, shelter quiet -> stays."""
-    scores = np.array([[0.2, 0.5, 0.0]] * 5)
-    dest = np.array([300, 100, 200])  # unsorted on purpose: the lookup is by cell
-    scores = scores[:, [2, 0, 1]]  # column k belongs to dest[k]
-    current = np.array([200, 200, 7, 300, 200])
-    under_fire = np.array([False, True, False, False, False])
-    left = np.array([50.0, 50.0, 50.0, 50.0, 0.0])
-    idp_before = np.array([1000.0, 1000.0, 0.0, 1000.0, 1000.0])
-    moves = civ.shelter_moves(under_fire, left, idp_before, current, scores, dest)
-    assert moves.tolist() == [False, True, True, True, False]
-
-
 # ------------------------------------------------------------------ the fighter ledger
 def test_ledger_balances_by_construction_and_isis_losses_take_foreign_fighters():
     forces = {0: 100.0, 1: 50.0}

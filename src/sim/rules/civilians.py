@@ -263,24 +263,6 @@ def choose_destinations(scores: np.ndarray, dest_cells: np.ndarray, current: np.
     return np.where(has_dest, dest_cells[best], current), has_dest
 
 
-def shelter_moves(under_fire: np.ndarray, left: np.ndarray, idp_before: np.ndarray,
-                  current: np.ndarray, scores: np.ndarray, dest_cells: np.ndarray) -> np.ndarray:
-    """Whose displaced move to this week's best destination: a community's stock moves when its
-    shelter is under fire, or when people left home this week and the community has no shelter
-    yet they can join (no displaced there before this week, or the shelter is no longer a
-    reachable destination, score 0).  Otherwise the newly displaced join their kin where they
-    already shelter and nobody moves: the presence of family and friends is the first reason
-    IDPs give for where they stay (IOM DTM Iraq, Integrated Location Assessment 2017-18; FLEE
-    moves people on only from an unsafe location).  Without this the whole stock followed each
-    week's best-scoring refuge, back into a shelter it had just been driven from."""
-    order = np.argsort(dest_cells)
-    k = np.clip(np.searchsorted(dest_cells[order], current), 0, len(dest_cells) - 1)
-    d = order[k]
-    open_ = (dest_cells[d] == current) & (scores[np.arange(len(current)), d] > 0)
-    kin = (idp_before > 0) & open_
-    return under_fire | ((left > 0) & ~kin)
-
-
 def death_split(deaths_cell: np.ndarray, home_cell: np.ndarray, idp_cell: np.ndarray):
     """Share of the people present in each cell killed this step, ``min(deaths / present,
     1)`` (0 where nobody is present): it applies alike to home people and sheltering IDPs."""
@@ -454,7 +436,7 @@ class Population:
         # IDPs driven from a shelter under fire are displaced again (not counted as leaving home)
         self.moved_on = np.where(under_fire & (new_loc != cm.idp_loc), cm.idp - (left - to_ab), 0.0)
         self.moved_on_loc = cm.idp_loc.copy()
-        moving = shelter_moves(under_fire, left, idp_before, cm.idp_loc, scores, dest_cells)
+        moving = (left > 0) | under_fire
         cm.idp_loc = np.where(moving, new_loc, cm.idp_loc)
         return {"new_displaced": float(left.sum()), "new_refugees_abroad": float(to_ab.sum()),
                 "new_returnees": float(back.sum()), "new_civilian_deaths": float(died.sum()),
