@@ -96,8 +96,7 @@ class ConflictModel(mesa.Model):
             aftermath.limit_allowed(self)
 
     def _init_civilians(self) -> None:
-        """Communities = settlement area (Voronoi of places) x identity group, one
-        :class:`~sim.agents.Community` handle each."""
+        """Communities = settlement area (Voronoi of places) x identity group, a Community each."""
         regions = initial.settlement_regions(self.geo)
         table = initial.communities(self.geo, regions, self.cfg.identity_shares)
         self.initial_stock = initial.initial_stock(self.cfg, self.geo, regions, table,  # July 2017
