@@ -103,9 +103,9 @@ def displaced_by_holder(m, s: int, rec, gov: np.ndarray, at: np.ndarray) -> None
     """``new_displaced_gov_holder`` and ``new_displaced_again_gov_holder``: the same flows as
     :func:`displaced_by_governorate` split by who held the home (the shelter) before this
     week's changes (``m.prev_owner``), ``faction`` = ``"<governorate>|<holder>"``, for every
-    pair holding a community's home or shelter this week (zeros included): an operation's displaced are
-    counted on the ground its target held (Olive Branch: the UN's 150,000 from Afrin district,
-    the Kurdish-held pocket, not all of Aleppo governorate)."""
+    pair holding a community's home or shelter this week (zeros included): an operation's
+    displaced are counted on the ground its target held (Olive Branch: the UN's 150,000 from
+    Afrin district, the Kurdish-held pocket, not all of Aleppo governorate)."""
     pop, geo, names = m.population, m.geo, m.faction_names
     n_g, n_f = len(geo.admin1_names), m.n_f
     prev = m.prev_owner.ravel()

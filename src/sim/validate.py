@@ -510,7 +510,8 @@ DISPLACED_AGAIN_BY_GOV = "new_displaced_again_gov"  # displaced people driven on
 DISPLACED_BY_HOLDER = "new_displaced_gov_holder"
 DISPLACED_AGAIN_BY_HOLDER = "new_displaced_again_gov_holder"
 #: each displacement metric with its secondary-displacement partner
-DISPLACED_AGAIN = {DISPLACED_BY_GOV: DISPLACED_AGAIN_BY_GOV, DISPLACED_BY_HOLDER: DISPLACED_AGAIN_BY_HOLDER}
+DISPLACED_AGAIN = {DISPLACED_BY_GOV: DISPLACED_AGAIN_BY_GOV,
+                   DISPLACED_BY_HOLDER: DISPLACED_AGAIN_BY_HOLDER}
 RELOCATED = "cum_people_relocated"  # fighters and families moved under surrender/evacuation deals
 
 
