@@ -90,6 +90,7 @@ def test_returns_and_deaths_apply_to_the_initial_stock():
     pop = _population(table)
     dc = SimpleNamespace(flee_rate_violence=0.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
                          return_rate_threat=0.0,
+                         host_ratio=1e9,  # refuges never full
                          walk_km_week=50.0, abroad_share=0.0, return_rate=0.1, return_rate_abroad=0.02,
                          return_quiet_weeks=4, safe_damage=0.5)
     pop.quiet[:] = 4  # home has been quiet for four weeks: returns are open
@@ -152,6 +153,7 @@ def test_returns_wait_for_quiet_weeks_and_do_not_churn():
     pop = _population(table)
     dc = SimpleNamespace(flee_rate_violence=0.5, flee_rate_damage=0.0, flee_rate_persecution=0.0,
                          return_rate_threat=0.0,
+                         host_ratio=1e9,  # refuges never full
                          walk_km_week=50.0, abroad_share=0.0, return_rate=0.1, return_rate_abroad=0.0,
                          return_quiet_weeks=3, safe_damage=0.5)
     legit, no_deaths = np.array([0.5, 0.5]), (np.zeros(2), np.zeros(2))
@@ -185,6 +187,7 @@ def test_idps_driven_from_a_shelter_under_fire_are_displaced_again_not_new():
     pop = _population(table)
     dc = SimpleNamespace(flee_rate_violence=0.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
                          return_rate_threat=0.0,
+                         host_ratio=1e9,  # refuges never full
                          walk_km_week=50.0, abroad_share=0.0, return_rate=0.1, return_rate_abroad=0.0,
                          return_quiet_weeks=4, safe_damage=0.5)
     vio_cell = np.array([0.5, 0.0])  # shelling at cell 0; the destination (cell 1) is quiet

@@ -267,6 +267,23 @@ def test_no_reachable_destination_keeps_the_current_shelter():
     assert cell.tolist() == [7] and has.tolist() == [False]
 
 
+def test_a_full_refuge_stops_pulling_the_displaced():
+    """FLEE location capacity: three regions of 1,000 people, host_ratio 1.  Region 0
+    shelters 250 + 250 = 500 displaced (room 0.5), region 1 1,500 (full: 0), region 2 none (1);
+    displaced with no shelter (-1) count nowhere.  With host_ratio 2, region 1 keeps 0.25."""
+    idp_region = np.array([0, 0, 1, -1])
+    idp = np.array([250.0, 250.0, 1500.0, 900.0])
+    pop0 = np.array([1000.0, 1000.0, 1000.0])
+    assert civ.shelter_room(idp_region, idp, pop0, 1.0).tolist() == [0.5, 0.0, 1.0]
+    assert civ.shelter_room(idp_region, idp, pop0, 2.0).tolist() == [0.75, 0.25, 1.0]
+    # a safe but full refuge loses the community to a half-full one
+    safety = np.array([[1.0, 1.0]]) * civ.shelter_room(idp_region, idp, pop0, 1.0)[None, :2]
+    scores = civ.destination_scores(safety, np.array([[0.5, 0.5]]), np.array([[1000.0, 1000.0]]),
+                                    np.array([[10.0, 10.0]]), walk_km=50.0)
+    cell, has = civ.choose_destinations(scores, np.array([100, 200]), np.array([7]))
+    assert cell.tolist() == [100] and scores[0, 1] == 0.0
+
+
 # ------------------------------------------------------------------ the fighter ledger
 def test_ledger_balances_by_construction_and_isis_losses_take_foreign_fighters():
     forces = {0: 100.0, 1: 50.0}
@@ -301,6 +318,7 @@ def test_population_displace_conserves_people():
             "dest_dist": np.array([[30.0], [0.0]]), "dest_capacity": np.array([100.0])}
     pop = civ.Population(regions, table, dest, np.array([[100.0, 100.0]]))
     dc = SimpleNamespace(flee_rate_violence=1.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
+                         host_ratio=1e9,  # refuges never full
                          walk_km_week=50.0, abroad_share=0.0, return_rate=0.0, return_rate_abroad=0.0,
                          return_rate_threat=0.0, return_quiet_weeks=4, safe_damage=0.5)
     flows = pop.displace(np.array([0, 0]), np.array([[0.5]]), np.zeros(2), np.array([1.0, 0.0]),
@@ -353,6 +371,7 @@ def test_only_the_people_outside_a_pocket_flee():
                 "dest_dist": np.array([[30.0], [0.0]]), "dest_capacity": np.array([100.0])}
         return civ.Population(regions, table, dest, np.array([[60.0, 40.0, 100.0]]))
     dc = SimpleNamespace(flee_rate_violence=1.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
+                         host_ratio=1e9,  # refuges never full
                          walk_km_week=50.0, abroad_share=0.0, return_rate=0.0, return_rate_abroad=0.0,
                          return_rate_threat=0.0, return_quiet_weeks=4, safe_damage=0.5)
     args = (np.array([0, 0, 0]), np.array([[0.5]]), np.zeros(3), np.array([1.0, 1.0, 0.0]),
@@ -384,6 +403,7 @@ def test_the_war_inside_a_ring_drives_no_one_out():
         pop.dmg_cell_prev = np.zeros(3)
         return pop
     dc = SimpleNamespace(flee_rate_violence=1.0, flee_rate_damage=1.0, flee_rate_persecution=0.0,
+                         host_ratio=1e9,  # refuges never full
                          walk_km_week=50.0, abroad_share=0.0, return_rate=0.0, return_rate_abroad=0.0,
                          return_rate_threat=0.0, return_quiet_weeks=4, safe_damage=0.5)
 

@@ -263,6 +263,22 @@ def choose_destinations(scores: np.ndarray, dest_cells: np.ndarray, current: np.
     return np.where(has_dest, dest_cells[best], current), has_dest
 
 
+def shelter_room(idp_region: np.ndarray, idp: np.ndarray, region_pop0: np.ndarray,
+                 host_ratio: float) -> np.ndarray:
+    """Per region, the share of its room for displaced people still free (FLEE's location
+    capacity; :func:`destination_scores` multiplies a destination's safety by it):
+
+        room_r = clip(1 - IDPs sheltering in r / (host_ratio x pop0_r), 0, 1)
+
+    ``idp_region`` the region each community's displaced shelter in (-1 none), ``idp`` their
+    number, ``region_pop0`` the regions' people at the start.  A town's pull was its size
+    (``log(1 + pop0)``) whatever it already held: Afrin (60,000 people at 0.05 deg) sheltered
+    ~360,000 displaced by March 2018, all driven on at once by Olive Branch."""
+    ok = idp_region >= 0
+    held = np.bincount(idp_region[ok], weights=idp[ok], minlength=len(region_pop0))
+    return np.clip(1.0 - held / np.maximum(host_ratio * region_pop0, 1e-9), 0.0, 1.0)
+
+
 def death_split(deaths_cell: np.ndarray, home_cell: np.ndarray, idp_cell: np.ndarray):
     """Share of the people present in each cell killed this step, ``min(deaths / present,
     1)`` (0 where nobody is present): it applies alike to home people and sheltering IDPs."""
@@ -413,7 +429,8 @@ class Population:
         ret_t = return_fraction(safe, dmg_c, dc.return_rate_threat, dc.safe_damage)
         dest_owner = owner[dest_cells]
         reg_vio, reg_dmg = self.shelter_mean(vio_cell), self.shelter_mean(damage)
-        d_safe = (1.0 - reg_vio[self.dest_region]) * (1.0 - reg_dmg[self.dest_region])
+        d_safe = (1.0 - reg_vio[self.dest_region]) * (1.0 - reg_dmg[self.dest_region]) \
+            * self.room(dc.host_ratio)[self.dest_region]
         # legitimacy of each destination's controller per identity group [G, D]
         d_leg = np.where(dest_owner[None, :] >= 0, legitimacy[np.maximum(dest_owner, 0)].T, 0.05)
         if self._dest_static[0] != dc.walk_km_week:  # computed once per walk
@@ -441,6 +458,11 @@ class Population:
         return {"new_displaced": float(left.sum()), "new_refugees_abroad": float(to_ab.sum()),
                 "new_returnees": float(back.sum()), "new_civilian_deaths": float(died.sum()),
                 "new_returnees_initial": back_init}
+
+    def room(self, host_ratio: float) -> np.ndarray:
+        """:func:`shelter_room` of every region from the displaced sheltering there now."""
+        return shelter_room(self.regmap.ravel()[self.table.idp_loc], self.table.idp,
+                            self.region_pop0, host_ratio)
 
     def open_conditions(self, pocket: np.ndarray, vio_cell: np.ndarray, damage: np.ndarray,
                         violence_c: np.ndarray, ddmg_c: np.ndarray, trapped: np.ndarray):
