@@ -429,8 +429,7 @@ class Population:
         ret_t = return_fraction(safe, dmg_c, dc.return_rate_threat, dc.safe_damage)
         dest_owner = owner[dest_cells]
         reg_vio, reg_dmg = self.shelter_mean(vio_cell), self.shelter_mean(damage)
-        d_safe = (1.0 - reg_vio[self.dest_region]) * (1.0 - reg_dmg[self.dest_region]) \
-            * self.room(dc.host_ratio)[self.dest_region]
+        d_safe = ((1.0 - reg_vio) * (1.0 - reg_dmg) * self.room(dc.host_ratio))[self.dest_region]
         # legitimacy of each destination's controller per identity group [G, D]
         d_leg = np.where(dest_owner[None, :] >= 0, legitimacy[np.maximum(dest_owner, 0)].T, 0.05)
         if self._dest_static[0] != dc.walk_km_week:  # computed once per walk
