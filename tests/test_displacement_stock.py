@@ -57,6 +57,22 @@ def test_initial_idp_share_is_capped():
     assert (table.home >= 0).all() and table.total() == pytest.approx(table.pop0)
 
 
+def test_initial_idps_do_not_shelter_in_besieged_towns():
+    """Syria's 3,000 IDPs over its two communities (6,000 and 4,000 people), the second's town
+    held by ISIS at the start: all 3,000 shelter with the first; a stock beyond what the first
+    may hold (``MAX_IDP_SHARE``) puts the rest in the second."""
+    geo, regions, table, stock = toy_world()
+    besieged = np.array([False] * 5 + [True])
+    initial.initial_displacement(geo, regions, table, stock, besieged=besieged)
+    assert table.idp[4:] == pytest.approx([3000.0, 0.0])
+    assert table.idp[:4] == pytest.approx([75.0, 225.0, 300.0, 600.0])  # Iraq: as before
+    geo, regions, table, stock = toy_world()
+    stock["Syria"] = CountryDisplacement("Syria", 5000, D, None, None)
+    initial.initial_displacement(geo, regions, table, stock, besieged=besieged)
+    assert table.idp[4:] == pytest.approx([initial.MAX_IDP_SHARE * 6000.0, 5000 - 3600.0])
+    assert table.total() == pytest.approx(table.pop0)
+
+
 def _population(table):
     regions = {"regmap": np.array([[0, 1]]), "region_names": np.array(["a", "b"]),
                "region_cell": np.array([0, 1]), "region_pop0": np.array([100.0, 100.0])}
@@ -74,6 +90,7 @@ def test_returns_and_deaths_apply_to_the_initial_stock():
     pop = _population(table)
     dc = SimpleNamespace(flee_rate_violence=0.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
                          return_rate_threat=0.0,
+                         host_ratio=1e9,  # refuges never full
                          walk_km_week=50.0, abroad_share=0.0, return_rate=0.1, return_rate_abroad=0.02,
                          return_quiet_weeks=4, safe_damage=0.5)
     pop.quiet[:] = 4  # home has been quiet for four weeks: returns are open
@@ -136,6 +153,7 @@ def test_returns_wait_for_quiet_weeks_and_do_not_churn():
     pop = _population(table)
     dc = SimpleNamespace(flee_rate_violence=0.5, flee_rate_damage=0.0, flee_rate_persecution=0.0,
                          return_rate_threat=0.0,
+                         host_ratio=1e9,  # refuges never full
                          walk_km_week=50.0, abroad_share=0.0, return_rate=0.1, return_rate_abroad=0.0,
                          return_quiet_weeks=3, safe_damage=0.5)
     legit, no_deaths = np.array([0.5, 0.5]), (np.zeros(2), np.zeros(2))
@@ -169,6 +187,7 @@ def test_idps_driven_from_a_shelter_under_fire_are_displaced_again_not_new():
     pop = _population(table)
     dc = SimpleNamespace(flee_rate_violence=0.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
                          return_rate_threat=0.0,
+                         host_ratio=1e9,  # refuges never full
                          walk_km_week=50.0, abroad_share=0.0, return_rate=0.1, return_rate_abroad=0.0,
                          return_quiet_weeks=4, safe_damage=0.5)
     vio_cell = np.array([0.5, 0.0])  # shelling at cell 0; the destination (cell 1) is quiet

@@ -267,6 +267,23 @@ def test_no_reachable_destination_keeps_the_current_shelter():
     assert cell.tolist() == [7] and has.tolist() == [False]
 
 
+def test_a_full_refuge_stops_pulling_the_displaced():
+    """FLEE location capacity: three regions of 1,000 people, host_ratio 1.  Region 0
+    shelters 250 + 250 = 500 displaced (room 0.5), region 1 1,500 (full: 0), region 2 none (1);
+    displaced with no shelter (-1) count nowhere.  With host_ratio 2, region 1 keeps 0.25."""
+    idp_region = np.array([0, 0, 1, -1])
+    idp = np.array([250.0, 250.0, 1500.0, 900.0])
+    pop0 = np.array([1000.0, 1000.0, 1000.0])
+    assert civ.shelter_room(idp_region, idp, pop0, 1.0).tolist() == [0.5, 0.0, 1.0]
+    assert civ.shelter_room(idp_region, idp, pop0, 2.0).tolist() == [0.75, 0.25, 1.0]
+    # a safe but full refuge loses the community to a half-full one
+    safety = np.array([[1.0, 1.0]]) * civ.shelter_room(idp_region, idp, pop0, 1.0)[None, :2]
+    scores = civ.destination_scores(safety, np.array([[0.5, 0.5]]), np.array([[1000.0, 1000.0]]),
+                                    np.array([[10.0, 10.0]]), walk_km=50.0)
+    cell, has = civ.choose_destinations(scores, np.array([100, 200]), np.array([7]))
+    assert cell.tolist() == [100] and scores[0, 1] == 0.0
+
+
 # ------------------------------------------------------------------ the fighter ledger
 def test_ledger_balances_by_construction_and_isis_losses_take_foreign_fighters():
     forces = {0: 100.0, 1: 50.0}
@@ -301,6 +318,7 @@ def test_population_displace_conserves_people():
             "dest_dist": np.array([[30.0], [0.0]]), "dest_capacity": np.array([100.0])}
     pop = civ.Population(regions, table, dest, np.array([[100.0, 100.0]]))
     dc = SimpleNamespace(flee_rate_violence=1.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
+                         host_ratio=1e9,  # refuges never full
                          walk_km_week=50.0, abroad_share=0.0, return_rate=0.0, return_rate_abroad=0.0,
                          return_rate_threat=0.0, return_quiet_weeks=4, safe_damage=0.5)
     flows = pop.displace(np.array([0, 0]), np.array([[0.5]]), np.zeros(2), np.array([1.0, 0.0]),
@@ -353,6 +371,7 @@ def test_only_the_people_outside_a_pocket_flee():
                 "dest_dist": np.array([[30.0], [0.0]]), "dest_capacity": np.array([100.0])}
         return civ.Population(regions, table, dest, np.array([[60.0, 40.0, 100.0]]))
     dc = SimpleNamespace(flee_rate_violence=1.0, flee_rate_damage=0.0, flee_rate_persecution=0.0,
+                         host_ratio=1e9,  # refuges never full
                          walk_km_week=50.0, abroad_share=0.0, return_rate=0.0, return_rate_abroad=0.0,
                          return_rate_threat=0.0, return_quiet_weeks=4, safe_damage=0.5)
     args = (np.array([0, 0, 0]), np.array([[0.5]]), np.zeros(3), np.array([1.0, 1.0, 0.0]),
@@ -363,6 +382,41 @@ def test_only_the_people_outside_a_pocket_flee():
     for settle in (0, 1):
         got = world(settle).displace(*args, np.array([1, 0, 0]))["new_displaced"]
         assert got == pytest.approx(0.4 * free)
+
+
+def test_the_war_inside_a_ring_drives_no_one_out():
+    """The region of two cells (60 and 40 people) with the first in a besieged pocket: fighting
+    and destroyed housing inside the ring do not make the people outside flee; the same fighting
+    on their side does, as if there were no ring (the mean over the open cells' people)."""
+    regions = {"regmap": np.array([[0, 0, 1]]), "region_names": np.array(["a", "b"]),
+               "region_cell": np.array([0, 2]), "region_pop0": np.array([100.0, 100.0])}
+
+    def world():
+        table = SimpleNamespace(region=np.array([0, 1]), identity=np.array([0, 0]),
+                                home=np.array([100.0, 100.0]), idp=np.zeros(2), abroad=np.zeros(2),
+                                dead=np.zeros(2), idp_loc=np.array([0, 2]),
+                                pop0=np.array([100.0, 100.0]), idp_init=np.zeros(2),
+                                abroad_init=np.zeros(2), idp_threat=np.zeros(2))
+        dest = {"region_border_km": np.array([500.0, 500.0]), "dest_region": np.array([1]),
+                "dest_dist": np.array([[30.0], [0.0]]), "dest_capacity": np.array([100.0])}
+        pop = civ.Population(regions, table, dest, np.array([[60.0, 40.0, 100.0]]))
+        pop.dmg_cell_prev = np.zeros(3)
+        return pop
+    dc = SimpleNamespace(flee_rate_violence=1.0, flee_rate_damage=1.0, flee_rate_persecution=0.0,
+                         host_ratio=1e9,  # refuges never full
+                         walk_km_week=50.0, abroad_share=0.0, return_rate=0.0, return_rate_abroad=0.0,
+                         return_rate_threat=0.0, return_quiet_weeks=4, safe_damage=0.5)
+
+    def flight(vio_cell, damage, vio_c, ddmg_c):
+        return world().displace(np.array([0, 0, 0]), np.array([[0.5]]), np.array(damage),
+                                np.array(vio_cell), np.array(vio_c), np.zeros(2), np.array(ddmg_c),
+                                np.array([0.5, 0.5]), (np.zeros(2), np.zeros(2)), dc, 0.0,
+                                np.array([1, 0, 0]))["new_displaced"]
+    # shelling and 10% of homes destroyed in the pocket only (region means 0.6 and 0.06)
+    assert flight([1.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.6, 0.0], [0.06, 0.0]) == 0.0
+    # the same on the open side: its 40 people flee at 1 - exp(-1) each
+    assert flight([0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.4, 0.0], [0.0, 0.0]) == \
+        pytest.approx(40 * (1 - np.exp(-1.0)))
 
 
 def test_the_displaced_shelter_spread_over_their_refuges_region_like_its_people():

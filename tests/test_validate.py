@@ -211,12 +211,32 @@ def test_fact_patterns_name_their_rows_and_expected_metrics():
 
 def test_new_metric_starts_scoring_without_code_changes():
     """Once the model records ``new_displaced_gov``, the operation's row is scored."""
-    metrics = {("new_displaced_gov", "Aleppo"): lambda k: 15_000.0}  # 10 weeks of Afrin -> 150,000
+    metrics = {("new_displaced_gov", "Daraa"): lambda k: 100_000.0,
+               ("new_displaced_gov", "Quneitra"): lambda k: 60_000.0}  # 2 weeks -> 320,000
     run = fake_run(metrics=metrics)
     df = validate.scorecard([run], [cp()])
+    daraa = df[df.name == "displacement_daraa_quneitra"].iloc[0]
+    assert daraa.status == "ok" and daraa.observed == 320_000
+    assert daraa.model == 320_000 and daraa.score == 1.0
+
+
+def test_afrin_counts_the_kurdish_held_ground_only():
+    """Row 40 counts the UN-registered displaced from Afrin district (the SDF-held pocket), so
+    people leaving regime-held Aleppo in the same weeks do not count; secondary displacement
+    from shelters on SDF ground does.  Window 20 Jan - 15 Mar 2018: the weekly records of
+    27 Jan ... 10 Mar 2018, 7 weeks (2017-07-01 + 30..36 weeks)."""
+    metrics = {("new_displaced_gov_holder", "Aleppo|SDF"): lambda k: 15_000.0,
+               ("new_displaced_again_gov_holder", "Aleppo|SDF"): lambda k: 5_000.0,
+               ("new_displaced_gov_holder", "Aleppo|SYRIAN_GOV"): lambda k: 50_000.0,
+               ("new_displaced_gov", "Aleppo"): lambda k: 65_000.0}
+    df = validate.scorecard([fake_run(metrics=metrics)], [cp()])
     afrin = df[df.name == "displacement_afrin"].iloc[0]
+    weeks = sum(dt.date(2018, 1, 20) < START + dt.timedelta(weeks=k) <= dt.date(2018, 3, 15)
+                for k in range(105))
+    assert weeks == 7
     assert afrin.status == "ok" and afrin.observed == 150_000
-    assert afrin.score > 0.5
+    assert afrin.model == 7 * 20_000.0  # 140,000, not 7 x 70,000 over the governorate
+    assert afrin.score == 1.0  # within 25%
 
 
 def test_scorecard_png_written(tmp_path):

@@ -339,6 +339,7 @@ class DisplacementConfig:
     return_quiet_weeks: int = rng_(0, 52)
     safe_damage: float = rng_(0, 1)
     walk_km_week: float = rng_(1, 1000)
+    host_ratio: float = rng_(0.01, 100)  # displaced a region can host per resident at the start
     rebuild_rate: float = rng_(0, 1)
     violence_scale: float = rng_(0.001, 1e4)
     violence_threshold: float = rng_(0, 1)

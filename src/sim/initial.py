@@ -275,7 +275,8 @@ def community_places(geo: Geography, regions: dict, table: CommunityTable) -> tu
 
 
 def initial_displacement(geo: Geography, regions: dict, table: CommunityTable,
-                         stock: dict | None = None) -> dict[str, float]:
+                         stock: dict | None = None,
+                         besieged: np.ndarray | None = None) -> dict[str, float]:
     """Put the displacement stock of 1 July 2017 into the communities (in place) and return the
     totals placed (``idp_<country>``, ``abroad_<country>``).
 
@@ -283,12 +284,19 @@ def initial_displacement(geo: Geography, regions: dict, table: CommunityTable,
 
     * **IDPs** are counted where they shelter, as displaced members of the communities of their
       host governorate: a governorate the source lists (Iraq: Nineveh, Duhok, Erbil) gets its
-      figure, the rest of the national figure is spread over the country's other governorates,
-      and inside a governorate every community gives the same share of its people
-      (``idp = pop0 * stock_gov / people_gov``, at most ``MAX_IDP_SHARE``).  They shelter at
+      figure, the rest of the national figure is spread over the communities of the country's
+      other governorates: every community gives the same share of its people
+      (``idp = pop0 * stock / people``, at most ``MAX_IDP_SHARE``).  They shelter at
       their community's settlement, so the people present in a region do not change; they
       leave the stock by the same rules as anyone displaced (return when the area is safe,
-      death, moving on).
+      death, moving on).  They shelter only in communities outside ``besieged`` (per
+      community, bool; the model passes the communities whose settlement ISIS holds at the
+      start): in July 2017 the caliphate's towns were under assault or siege (Raqqa since
+      6 June, Tal Afar, Hawija, the Euphrates valley) and the counted IDPs (IOM DTM, OCHA)
+      sheltered in camps and host communities across the lines, not in them.  Placed inside a
+      besieged town they would all be driven on in the first week, a transient of the start
+      (224,000 "displaced again" in Raqqa governorate in week 1 at 0.05 deg before this rule).
+      What the other communities cannot hold (``MAX_IDP_SHARE``) shelters in the besieged.
     * **Refugees abroad** are people of the country living outside it: each community's
       ``pop0`` grows by its share of the national refugee figure, in proportion to its people,
       and the same number starts ``abroad``.  The people in the country (the map's population)
@@ -303,6 +311,7 @@ def initial_displacement(geo: Geography, regions: dict, table: CommunityTable,
     placed: dict[str, float] = {}
     idp = np.zeros_like(table.pop0)
     abroad = np.zeros_like(table.pop0)
+    host = np.ones(len(table.pop0), bool) if besieged is None else ~np.asarray(besieged, bool)
     for name, cd in stock.items():
         iso = STOCK_COUNTRIES.get(name)
         if iso not in geo.country_names:
@@ -314,13 +323,9 @@ def initial_displacement(geo: Geography, regions: dict, table: CommunityTable,
         listed = np.isin(gov, [geo.admin1_names.index(g) for g in targets if g in geo.admin1_names])
         for g, v in targets.items():
             if g in geo.admin1_names:
-                sel = inc & (gov == geo.admin1_names.index(g))
-                idp[sel] += _spread(table.pop0[sel], v)
+                idp += _place(table.pop0, inc & (gov == geo.admin1_names.index(g)), host, v)
         rest = float(cd.idp_stock) - float(sum(v for g, v in targets.items() if g in geo.admin1_names))
-        for g in np.unique(gov[inc & ~listed]):
-            sel = inc & ~listed & (gov == g)
-            idp[sel] += _spread(table.pop0[sel], rest * table.pop0[sel].sum()
-                                / table.pop0[inc & ~listed].sum())
+        idp += _place(table.pop0, inc & ~listed, host, rest)
         placed[f"idp_{iso}"] = float(idp[inc].sum())
         if cd.refugee_stock:
             share = table.pop0[inc] / table.pop0[inc].sum()
@@ -333,12 +338,28 @@ def initial_displacement(geo: Geography, regions: dict, table: CommunityTable,
     return placed
 
 
-def initial_stock(cfg: Config, geo: Geography, regions: dict, table: CommunityTable) -> dict[str, float]:
+def initial_stock(cfg: Config, geo: Geography, regions: dict, table: CommunityTable,
+                  besieged_cells: np.ndarray | None = None) -> dict[str, float]:
     """:func:`initial_displacement` on the real map when ``displacement.initial_stock`` is on;
-    otherwise (and on synthetic maps) nobody is displaced at the start.  Returns the totals."""
+    otherwise (and on synthetic maps) nobody is displaced at the start.  ``besieged_cells``
+    (``[R, C]`` bool, the cells ISIS holds at the start): no IDPs shelter in the communities
+    whose settlement lies there.  Returns the totals."""
     if cfg.displacement.initial_stock and cfg.geography.kind == "real":
-        return initial_displacement(geo, regions, table)
+        besieged = None if besieged_cells is None else \
+            np.asarray(besieged_cells, bool).ravel()[regions["region_cell"][table.region]]
+        return initial_displacement(geo, regions, table, besieged=besieged)
     return {}
+
+
+def _place(pop: np.ndarray, sel: np.ndarray, host: np.ndarray, total: float) -> np.ndarray:
+    """IDPs per community: ``total`` spread over the communities of ``sel`` that may host
+    (``host``) in proportion to their people, at most ``MAX_IDP_SHARE`` of each; what they
+    cannot hold over the others of ``sel`` (same rule)."""
+    out = np.zeros_like(pop)
+    first = sel & host
+    out[first] = _spread(pop[first], total)
+    out[sel & ~host] = _spread(pop[sel & ~host], total - float(out[first].sum()))
+    return out
 
 
 MAX_IDP_SHARE = 0.6  # at most this share of a governorate's people counted as its IDPs

@@ -96,6 +96,29 @@ def displaced_by_governorate(m, s: int, rec) -> None:
     for g in present:
         rec((s, "new_displaced_gov", str(geo.admin1_names[g]), float(by[g])))
         rec((s, "new_displaced_again_gov", str(geo.admin1_names[g]), float(again[g])))
+    displaced_by_holder(m, s, rec, gov, at)
+
+
+def displaced_by_holder(m, s: int, rec, gov: np.ndarray, at: np.ndarray) -> None:
+    """``new_displaced_gov_holder`` and ``new_displaced_again_gov_holder``: the same flows as
+    :func:`displaced_by_governorate` split by who held the home (the shelter) before this
+    week's changes (``m.prev_owner``), ``faction`` = ``"<governorate>|<holder>"``, for every
+    pair holding a community's home or shelter this week (zeros included): an operation's
+    displaced are counted on the ground its target held (Olive Branch: the UN's 150,000 from
+    Afrin district, the Kurdish-held pocket, not all of Aleppo governorate)."""
+    pop, geo, names = m.population, m.geo, m.faction_names
+    n_g, n_f = len(geo.admin1_names), m.n_f
+    prev = m.prev_owner.ravel()
+    h_home = prev[pop.region_cell[m.communities.region]].astype(np.int64)
+    h_at = prev[pop.moved_on_loc].astype(np.int64)
+    ok, ok_at = (gov >= 0) & (h_home >= 0), (at >= 0) & (h_at >= 0)
+    by = np.bincount(gov[ok] * n_f + h_home[ok], weights=pop.left[ok], minlength=n_g * n_f)
+    again = np.bincount(at[ok_at] * n_f + h_at[ok_at], weights=pop.moved_on[ok_at],
+                        minlength=n_g * n_f)
+    for k in np.union1d(gov[ok] * n_f + h_home[ok], at[ok_at] * n_f + h_at[ok_at]):
+        key = f"{geo.admin1_names[k // n_f]}|{names[k % n_f]}"
+        rec((s, "new_displaced_gov_holder", key, float(by[k])))
+        rec((s, "new_displaced_again_gov_holder", key, float(again[k])))
 
 
 def flows(m, s: int, rec, names=ALL_FLOWS) -> None:

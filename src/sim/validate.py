@@ -483,8 +483,11 @@ OPERATIONS = (
     # name, window start, metric, date of the row (end), governorates, rows (line-of-end, line-of-start)
     ("displacement_raqqa", "Raqqa (Jul 2017, OCHA series since 1 Apr minus its 26 Jun value)",
      "people displaced since 1 Apr 2017", "2017-07-31", "2017-06-26", ("Raqqa",)),
+    # row 40: "UN-registered in Tel Rifaat area", people displaced from Afrin district (the
+    # Kurdish-held pocket Olive Branch took), not from all of Aleppo governorate: counted on the
+    # ground the SDF held in Aleppo governorate the week they fled (new_displaced_gov_holder)
     ("displacement_afrin", "Afrin (Olive Branch, from 20 Jan 2018)",
-     "people displaced by Olive Branch", "2018-03", "2018-01-20", ("Aleppo",)),
+     "people displaced by Olive Branch", "2018-03", "2018-01-20", ("Aleppo|SDF",)),
     ("displacement_daraa_quneitra", "Daraa/Quneitra (from 19 Jun 2018)",
      "people displaced since 19 Jun", "2018-07-06", "2018-06-19", ("Daraa", "Quneitra")),
     ("displacement_nw_syria_2019", "north-west Syria (from 30 Apr 2019)",
@@ -503,6 +506,12 @@ RELOCATIONS = (
 #: metric names the scorecard expects but the model may not record yet
 DISPLACED_BY_GOV = "new_displaced_gov"  # new displacement per governorate (faction column = governorate)
 DISPLACED_AGAIN_BY_GOV = "new_displaced_again_gov"  # displaced people driven on from a shelter under fire
+#: the same two flows per "<governorate>|<holder of the home (shelter) before the week's changes>"
+DISPLACED_BY_HOLDER = "new_displaced_gov_holder"
+DISPLACED_AGAIN_BY_HOLDER = "new_displaced_again_gov_holder"
+#: each displacement metric with its secondary-displacement partner
+DISPLACED_AGAIN = {DISPLACED_BY_GOV: DISPLACED_AGAIN_BY_GOV,
+                   DISPLACED_BY_HOLDER: DISPLACED_AGAIN_BY_HOLDER}
 RELOCATED = "cum_people_relocated"  # fighters and families moved under surrender/evacuation deals
 
 
@@ -527,8 +536,9 @@ def fact_patterns(path: str | Path = history.FACTS) -> list[FactPattern]:
         if name == "displacement_raqqa":  # the OCHA series counts from 1 April: take its rise since 26 June
             base = history.fact_row(metric, start, path=path)
             obs, lines = obs - float(base["value"]), (int(row["line"]), int(base["line"]))
+        metric_name = DISPLACED_BY_HOLDER if "|" in govs[0] else DISPLACED_BY_GOV
         out.append(FactPattern(name, "displacement", "window_sum", row["when"], obs, "people", lines,
-                               DISPLACED_BY_GOV, govs, history.parse_fact_date(start), note=label))
+                               metric_name, govs, history.parse_fact_date(start), note=label))
     for name, label, metric, date, start in RELOCATIONS:
         row = history.fact_row(metric, date, path=path)
         out.append(FactPattern(name, "relocation", "cum_diff", row["when"], float(row["value"]), "people",
@@ -593,8 +603,8 @@ def fact_value(res: Results, p: FactPattern, window_weeks: float = TIMING_FULL_W
         tot = 0.0
         # an operation's displaced (UN, OCHA) include people displaced before who had to move
         # again: the model's secondary displacement counts too where it is recorded
-        metrics = [p.metric] + ([DISPLACED_AGAIN_BY_GOV] if p.metric == DISPLACED_BY_GOV
-                                and _has_metric(res, DISPLACED_AGAIN_BY_GOV) else [])
+        again = DISPLACED_AGAIN.get(p.metric, "")
+        metrics = [p.metric] + ([again] if again and _has_metric(res, again) else [])
         for name in metrics:
             for f in p.faction:
                 s = _metric(res, name, f)

@@ -263,6 +263,22 @@ def choose_destinations(scores: np.ndarray, dest_cells: np.ndarray, current: np.
     return np.where(has_dest, dest_cells[best], current), has_dest
 
 
+def shelter_room(idp_region: np.ndarray, idp: np.ndarray, region_pop0: np.ndarray,
+                 host_ratio: float) -> np.ndarray:
+    """Per region, the share of its room for displaced people still free (FLEE's location
+    capacity; :func:`destination_scores` multiplies a destination's safety by it):
+
+        room_r = clip(1 - IDPs sheltering in r / (host_ratio x pop0_r), 0, 1)
+
+    ``idp_region`` the region each community's displaced shelter in (-1 none), ``idp`` their
+    number, ``region_pop0`` the regions' people at the start.  A town's pull was its size
+    (``log(1 + pop0)``) whatever it already held: Afrin (60,000 people at 0.05 deg) sheltered
+    ~360,000 displaced by March 2018, all driven on at once by Olive Branch."""
+    ok = idp_region >= 0
+    held = np.bincount(idp_region[ok], weights=idp[ok], minlength=len(region_pop0))
+    return np.clip(1.0 - held / np.maximum(host_ratio * region_pop0, 1e-9), 0.0, 1.0)
+
+
 def death_split(deaths_cell: np.ndarray, home_cell: np.ndarray, idp_cell: np.ndarray):
     """Share of the people present in each cell killed this step, ``min(deaths / present,
     1)`` (0 where nobody is present): it applies alike to home people and sheltering IDPs."""
@@ -323,6 +339,7 @@ class Population:
         self.dest_capacity = dest["dest_capacity"]
         self.n_reg = len(self.region_names)
         self.reg_dmg_prev = np.zeros(self.n_reg)
+        self.dmg_cell_prev, self.dmg_cell = None, None  # housing damage per cell: last week, now
         flat = self.regmap.ravel()
         self.inside = np.flatnonzero(flat >= 0)  # cells in a region, flat (a gather by take)
         self.fr = flat[self.inside]
@@ -398,6 +415,11 @@ class Population:
         cm = self.table
         border_km = self.region_border_km[cm.region]
         persecuted = (legit < 0.05).astype(float)
+        dest_cells = self.region_cell[self.dest_region]
+        trapped, same = self.siege_reach(pocket, dest_cells)
+        if pocket is not None and (trapped > 0).any():  # those outside a ring flee their side's war
+            violence_c, ddmg_c = self.open_conditions(pocket, vio_cell, damage, violence_c, ddmg_c,
+                                                      trapped)
         flee = flee_fraction(violence_c, ddmg_c, persecuted, dc.flee_rate_violence,
                              dc.flee_rate_damage, dc.flee_rate_persecution, threat)
         abroad_share = np.where(border_km <= dc.walk_km_week, dc.abroad_share, 0.0)
@@ -405,17 +427,15 @@ class Population:
         ret = return_fraction(safe, dmg_c, dc.return_rate, dc.safe_damage)
         ret_ab = return_fraction(safe, dmg_c, dc.return_rate_abroad, dc.safe_damage)
         ret_t = return_fraction(safe, dmg_c, dc.return_rate_threat, dc.safe_damage)
-        dest_cells = self.region_cell[self.dest_region]
         dest_owner = owner[dest_cells]
         reg_vio, reg_dmg = self.shelter_mean(vio_cell), self.shelter_mean(damage)
-        d_safe = (1.0 - reg_vio[self.dest_region]) * (1.0 - reg_dmg[self.dest_region])
+        d_safe = ((1.0 - reg_vio) * (1.0 - reg_dmg) * self.room(dc.host_ratio))[self.dest_region]
         # legitimacy of each destination's controller per identity group [G, D]
         d_leg = np.where(dest_owner[None, :] >= 0, legitimacy[np.maximum(dest_owner, 0)].T, 0.05)
         if self._dest_static[0] != dc.walk_km_week:  # computed once per walk
             self._dest_static = (dc.walk_km_week, destination_static(
                 self.dest_capacity[None, :], self.dest_dist, dc.walk_km_week))
         scores = destination_scores_grouped(d_safe[None, :], d_leg, cm.identity, self._dest_static[1])
-        trapped, same = self.siege_reach(pocket, dest_cells)
         scores = np.where(same, scores, 0.0)
         new_loc, has_dest = choose_destinations(scores, dest_cells, cm.idp_loc)
         abroad_share = np.where(has_dest, abroad_share, np.where(border_km <= 3 * dc.walk_km_week, 1.0, 0.0))
@@ -437,6 +457,32 @@ class Population:
         return {"new_displaced": float(left.sum()), "new_refugees_abroad": float(to_ab.sum()),
                 "new_returnees": float(back.sum()), "new_civilian_deaths": float(died.sum()),
                 "new_returnees_initial": back_init}
+
+    def room(self, host_ratio: float) -> np.ndarray:
+        """:func:`shelter_room` of every region from the displaced sheltering there now."""
+        return shelter_room(self.regmap.ravel()[self.table.idp_loc], self.table.idp,
+                            self.region_pop0, host_ratio)
+
+    def open_conditions(self, pocket: np.ndarray, vio_cell: np.ndarray, damage: np.ndarray,
+                        violence_c: np.ndarray, ddmg_c: np.ndarray, trapped: np.ndarray):
+        """``(violence, damage increase)`` per community as felt by its people outside a siege
+        ring: the people-weighted means over the region's open cells (``pocket`` 0) for the
+        communities with people in a pocket (``trapped`` > 0), the given values elsewhere.  The
+        fighting inside a ring drives no one out (no one gets out of it): the people on the
+        other side flee the war on their side.  Raqqa, July 2017: 43% of the settlement
+        region's people (0.05 deg) in the ring around the old city, whose shelling and damage
+        had sent the people of the suburbs the SDF already held fleeing at 33% a week."""
+        w = self.pop0_in * (pocket.take(self.inside) == 0)
+        tot = np.bincount(self.fr, weights=w, minlength=self.n_reg)
+
+        def mean(x):
+            return np.bincount(self.fr, weights=w * x.take(self.inside), minlength=self.n_reg) \
+                / np.maximum(tot, 1e-300)
+        prev = self.dmg_cell_prev if self.dmg_cell_prev is not None else np.zeros_like(damage)
+        dd = np.maximum(mean(damage) - mean(prev), 0.0)
+        use = (trapped > 0) & (tot[self.table.region] > 0)
+        reg = self.table.region
+        return np.where(use, mean(vio_cell)[reg], violence_c), np.where(use, dd[reg], ddmg_c)
 
     def siege_reach(self, pocket: np.ndarray | None, dest_cells: np.ndarray):
         """:func:`pocket_reach` of the communities, their trapped share the share of their
@@ -474,6 +520,7 @@ class Population:
         reg_vio, reg_dmg = self.region_mean(vio_cell), self.region_mean(damage)
         reg_ddmg = np.maximum(reg_dmg - self.reg_dmg_prev, 0.0)
         self.reg_dmg_prev = reg_dmg
+        self.dmg_cell_prev, self.dmg_cell = self.dmg_cell, damage.copy()  # for open_conditions
         self.quiet = quiet_weeks(self.quiet, reg_vio, reg_ddmg)
         deaths = self.deaths(death_split(deaths_cell, home_cell, idp_cell), home_cell)
         return vio_cell, reg_vio, reg_dmg, reg_ddmg, deaths
