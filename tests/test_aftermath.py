@@ -898,13 +898,52 @@ def test_main_effort_weights_the_offensive_ground_only():
 
     cfg = SimpleNamespace(reach=SimpleNamespace(main_effort_weight=10.0))
     effort = np.zeros((2, 3, 4), bool)
-    m = SimpleNamespace(cfg=cfg, main_effort=effort)
+    m = SimpleNamespace(cfg=cfg, main_effort=effort, staging=np.zeros((2, 3, 4), bool))
     idx = np.array([0, 5, 11])
     score = np.array([1.0, 2.0, 3.0])
     assert aftermath.main_effort(m, 1, idx, score).tolist() == [1.0, 2.0, 3.0]
     effort[1, 1, 1] = True  # flat 5
     effort[0, 2, 3] = True  # another faction's offensive
     assert aftermath.main_effort(m, 1, idx, score).tolist() == [1.0, 20.0, 3.0]
+    m.staging[1, 2, 3] = True  # flat 11: an offensive about to launch weighs the same
+    assert aftermath.main_effort(m, 1, idx, score).tolist() == [1.0, 20.0, 30.0]
+
+
+def test_staging_events_are_the_offensives_due_within_the_lead():
+    """An offensive is staged from ``lead_weeks`` before its date until the week before it;
+    events without an offensive, already fired or further off are not."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from sim.rules.events import staging_events
+
+    ev = {"a": SimpleNamespace(date="2017-08-20", offensive={"X": [[0, 0, 1]]}),
+          "b": SimpleNamespace(date="2017-08-20", offensive={}),
+          "c": SimpleNamespace(date="2017-09-30", offensive={"X": [[0, 0, 1]]}),
+          "d": SimpleNamespace(date="2017-08-25", offensive={"X": [[0, 0, 1]]})}
+    assert staging_events(ev, {"d"}, dt.date(2017, 7, 30), 3) == ["a"]  # 21 days ahead: in
+    assert staging_events(ev, set(), dt.date(2017, 7, 29), 3) == []  # 22 days ahead: not yet
+    assert staging_events(ev, set(), dt.date(2017, 8, 19), 3) == ["a", "d"]
+    assert staging_events(ev, set(), dt.date(2017, 8, 20), 3) == ["d"]  # launched: the main effort's
+    assert staging_events(ev, set(), dt.date(2017, 8, 19), 0) == []  # lead 0: no staging
+
+
+def test_staged_objectives_wait_at_the_nearest_ground_they_may_stand_on():
+    """Objectives on barred ground (an offensive's zone before its launch) move to the
+    nearest standable cell, in km (cells 2 km high, 1 km wide here); others stay."""
+    from sim.rules.movement import stage_objectives
+
+    barred = np.zeros((5, 5), bool)
+    barred[1:4, 2:4] = True
+    standable = np.zeros((5, 5), bool)
+    standable[0, 2] = True   # 1 row up from (1, 2): 2 km
+    standable[2, 0] = True   # 2 columns left of (2, 2): 2 km; of (3, 3): 3.6 km
+    standable[4, 4] = True   # from (3, 3): 2.2 km
+    targets = np.array([[1.2, 2.0], [3.0, 2.6], [2.0, 2.0], [0.0, 0.0]])
+    out = stage_objectives(targets, barred, standable, sampling=(2.0, 1.0))
+    np.testing.assert_array_equal(out, [[0.0, 2.0], [4.0, 4.0], [2.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(targets[0], [1.2, 2.0])  # the input is not changed
+    np.testing.assert_array_equal(stage_objectives(targets, barred & False, standable), targets)
 
 
 def test_a_pocket_backed_onto_a_border_is_besieged_but_not_walled_in():

@@ -293,6 +293,7 @@ class WithdrawalConfig:
 class ReachConfig:
     dist_scale_km: float = rng_(10, 2000)
     main_effort_weight: float = rng_(1, 1000)
+    staging_weeks: float = rng_(0, 12)
     stuck_share_max: float = rng_(0, 1)
 
 
