@@ -987,6 +987,34 @@ def test_reserves_dig_in_at_the_nearest_pocket():
                                    np.array([1.0])) is None
 
 
+def test_fighters_going_to_ground_fall_back_into_a_pocket_within_reach():
+    """Fighters of lost cells who would go to ground join the nearest held pocket's
+    fortifiable cells when it is within max_km (cells 10 km wide here), spread by station
+    weight; beyond it they stay hidden; nothing is created or lost."""
+    from sim.rules.holdouts import fall_back
+    from sim.rules.spatial import label8
+
+    own = np.zeros((1, 9), bool)
+    own[0, 0:2] = True  # the pocket: two valley cells
+    fort = own.copy()
+    w = np.zeros((1, 9))
+    w[0, 0], w[0, 1] = 1.0, 3.0
+    going = np.zeros((1, 9), np.float32)
+    going[0, 3] = 8.0  # 20 km from the pocket's nearest cell (0, 1)
+    going[0, 7] = 5.0  # 60 km
+    labels, _ = label8(own)
+    joining, staying = fall_back(going, labels, fort, w, 50.0, sampling=(10.0, 10.0))
+    np.testing.assert_allclose(joining[0, 0:2], [2.0, 6.0])  # 8 fighters, 1:3 by station weight
+    assert joining[0, 2:].sum() == 0.0
+    np.testing.assert_array_equal(staying[0], [0, 0, 0, 0, 0, 0, 0, 5.0, 0])
+    assert staying.dtype == np.float32
+    np.testing.assert_allclose(joining.sum() + staying.sum(), 13.0)
+    # 15 km: both too far, all stay hidden; no pocket held: likewise
+    assert fall_back(going, labels, fort, w, 15.0, (10.0, 10.0))[0].sum() == 0.0
+    j, st = fall_back(going, np.zeros_like(labels), fort, w, 50.0, (10.0, 10.0))
+    assert j.sum() == 0.0 and st is going
+
+
 def test_the_contact_band_shield_counts_the_defenders_at_the_front():
     """In a defended town only a band of band_km of its defended depth D is under fire: the
     holder's shield is D / band_km (at least 1); off without a band; 1 in the open."""

@@ -948,13 +948,30 @@ def go_to_ground(m, sl, hid: np.ndarray, hid_trapped: np.ndarray) -> None:
     foreigners among them, in proportion to the foreign share of ISIS's fighters, cannot hide
     among local communities and leave the region instead
     (:func:`sim.rules.insurgency.foreign_share_leaving`); the survivors of a cut-off pocket
-    (``hid_trapped``) all go to ground."""
+    (``hid_trapped``) all go to ground.  But those with a pocket of river valley or town ISIS
+    still holds within ``holdouts.fallback_km`` fall back into it instead
+    (:func:`sim.rules.holdouts.fall_back`; moved, not lost)."""
     total = m.fighters(m.isis) + float(hid.sum()) + float(hid_trapped.sum())
+    hid = _fall_back(m, sl, hid)
     stay, out = insurgency.foreign_share_leaving(hid, m.ledger.foreign, total)
     m.hidden[sl] += stay.astype(np.float32)
     m.hidden[sl] += hid_trapped.astype(np.float32)
     if out > 0:
         m.ledger.exported(out)
+
+
+def _fall_back(m, sl, hid: np.ndarray) -> np.ndarray:
+    """The part of ``hid`` (fighters going to ground in box ``sl``) that stays hidden; the rest
+    joins the garrison of the nearest held pocket within ``holdouts.fallback_km``."""
+    km = m.cfg.holdouts.fallback_km
+    if km <= 0 or not (hid > 0).any():
+        return hid
+    going = np.zeros(m.geo.shape, hid.dtype)
+    going[sl] = hid
+    labels, _ = label8(m.owner == m.isis)
+    joining, staying = holdouts.fall_back(going, labels, m.holdout_mask, m.station_w0, km, cell_sides_km(m))
+    m.garrison[m.isis] += joining.astype(m.garrison.dtype)
+    return staying[sl]
 
 
 def foreign_exit(m) -> None:

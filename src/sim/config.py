@@ -311,6 +311,7 @@ class HoldoutsConfig:
     settled_density: float = rng_(0, 1000)  # people per km2: ground that counts as held (defeat date)
     min_pocket_fighters: float = rng_(0, 10000)  # garrison a piece needs to be fortified
     besieged_underground_share: float = rng_(0, 1, default=0.2)  # goes to ground from a besieged pocket's lost cells
+    fallback_km: float = rng_(0, 500)  # fighters going to ground with a held pocket this near fall back into it
 
 
 @dataclass
