@@ -898,13 +898,52 @@ def test_main_effort_weights_the_offensive_ground_only():
 
     cfg = SimpleNamespace(reach=SimpleNamespace(main_effort_weight=10.0))
     effort = np.zeros((2, 3, 4), bool)
-    m = SimpleNamespace(cfg=cfg, main_effort=effort)
+    m = SimpleNamespace(cfg=cfg, main_effort=effort, staging=np.zeros((2, 3, 4), bool))
     idx = np.array([0, 5, 11])
     score = np.array([1.0, 2.0, 3.0])
     assert aftermath.main_effort(m, 1, idx, score).tolist() == [1.0, 2.0, 3.0]
     effort[1, 1, 1] = True  # flat 5
     effort[0, 2, 3] = True  # another faction's offensive
     assert aftermath.main_effort(m, 1, idx, score).tolist() == [1.0, 20.0, 3.0]
+    m.staging[1, 2, 3] = True  # flat 11: an offensive about to launch weighs the same
+    assert aftermath.main_effort(m, 1, idx, score).tolist() == [1.0, 20.0, 30.0]
+
+
+def test_staging_events_are_the_offensives_due_within_the_lead():
+    """An offensive is staged from ``lead_weeks`` before its date until the week before it;
+    events without an offensive, already fired or further off are not."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from sim.rules.events import staging_events
+
+    ev = {"a": SimpleNamespace(date="2017-08-20", offensive={"X": [[0, 0, 1]]}),
+          "b": SimpleNamespace(date="2017-08-20", offensive={}),
+          "c": SimpleNamespace(date="2017-09-30", offensive={"X": [[0, 0, 1]]}),
+          "d": SimpleNamespace(date="2017-08-25", offensive={"X": [[0, 0, 1]]})}
+    assert staging_events(ev, {"d"}, dt.date(2017, 7, 30), 3) == ["a"]  # 21 days ahead: in
+    assert staging_events(ev, set(), dt.date(2017, 7, 29), 3) == []  # 22 days ahead: not yet
+    assert staging_events(ev, set(), dt.date(2017, 8, 19), 3) == ["a", "d"]
+    assert staging_events(ev, set(), dt.date(2017, 8, 20), 3) == ["d"]  # launched: the main effort's
+    assert staging_events(ev, set(), dt.date(2017, 8, 19), 0) == []  # lead 0: no staging
+
+
+def test_staged_objectives_wait_at_the_nearest_ground_they_may_stand_on():
+    """Objectives on barred ground (an offensive's zone before its launch) move to the
+    nearest standable cell, in km (cells 2 km high, 1 km wide here); others stay."""
+    from sim.rules.movement import stage_objectives
+
+    barred = np.zeros((5, 5), bool)
+    barred[1:4, 2:4] = True
+    standable = np.zeros((5, 5), bool)
+    standable[0, 2] = True   # 1 row up from (1, 2): 2 km
+    standable[2, 0] = True   # 2 columns left of (2, 2): 2 km; of (3, 3): 3.6 km
+    standable[4, 4] = True   # from (3, 3): 2.2 km
+    targets = np.array([[1.2, 2.0], [3.0, 2.6], [2.0, 2.0], [0.0, 0.0]])
+    out = stage_objectives(targets, barred, standable, sampling=(2.0, 1.0))
+    np.testing.assert_array_equal(out, [[0.0, 2.0], [4.0, 4.0], [2.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(targets[0], [1.2, 2.0])  # the input is not changed
+    np.testing.assert_array_equal(stage_objectives(targets, barred & False, standable), targets)
 
 
 def test_a_pocket_backed_onto_a_border_is_besieged_but_not_walled_in():
@@ -946,6 +985,34 @@ def test_reserves_dig_in_at_the_nearest_pocket():
     np.testing.assert_allclose(even[2, 6:8], [4.0, 4.0])
     assert nearest_pocket_garrison(labels, np.zeros_like(fort), w, np.array([0]), np.array([0]),
                                    np.array([1.0])) is None
+
+
+def test_fighters_going_to_ground_fall_back_into_a_pocket_within_reach():
+    """Fighters of lost cells who would go to ground join the nearest held pocket's
+    fortifiable cells when it is within max_km (cells 10 km wide here), spread by station
+    weight; beyond it they stay hidden; nothing is created or lost."""
+    from sim.rules.holdouts import fall_back
+    from sim.rules.spatial import label8
+
+    own = np.zeros((1, 9), bool)
+    own[0, 0:2] = True  # the pocket: two valley cells
+    fort = own.copy()
+    w = np.zeros((1, 9))
+    w[0, 0], w[0, 1] = 1.0, 3.0
+    going = np.zeros((1, 9), np.float32)
+    going[0, 3] = 8.0  # 20 km from the pocket's nearest cell (0, 1)
+    going[0, 7] = 5.0  # 60 km
+    labels, _ = label8(own)
+    joining, staying = fall_back(going, labels, fort, w, 50.0, sampling=(10.0, 10.0))
+    np.testing.assert_allclose(joining[0, 0:2], [2.0, 6.0])  # 8 fighters, 1:3 by station weight
+    assert joining[0, 2:].sum() == 0.0
+    np.testing.assert_array_equal(staying[0], [0, 0, 0, 0, 0, 0, 0, 5.0, 0])
+    assert staying.dtype == np.float32
+    np.testing.assert_allclose(joining.sum() + staying.sum(), 13.0)
+    # 15 km: both too far, all stay hidden; no pocket held: likewise
+    assert fall_back(going, labels, fort, w, 15.0, (10.0, 10.0))[0].sum() == 0.0
+    j, st = fall_back(going, np.zeros_like(labels), fort, w, 50.0, (10.0, 10.0))
+    assert j.sum() == 0.0 and st is going
 
 
 def test_the_contact_band_shield_counts_the_defenders_at_the_front():

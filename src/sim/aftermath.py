@@ -24,7 +24,9 @@ import numpy as np
 from .geography import TERRAIN_CLASSES, river_side
 from .rules import alignment, assault, civilians, combat, holdouts, insurgency, reach, sieges, withdrawal
 from .rules.control import OUTSIDE, UNGOVERNED
-from .rules.events import cede_ground, date_of, entry_units, hostility_matrix, zone_closed, zone_mask
+from .rules.events import (cede_ground, date_of, entry_units, hostility_matrix, staging_events, zone_closed,
+                           zone_mask)
+from .rules.movement import stage_objectives
 from .rules.spatial import dilate8, label8, owner_layer, window_side
 
 
@@ -93,6 +95,8 @@ def setup(m) -> None:
     m.siege_clock = sieges.SiegeClock(m.n_f, geo.shape)
     m.deals: list[dict] = []
     m.main_effort = np.zeros((m.n_f, *geo.shape), bool)  # ground of the dated offensives' main effort
+    m.staging = np.zeros((m.n_f, *geo.shape), bool)  # main effort of offensives about to launch
+    m.offensive_ground: dict = {}  # event name -> {faction index: its main-effort ground}
     m.sealed = np.zeros(geo.shape, bool)  # besieged ground this week (sieges_week)
     urban = m.urban  # per reference area: the same town, the same index on any grid
     m.assault_defence = 1.0 + cfg.assault.urban_defence * urban
@@ -296,6 +300,7 @@ def reinforce(m, due: list[str]) -> None:
                 continue
             m.garrison[i] += (w * (k / w.sum())).astype(m.garrison.dtype)
             m.ledger.recruited(i, float(k))
+    stage_offensives(m, due)
 
 
 def _start_offensive(m, offensive: dict) -> None:
@@ -305,13 +310,64 @@ def _start_offensive(m, offensive: dict) -> None:
         m.main_effort[m.fidx[f]] |= _points_mask(m, pts)
 
 
+def _offensive_ground(m, name: str) -> dict:
+    """Each faction's main-effort ground of event ``name`` (computed once)."""
+    if name not in m.offensive_ground:
+        off = m.cfg.scenario.events[name].offensive
+        m.offensive_ground[name] = {m.fidx[f]: _points_mask(m, pts) for f, pts in off.items()}
+    return m.offensive_ground[name]
+
+
+def stage_offensives(m, due: list[str]) -> None:
+    """The staging ground of the week (``m.staging``): the main effort of each dated offensive
+    due within ``reach.staging_weeks`` but not yet launched (:func:`sim.rules.events.
+    staging_events`), for the factions that launch it.  Their HQs weigh it as a main effort
+    (:func:`main_effort`) and send their units to the nearest ground they may stand on
+    (:func:`stage_targets`): an offensive's forces are massed over weeks before its launch."""
+    m.staging[:] = False
+    if not m.cfg.scenario.dated_hostility:
+        return
+    fired = set(m._fired) | set(due)
+    for name in staging_events(m.cfg.scenario.events, fired, m.date, m.cfg.reach.staging_weeks):
+        for i, ground in _offensive_ground(m, name).items():
+            m.staging[i] |= ground
+
+
+def staging_cells(m, f: int, idx: np.ndarray) -> np.ndarray:
+    """Candidate cells ``idx`` (flat) of faction ``f`` plus the cells of its staging ground held
+    by a faction it is hostile to, or ungoverned: the objective its HQ plans for, wherever its
+    units now are.  ``idx`` unchanged without a staging ground."""
+    st = m.staging[f]
+    if not st.any():
+        return idx
+    own = m.owner
+    hostile = (own >= 0) & (m.hostility[f][np.maximum(own, 0)] > 0)
+    return np.union1d(idx, np.flatnonzero(st & ((own == UNGOVERNED) | hostile)))
+
+
+def stage_targets(m, f: int, targets: np.ndarray) -> np.ndarray:
+    """Faction ``f``'s objectives ``[U, 2]`` on its staging ground that it may not attack yet
+    (not allowed, e.g. an operation zone closed until the launch, or held by a faction it is
+    not at war with) move to the nearest ground it may stand on: its own, or a partner's (no
+    hostility), outside the barred ground (:func:`sim.rules.movement.stage_objectives`)."""
+    st = m.staging[f]
+    if not st.any():
+        return targets
+    own, allowed = m.owner, m.allowed[f]
+    h = np.where(own >= 0, m.hostility[f][np.maximum(own, 0)], 1.0)
+    at_war = (own == UNGOVERNED) | ((own >= 0) & (h >= m.cfg.control.offensive_hostility))
+    barred = st & ~(allowed & at_war)
+    standable = allowed & ~barred & ((own == f) | ((own >= 0) & (h <= 0)))
+    return stage_objectives(targets, barred, standable, cell_sides_km(m))
+
+
 def main_effort(m, f: int, idx: np.ndarray, score: np.ndarray) -> np.ndarray:
     """GeoSim scores of faction ``f``'s candidate cells ``idx`` (flat) with its main effort:
     cells on the ground of an offensive it launched weigh ``reach.main_effort_weight`` times
     more, so its HQ concentrates its mobile units there rather than on the nearest fronts
     (a dated decision, as the regime massed on Eastern Ghouta from 18 Feb 2018 and on Daraa from
     19 Jun 2018; whether the ground falls is left to the assault and siege rules)."""
-    on = m.main_effort[f].ravel()[idx]
+    on = (m.main_effort[f] | m.staging[f]).ravel()[idx]
     if not on.any():
         return score
     return np.where(on, score * m.cfg.reach.main_effort_weight, score)
@@ -917,13 +973,30 @@ def go_to_ground(m, sl, hid: np.ndarray, hid_trapped: np.ndarray) -> None:
     foreigners among them, in proportion to the foreign share of ISIS's fighters, cannot hide
     among local communities and leave the region instead
     (:func:`sim.rules.insurgency.foreign_share_leaving`); the survivors of a cut-off pocket
-    (``hid_trapped``) all go to ground."""
+    (``hid_trapped``) all go to ground.  But those with a pocket of river valley or town ISIS
+    still holds within ``holdouts.fallback_km`` fall back into it instead
+    (:func:`sim.rules.holdouts.fall_back`; moved, not lost)."""
     total = m.fighters(m.isis) + float(hid.sum()) + float(hid_trapped.sum())
+    hid = _fall_back(m, sl, hid)
     stay, out = insurgency.foreign_share_leaving(hid, m.ledger.foreign, total)
     m.hidden[sl] += stay.astype(np.float32)
     m.hidden[sl] += hid_trapped.astype(np.float32)
     if out > 0:
         m.ledger.exported(out)
+
+
+def _fall_back(m, sl, hid: np.ndarray) -> np.ndarray:
+    """The part of ``hid`` (fighters going to ground in box ``sl``) that stays hidden; the rest
+    joins the garrison of the nearest held pocket within ``holdouts.fallback_km``."""
+    km = m.cfg.holdouts.fallback_km
+    if km <= 0 or not (hid > 0).any():
+        return hid
+    going = np.zeros(m.geo.shape, hid.dtype)
+    going[sl] = hid
+    labels, _ = label8(m.owner == m.isis)
+    joining, staying = holdouts.fall_back(going, labels, m.holdout_mask, m.station_w0, km, cell_sides_km(m))
+    m.garrison[m.isis] += joining.astype(m.garrison.dtype)
+    return staying[sl]
 
 
 def foreign_exit(m) -> None:

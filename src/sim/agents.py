@@ -59,6 +59,7 @@ class FactionHQ(mesa.Agent):
         box = movement.target_box(owner_boxes(m.owner, m.n_f)[f], r[units], c[units], m.owner.shape)
         idx = movement.target_cells(f, m.owner, m.units.occupied(f, m.owner.shape), m.allowed[f],
                                     m.hostility, m.cfg.control.offensive_hostility, box)
+        idx = aftermath.staging_cells(m, f, idx)  # an offensive about to launch: its objective
         if idx.size == 0:
             # nothing to take: hold the most threatened own cells
             own = np.flatnonzero(m.owner == f)
@@ -76,6 +77,7 @@ class FactionHQ(mesa.Agent):
         targets = movement.assign_objectives(m.units.row[units], m.units.col[units],
                                              m.units.target[units], idx[order], score[order],
                                              m.owner.shape[1], m.unit_speed_cells[f])
+        targets = aftermath.stage_targets(m, f, targets)  # wait at the jump-off line until the launch
         # unreachable objectives are dropped; those units go to the reachable fronts with the
         # most need, theatre-wide (issue 13, :func:`sim.aftermath.route_units`)
         targets = aftermath.route_units(m, f, units, targets, idx[ranked], score[ranked])

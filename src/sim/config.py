@@ -295,6 +295,7 @@ class WithdrawalConfig:
 class ReachConfig:
     dist_scale_km: float = rng_(10, 2000)
     main_effort_weight: float = rng_(1, 1000)
+    staging_weeks: float = rng_(0, 12)
     stuck_share_max: float = rng_(0, 1)
 
 
@@ -312,6 +313,7 @@ class HoldoutsConfig:
     settled_density: float = rng_(0, 1000)  # people per km2: ground that counts as held (defeat date)
     min_pocket_fighters: float = rng_(0, 10000)  # garrison a piece needs to be fortified
     besieged_underground_share: float = rng_(0, 1, default=0.2)  # goes to ground from a besieged pocket's lost cells
+    fallback_km: float = rng_(0, 500)  # fighters going to ground with a held pocket this near fall back into it
 
 
 @dataclass

@@ -32,6 +32,15 @@ def due_events(events: dict, fired: set, date: dt.date, isis_share: float) -> li
     return due
 
 
+def staging_events(events: dict, fired: set, date: dt.date, lead_weeks: float) -> list[str]:
+    """Names of dated offensives (events with an ``offensive``) not yet fired whose ``date``
+    falls within ``lead_weeks`` after ``date``: their forces are massing on the staging ground
+    (an offensive is prepared over weeks before its launch)."""
+    horizon = date + dt.timedelta(weeks=float(lead_weeks))
+    return [name for name, ev in events.items()
+            if name not in fired and ev.offensive and ev.date and date < date_of(ev.date) <= horizon]
+
+
 def hostility_matrix(pairs, fidx: dict[str, int], n: int, base: np.ndarray | None = None) -> np.ndarray:
     """Symmetric hostility ``[F, F]`` from ``(a, b, value)`` triples, over ``base`` (zeros)."""
     h = np.zeros((n, n)) if base is None else base

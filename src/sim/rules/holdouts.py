@@ -107,3 +107,29 @@ def open_pockets(labels: np.ndarray, n: int, settled: np.ndarray) -> np.ndarray:
     bare = has <= 0
     bare[0] = False
     return bare[labels]
+
+
+def fall_back(going: np.ndarray, labels: np.ndarray, fortifiable: np.ndarray, station_w: np.ndarray,
+              max_km: float, sampling: tuple[float, float] = (1.0, 1.0)):
+    """ISIS fighters of lost cells who would go to ground (``going``, ``[R, C]``) fall back into
+    the pocket of the fortifiable cell (river valley or town of the pieces ``labels`` 1..n, 0 =
+    not the faction's ground) nearest to their cell when it lies within ``max_km`` (``sampling``:
+    a cell's height and width in km), spread over that pocket's fortifiable cells as
+    :func:`nearest_pocket_garrison` spreads them; the others go to ground as before.  Returns
+    ``(joining [R, C] float64, staying [R, C])``; ``joining.sum() + staying.sum() ==
+    going.sum()``.  ``(zeros, going)`` when no fortifiable cell is held or none is in reach."""
+    from scipy import ndimage
+
+    going = np.asarray(going)
+    none = (np.zeros(going.shape), going)
+    target = fortifiable & (labels > 0)
+    if not target.any() or not (going > 0).any():
+        return none
+    dist = ndimage.distance_transform_edt(~target, sampling=sampling)
+    near = (going > 0) & (dist <= max_km)
+    if not near.any():
+        return none
+    r, c = np.nonzero(near)
+    joining = nearest_pocket_garrison(labels, fortifiable, station_w, r, c,
+                                      going[r, c].astype(np.float64), sampling)
+    return joining, np.where(near, 0, going).astype(going.dtype)

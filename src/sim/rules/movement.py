@@ -99,6 +99,30 @@ def assign_objectives(rows: np.ndarray, cols: np.ndarray, prev: np.ndarray, top:
     return out
 
 
+def stage_objectives(targets: np.ndarray, barred: np.ndarray, standable: np.ndarray,
+                     sampling=(1.0, 1.0)) -> np.ndarray:
+    """Objectives ``[U, 2]`` (fractional cells) on ``barred`` ground (``[R, C]`` bool: the
+    main effort of an offensive not yet launched, which the faction may not attack yet) are
+    moved to the nearest ``standable`` cell (ground it may stand on), distances in km with
+    ``sampling`` = (km per row, km per column): the units mass at the jump-off line and wait
+    for the launch.  Other objectives are kept; returned as a new array."""
+    out = np.array(targets, np.float64, copy=True)
+    if not barred.any() or not standable.any() or out.size == 0:
+        return out
+    r = np.clip(np.rint(out[:, 0]).astype(np.int64), 0, barred.shape[0] - 1)
+    c = np.clip(np.rint(out[:, 1]).astype(np.int64), 0, barred.shape[1] - 1)
+    hit = barred[r, c]
+    if not hit.any():
+        return out
+    from scipy import ndimage
+
+    near = ndimage.distance_transform_edt(~standable, sampling=sampling, return_distances=False,
+                                          return_indices=True)
+    out[hit, 0] = near[0, r[hit], c[hit]]
+    out[hit, 1] = near[1, r[hit], c[hit]]
+    return out
+
+
 # ------------------------------------------------------------------ path choice
 def heading_paths(r0, c0, tr, tc, budget, shape):
     """Sampled paths along the straight heading and detours of +-30, 60 and 90 degrees:
