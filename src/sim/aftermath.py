@@ -509,8 +509,11 @@ def combat_shield(m, idx: np.ndarray, force: np.ndarray) -> np.ndarray:
     ac = m.cfg.assault
     band = combat.contact_band_shield(m.geo.population.ravel()[idx], defenders, ac.built_density,
                                       ac.defender_density, m.cfg.combat.urban_band_km)
+    # a cell that changed hands after last week's posture_week (a deal, a cession, ISIS
+    # resurfacing) is a fresh holding, not its former holder's prepared position
+    age = np.where(own != m.held_owner.ravel()[idx], 0, m.held_weeks.ravel()[idx])
     cc = m.cfg.combat
-    return m.shield[idx] * band * combat.posture(m.held_weeks.ravel()[idx], cc.prepared_weeks, cc.prepared_defence)
+    return m.shield[idx] * band * combat.posture(age, cc.prepared_weeks, cc.prepared_defence)
 
 
 def posture_week(m) -> None:
