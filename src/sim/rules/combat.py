@@ -305,9 +305,10 @@ def civilian_exposure(cell_loss: np.ndarray, air_share: np.ndarray, idx: np.ndar
     0.05-degree block, :func:`battle_blocks`) every cell of a block with fighting meets the
     block's losses per its area (``sum L / (area_factor x cells)``) and their loss-weighted air
     share, so people beside the front cell but in the same reference cell are exposed as
-    they are on the 0.05-degree grid.  On a coarser grid ``crowding`` (per cell, >= 1) scales
-    the density: a cell's people live at a higher density than its average, and fighting
-    falls where its forces stand (:func:`sim.initial.harm_crowding`)."""
+    they are on the 0.05-degree grid.  On a coarser grid ``crowding`` (per cell) scales the
+    density: fighting falls where a cell's forces stand, and its people live denser there
+    than the cell's average (crowding > 1) or, where the forces stand away from them, less
+    dense (< 1; 0.62 at least at 0.1 deg) (:func:`sim.initial.harm_crowding`)."""
     if block is None or idx.size == 0:
         density = cell_loss / area_factor
         if crowding is not None:
