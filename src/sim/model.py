@@ -247,9 +247,8 @@ class ConflictModel(mesa.Model):
             self.owner.ravel()[idx], aftermath.combat_shield(self, idx, force), cfg, self.streams["combat"])
         self.battles = combat.dyad_battles(loss, force, eng, block=self.battle_block[idx])
         self.losses.reshape(n, -1)[:, idx] = loss
-        fighting, lost, damage, _ = combat.aftermath(loss, air_share, self.damage.ravel()[idx],
-                                                     self.people_present().ravel()[idx], cfg,
-                                                     self.area_factor)
+        fighting, lost, damage = combat.aftermath(loss, air_share, self.damage.ravel()[idx], cfg,
+                                                  self.area_factor)
         self.fighting.ravel()[idx], self.violence.ravel()[idx], self.damage.ravel()[idx] = fighting, lost, damage
         aftermath.civilian_harm(self, idx, lost, air_share)  # per 0.05-degree cell on every grid
         # losses come off the garrisons and units that were there, in proportion to presence
