@@ -1172,3 +1172,21 @@ def test_a_prepared_defender_loses_a_third_less_to_the_same_attack():
     # square law: the holder loses 0.04 x 3000 = 120 fresh, 80 dug in; the attacker 0.03 x 1000
     np.testing.assert_allclose(loss[0], [120.0, 80.0])
     np.testing.assert_allclose(loss[1], [30.0, 30.0])
+
+
+def test_a_cell_that_changed_hands_after_the_posture_update_is_not_prepared():
+    """A cell ceded, handed over in a deal or retaken by resurfacing ISIS after last week's
+    posture_week still carries its former holder's hold age; its new holder is not dug in."""
+    from types import SimpleNamespace
+
+    from sim import aftermath
+
+    cfg = SimpleNamespace(assault=SimpleNamespace(built_density=1000.0, defender_density=100.0),
+                          combat=SimpleNamespace(urban_band_km=0.3, prepared_weeks=4,
+                                                 prepared_defence=1.5))
+    m = SimpleNamespace(cfg=cfg, owner=np.array([[0, 1]]), held_owner=np.array([[0, 0]]),
+                        held_weeks=np.array([[9, 9]], np.int16), sealed=np.zeros((1, 2), bool),
+                        shield=np.ones(2, np.float32),
+                        geo=SimpleNamespace(population=np.zeros((1, 2))))
+    got = aftermath.combat_shield(m, np.array([0, 1]), np.ones((2, 2)))
+    np.testing.assert_allclose(got, [1.5, 1.0])  # cell 1: taken by faction 1 after the update

@@ -117,19 +117,7 @@ def setup(m) -> None:
     m.settled0 = settled_area(m.owner, m.area, m.settled_ground, m.n_f)
     m.unit_reachable = np.ones(len(m.units), bool)
     m.share_units_stuck = 0.0
-    # limited aims: former allies turned rivals fight over the spoils, not each other's core
-    m.core_closed = np.zeros((m.n_f, *geo.shape), bool)
-    m.limited = (m.latent > 0) & (m.hostility0 < cfg.scenario.former_allies_max_hostility)
-    np.fill_diagonal(m.limited, False)
-    # in a limited war the claimed side only defends: it does not take the claimant's ground
-    # (the Peshmerga fell back in Oct 2017; they did not march on Mosul)
-    m.defend_only = m.limited & claims.T & ~claims
-    # ...except ground their common enemy held at the start: the war on it goes on there (the
-    # ISF fought ISIS in the Makhmur district of Erbil governorate, 2016-17)
-    war0 = m.hostility0 >= cfg.control.offensive_hostility
-    for f, g in zip(*np.nonzero(m.limited)):
-        common = np.isin(m.owner, np.flatnonzero(war0[f] & war0[g]))
-        m.core_closed[f] |= m.core[g] & ~common
+    setup_limited(m, claims)
     m.settled = np.zeros((m.n_f, m.n_f), bool)
     # the limited war's fall-back window: withdrawal.limited_reach_km, the same km^2 on any grid
     m.limited_window = window_side(cfg.withdrawal.limited_reach_km, geo.grid.cell_km,
@@ -164,6 +152,25 @@ def noncore_cells(owner: np.ndarray, core: np.ndarray) -> np.ndarray:
     held = np.flatnonzero(owner.ravel() >= 0)
     f = owner.ravel()[held].astype(np.intp)
     return np.bincount(f[~core.reshape(n, -1)[f, held]], minlength=n)
+
+
+def setup_limited(m, claims: np.ndarray) -> None:
+    """Limited aims: former allies turned rivals fight over the spoils, not each other's core
+    (``m.limited``, ``m.defend_only``, ``m.core_closed``); ``claims[f, g]``: ``f``'s row of
+    ``scenario.latent_hostility`` lists ``g``."""
+    cfg = m.cfg
+    m.core_closed = np.zeros((m.n_f, *m.geo.shape), bool)
+    m.limited = (m.latent > 0) & (m.hostility0 < cfg.scenario.former_allies_max_hostility)
+    np.fill_diagonal(m.limited, False)
+    # in a limited war the claimed side only defends: it does not take the claimant's ground
+    # (the Peshmerga fell back in Oct 2017; they did not march on Mosul)
+    m.defend_only = m.limited & claims.T & ~claims
+    # ...except ground their common enemy held at the start: the war on it goes on there (the
+    # ISF fought ISIS in the Makhmur district of Erbil governorate, 2016-17)
+    war0 = m.hostility0 >= cfg.control.offensive_hostility
+    for f, g in zip(*np.nonzero(m.limited)):
+        common = np.isin(m.owner, np.flatnonzero(war0[f] & war0[g]))
+        m.core_closed[f] |= m.core[g] & ~common
 
 
 def setup_zones(m) -> None:
@@ -565,8 +572,11 @@ def combat_shield(m, idx: np.ndarray, force: np.ndarray) -> np.ndarray:
     ac = m.cfg.assault
     band = combat.contact_band_shield(m.geo.population.ravel()[idx], defenders, ac.built_density,
                                       ac.defender_density, m.cfg.combat.urban_band_km)
+    # a cell that changed hands after last week's posture_week (a deal, a cession, ISIS
+    # resurfacing) is a fresh holding, not its former holder's prepared position
+    age = np.where(own != m.held_owner.ravel()[idx], 0, m.held_weeks.ravel()[idx])
     cc = m.cfg.combat
-    return m.shield[idx] * band * combat.posture(m.held_weeks.ravel()[idx], cc.prepared_weeks, cc.prepared_defence)
+    return m.shield[idx] * band * combat.posture(age, cc.prepared_weeks, cc.prepared_defence)
 
 
 def posture_week(m) -> None:

@@ -98,8 +98,8 @@ class ConflictModel(mesa.Model):
         """Communities = settlement area (Voronoi of places) x identity group, a Community each."""
         regions = initial.settlement_regions(self.geo)
         table = initial.communities(self.geo, regions, self.cfg.identity_shares)
-        self.initial_stock = initial.initial_stock(self.cfg, self.geo, regions, table,  # July 2017
-                                                   self.owner == self.isis)  # no IDPs in ISIS towns
+        self.initial_stock = initial.initial_stock(  # July 2017; no IDPs in ISIS's towns
+            self.cfg, self.geo, regions, table, (self.owner == self.isis) & (self.isis >= 0))
         dest = initial.destinations(self.geo, regions, table.region)
         # people in regions too small for any community (< 1 person per group) are not modelled
         self.population = civ.Population(regions, table, dest, self.geo.population.astype(np.float64))
@@ -247,9 +247,8 @@ class ConflictModel(mesa.Model):
             self.owner.ravel()[idx], aftermath.combat_shield(self, idx, force), cfg, self.streams["combat"])
         self.battles = combat.dyad_battles(loss, force, eng, block=self.battle_block[idx])
         self.losses.reshape(n, -1)[:, idx] = loss
-        fighting, lost, damage, _ = combat.aftermath(loss, air_share, self.damage.ravel()[idx],
-                                                     self.people_present().ravel()[idx], cfg,
-                                                     self.area_factor)
+        fighting, lost, damage = combat.aftermath(loss, air_share, self.damage.ravel()[idx], cfg,
+                                                  self.area_factor)
         self.fighting.ravel()[idx], self.violence.ravel()[idx], self.damage.ravel()[idx] = fighting, lost, damage
         aftermath.civilian_harm(self, idx, lost, air_share)  # per 0.05-degree cell on every grid
         # losses come off the garrisons and units that were there, in proportion to presence

@@ -416,10 +416,7 @@ class Population:
         border_km = self.region_border_km[cm.region]
         persecuted = (legit < 0.05).astype(float)
         dest_cells = self.region_cell[self.dest_region]
-        trapped, same = self.siege_reach(pocket, dest_cells)
-        if pocket is not None and (trapped > 0).any():  # those outside a ring flee their side's war
-            violence_c, ddmg_c = self.open_conditions(pocket, vio_cell, damage, violence_c, ddmg_c,
-                                                      trapped)
+        trapped, same, violence_c, ddmg_c = self.ring(pocket, vio_cell, damage, violence_c, ddmg_c)
         flee = flee_fraction(violence_c, ddmg_c, persecuted, dc.flee_rate_violence,
                              dc.flee_rate_damage, dc.flee_rate_persecution, threat)
         abroad_share = np.where(border_km <= dc.walk_km_week, dc.abroad_share, 0.0)
@@ -457,6 +454,18 @@ class Population:
         return {"new_displaced": float(left.sum()), "new_refugees_abroad": float(to_ab.sum()),
                 "new_returnees": float(back.sum()), "new_civilian_deaths": float(died.sum()),
                 "new_returnees_initial": back_init}
+
+    def ring(self, pocket: np.ndarray | None, vio_cell: np.ndarray, damage: np.ndarray,
+             violence_c: np.ndarray, ddmg_c: np.ndarray):
+        """What siege rings mean for each community's flight: ``(trapped, same, violence,
+        damage increase)``, :meth:`siege_reach` over the destinations, and the conditions its
+        people flee, the open cells' where some of them are in a pocket
+        (:meth:`open_conditions`)."""
+        trapped, same = self.siege_reach(pocket, self.region_cell[self.dest_region])
+        if pocket is not None and (trapped > 0).any():  # those outside a ring flee their side's war
+            violence_c, ddmg_c = self.open_conditions(pocket, vio_cell, damage, violence_c, ddmg_c,
+                                                      trapped)
+        return trapped, same, violence_c, ddmg_c
 
     def room(self, host_ratio: float) -> np.ndarray:
         """:func:`shelter_room` of every region from the displaced sheltering there now."""

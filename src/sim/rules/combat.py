@@ -275,21 +275,18 @@ def after_losses(presence: np.ndarray, losses: np.ndarray, idx: np.ndarray) -> n
     return post
 
 
-def aftermath(loss: np.ndarray, air_share: np.ndarray, damage: np.ndarray, people: np.ndarray, cfg,
+def aftermath(loss: np.ndarray, air_share: np.ndarray, damage: np.ndarray, cfg,
               area_factor: float = 1.0):
     """What a week's fighting leaves in the ``k`` combat cells: ``(fighting, fighters lost,
-    new housing damage, civilian deaths)`` from the losses ``[F, k]``, the air share of fire,
-    the damage before and the people present (:func:`housing_damage`,
-    :func:`civilian_deaths`).  ``cfg``: the ``combat`` config.  Damage and civilian harm are
-    driven by the losses per 0.05-degree cell's worth of area (``loss / area_factor``): the
-    same fighting spread over a cell four times as large destroys a quarter of its housing
-    and kills the same people, whatever the grid."""
+    new housing damage)`` from the losses ``[F, k]``, the air share of fire and the damage
+    before (:func:`housing_damage`).  ``cfg``: the ``combat`` config.  Damage is driven by the
+    losses per 0.05-degree cell's worth of area (``loss / area_factor``): the same fighting
+    spread over a cell four times as large destroys a quarter of its housing, whatever the
+    grid.  Civilian deaths: :func:`civilian_exposure` and :func:`civilian_deaths`."""
     cell_loss = loss.sum(axis=0)
-    density = cell_loss / area_factor
-    new_damage = housing_damage(damage, density, air_share, cfg.ground_housing_damage,
-                                cfg.air_housing_damage)
-    return (cell_loss > 0.5, cell_loss, new_damage,
-            civilian_deaths(people, density, air_share, cfg.civilian_harm))
+    new_damage = housing_damage(damage, cell_loss / area_factor, air_share,
+                                cfg.ground_housing_damage, cfg.air_housing_damage)
+    return cell_loss > 0.5, cell_loss, new_damage
 
 
 def civilian_exposure(cell_loss: np.ndarray, air_share: np.ndarray, idx: np.ndarray,
@@ -305,9 +302,10 @@ def civilian_exposure(cell_loss: np.ndarray, air_share: np.ndarray, idx: np.ndar
     0.05-degree block, :func:`battle_blocks`) every cell of a block with fighting meets the
     block's losses per its area (``sum L / (area_factor x cells)``) and their loss-weighted air
     share, so people beside the front cell but in the same reference cell are exposed as
-    they are on the 0.05-degree grid.  On a coarser grid ``crowding`` (per cell, >= 1) scales
-    the density: a cell's people live at a higher density than its average, and fighting
-    falls where its forces stand (:func:`sim.initial.harm_crowding`)."""
+    they are on the 0.05-degree grid.  On a coarser grid ``crowding`` (per cell) scales the
+    density: fighting falls where a cell's forces stand, and its people live denser there
+    than the cell's average (crowding > 1) or, where the forces stand away from them, less
+    dense (< 1; 0.62 at least at 0.1 deg) (:func:`sim.initial.harm_crowding`)."""
     if block is None or idx.size == 0:
         density = cell_loss / area_factor
         if crowding is not None:
