@@ -485,7 +485,10 @@ OPERATIONS = (
      "people displaced since 1 Apr 2017", "2017-07-31", "2017-06-26", ("Raqqa",)),
     # row 40: "UN-registered in Tel Rifaat area", people displaced from Afrin district (the
     # Kurdish-held pocket Olive Branch took), not from all of Aleppo governorate: counted on the
-    # ground the SDF held in Aleppo governorate the week they fled (new_displaced_gov_holder)
+    # ground the SDF held in Aleppo governorate the week they fled (new_displaced_gov_holder,
+    # by the holder of the home or shelter settlement's cell).  That also counts any flight from
+    # the SDF's Manbij and Kobani (Aleppo governorate) in the window; Olive Branch did not touch
+    # them (US protection, the manbij_kobani zone), so little flight is expected there
     ("displacement_afrin", "Afrin (Olive Branch, from 20 Jan 2018)",
      "people displaced by Olive Branch", "2018-03", "2018-01-20", ("Aleppo|SDF",)),
     ("displacement_daraa_quneitra", "Daraa/Quneitra (from 19 Jun 2018)",
