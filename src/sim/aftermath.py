@@ -307,7 +307,6 @@ def reinforce(m, due: list[str]) -> None:
                 continue
             m.garrison[i] += (w * (k / w.sum())).astype(m.garrison.dtype)
             m.ledger.recruited(i, float(k))
-    stage_offensives(m, due)
 
 
 def _start_offensive(m, offensive: dict) -> None:
@@ -661,9 +660,12 @@ def assault_week(m, post: np.ndarray, hold_min: np.ndarray) -> tuple[np.ndarray,
     new = challenger.ravel()[idx].astype(m.owner.dtype)
     m.owner.ravel()[idx] = new
     m.cleared_owner = m.owner.copy()
-    dig_in(m)  # first: the reserves join the main pocket, which then has a garrison to dig in
-    leave_open_ground(m)
-    fortify(m, holdout_slow(m))
+    # one reading of ISIS's settled share for the three holdout rules: none of them changes it
+    # (leave_open_ground vacates only pieces without a settled cell)
+    share = settled_share(m)
+    dig_in(m, share)  # first: the reserves join the main pocket, which then has a garrison to dig in
+    leave_open_ground(m, share)
+    fortify(m, holdout_slow(m, share))
     return idx, old, new
 
 
@@ -681,15 +683,16 @@ def fortify(m, k: np.ndarray | float) -> None:
     m.station_w[m.isis] = m.station_w0 * k.astype(m.station_w0.dtype)
 
 
-def dig_in(m) -> None:
+def dig_in(m, share: float | None = None) -> None:
     """ISIS's last stand: once its settled ground is below ``holdouts.onset``, its mobile
     reserves disband into the garrisons of the river-valley and urban cells of the pocket
     nearest to each unit (:func:`sim.rules.holdouts.nearest_pocket_garrison`), in proportion to
     the station weights there: the last fighters dig in where they stand rather than feed
-    counter-attacks from the garrisons.  Fighters are moved, not lost."""
+    counter-attacks from the garrisons.  Fighters are moved, not lost.  ``share``:
+    :func:`settled_share`, read by the caller (None: read here)."""
     t = m.units
     sel = np.flatnonzero((t.faction == m.isis) & t.alive)
-    share = settled_share(m)
+    share = settled_share(m) if share is None else share
     if sel.size == 0 or share is None or share >= m.cfg.holdouts.onset:
         return
     labels, n = label8(m.owner == m.isis)
@@ -706,15 +709,16 @@ def dig_in(m) -> None:
     m._remove_units(sel)
 
 
-def leave_open_ground(m) -> None:
+def leave_open_ground(m, share: float | None = None) -> None:
     """ISIS's last stand leaves the open desert: once its settled ground is below
     ``holdouts.onset``, its pieces of ground with no settled, river-valley or urban cell
     (:func:`sim.rules.holdouts.open_pockets`: desert cut off from every town and valley it
     still holds) fall vacant and their garrisons join the nearest pocket with a river-valley
     or urban cell (:func:`sim.rules.holdouts.nearest_pocket_garrison`; moved, not lost).  ISIS
     roamed the desert, it no longer held it: Baghdad declared full control of the Iraq-Syria
-    border on 9 Dec 2017 (events_2017-2019.csv), after a desert sweep of two weeks."""
-    share = settled_share(m)
+    border on 9 Dec 2017 (events_2017-2019.csv), after a desert sweep of two weeks.
+    ``share``: :func:`settled_share`, read by the caller (None: read here)."""
+    share = settled_share(m) if share is None else share
     if share is None or share >= m.cfg.holdouts.onset:
         return
     labels, n = label8(m.owner == m.isis)
@@ -762,13 +766,14 @@ def underground_share(m, i: int, sl) -> np.ndarray | float:
     return np.where(pocket, min(m.cfg.holdouts.besieged_underground_share, share), share)
 
 
-def holdout_slow(m) -> np.ndarray | float:
+def holdout_slow(m, share: float | None = None) -> np.ndarray | float:
     """The ISIS holdout fortification (:func:`sim.rules.holdouts.holdout_defence`) on its
     river-valley and urban cells of pockets with at least ``holdouts.min_pocket_fighters`` in
     garrison (:func:`sim.rules.holdouts.pocket_mask`), or fortified before and still held
     (``m.fortified``), by the share of its settled ground of the start it still holds; 1
-    elsewhere (and without ISIS)."""
-    share, hc = settled_share(m), m.cfg.holdouts
+    elsewhere (and without ISIS).  ``share``: :func:`settled_share`, read by the caller (None:
+    read here)."""
+    share, hc = (settled_share(m) if share is None else share), m.cfg.holdouts
     if share is None or share >= hc.onset:
         return 1.0
     # only pockets with a garrison to dig in (holdouts.min_pocket_fighters) are fortified

@@ -124,8 +124,8 @@ class ConflictModel(mesa.Model):
     def step(self) -> None:
         """Advance one week.  Phases, in order:
 
-        1. ``events``     policy events (offensives, reinforcements, withdrawals), responsive
-                          hostility, deconfliction end
+        1. ``events``     policy events (offensives and their staging, reinforcements,
+                          withdrawals), responsive hostility, deconfliction end
         2. ``plan``       each :class:`FactionHQ` picks reachable objectives (GeoSim rule)
         3. ``move``       units move toward objectives over the movement-cost grid
         4. ``project``    presence fields from garrisons and units
@@ -159,6 +159,7 @@ class ConflictModel(mesa.Model):
         aftermath.hostility_week(self, due)  # dated policy (if switched on) + responsive law
         aftermath.cede(self, due)  # deals that hand over ground
         aftermath.reinforce(self, due)
+        aftermath.stage_offensives(self, due)  # offensives about to launch: their forces mass
         for name in due:
             self._fired.add(name)
             for f in s.events[name].withdraw:
