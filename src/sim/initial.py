@@ -343,8 +343,9 @@ def initial_stock(cfg: Config, geo: Geography, regions: dict, table: CommunityTa
                   besieged_cells: np.ndarray | None = None) -> dict[str, float]:
     """:func:`initial_displacement` on the real map when ``displacement.initial_stock`` is on;
     otherwise (and on synthetic maps) nobody is displaced at the start.  ``besieged_cells``
-    (``[R, C]`` bool, the cells ISIS holds at the start): no IDPs shelter in the communities
-    whose settlement lies there.  Returns the totals."""
+    (``[R, C]`` bool, the cells ISIS holds at the start): the communities whose settlement lies
+    there host IDPs only where the others of their governorate cannot (``MAX_IDP_SHARE``).
+    Returns the totals."""
     if cfg.displacement.initial_stock and cfg.geography.kind == "real":
         besieged = None if besieged_cells is None else \
             np.asarray(besieged_cells, bool).ravel()[regions["region_cell"][table.region]]

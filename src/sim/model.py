@@ -98,7 +98,7 @@ class ConflictModel(mesa.Model):
         """Communities = settlement area (Voronoi of places) x identity group, a Community each."""
         regions = initial.settlement_regions(self.geo)
         table = initial.communities(self.geo, regions, self.cfg.identity_shares)
-        self.initial_stock = initial.initial_stock(  # July 2017; no IDPs in ISIS's towns
+        self.initial_stock = initial.initial_stock(  # July 2017; ISIS's towns host last
             self.cfg, self.geo, regions, table, (self.owner == self.isis) & (self.isis >= 0))
         dest = initial.destinations(self.geo, regions, table.region)
         # people in regions too small for any community (< 1 person per group) are not modelled
