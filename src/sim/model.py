@@ -245,7 +245,8 @@ class ConflictModel(mesa.Model):
         near_unit = aftermath.manoeuvre(self, unit_cells_dilated(shape, n, r[live], c[live], t.faction[live]), idx)
         loss, air_share = combat.cell_losses(
             force, eng, self.firepower, self.air, self.insurgent_mode(), near_unit, thr,
-            self.owner.ravel()[idx], aftermath.combat_shield(self, idx, force), cfg, self.streams["combat"])
+            self.owner.ravel()[idx], aftermath.combat_shield(self, idx, force), cfg, self.streams["combat"],
+            self.area_factor)
         self.battles = combat.dyad_battles(loss, force, eng, block=self.battle_block[idx])
         self.losses.reshape(n, -1)[:, idx] = loss
         fighting, lost, damage = combat.aftermath(loss, air_share, self.damage.ravel()[idx], cfg,

@@ -196,7 +196,7 @@ def posture(age: np.ndarray, weeks: int, prepared: float) -> np.ndarray:
 
 def cell_losses(force: np.ndarray, engaged: np.ndarray, firepower: np.ndarray, air: np.ndarray,
                 insurgent: np.ndarray, near_unit: np.ndarray, threshold: float, owner: np.ndarray,
-                shield: np.ndarray, cfg, rng: np.random.Generator):
+                shield: np.ndarray, cfg, rng: np.random.Generator, area: float = 1.0):
     """Drawn losses ``[faction, k]`` in the ``k`` contact cells and the share of fire
     delivered with air support per cell.
 
@@ -204,11 +204,14 @@ def cell_losses(force: np.ndarray, engaged: np.ndarray, firepower: np.ndarray, a
     side has manoeuvre units (``near_unit``) with more than ``threshold`` fighters on both
     sides; elsewhere fronts are quiet (``static_front_intensity``).  The holder of a cell
     (``owner``) loses less in towns and dug-in pockets (``shield``: its expected losses and
-    their weekly cap ``max_loss_fraction`` are divided by it).  ``cfg`` is the ``combat`` config."""
+    their weekly cap ``max_loss_fraction`` are divided by it).  ``cfg`` is the ``combat`` config;
+    ``area`` the cell's area in 0.05-degree cells: the scale of area fire against guerrillas
+    (``guerrilla_area_factor``, fighters per 0.05-degree cell) grows with it, so the same
+    density of insurgents is as hard to hit on every grid (issue 14.5)."""
     n = force.shape[0]
-    exp_air = expected_losses(force, engaged, firepower, air, insurgent, cfg.guerrilla_area_factor)
-    exp_ground = expected_losses(force, engaged, firepower, np.ones_like(air), insurgent,
-                                 cfg.guerrilla_area_factor)
+    a_g = cfg.guerrilla_area_factor * area
+    exp_air = expected_losses(force, engaged, firepower, air, insurgent, a_g)
+    exp_ground = expected_losses(force, engaged, firepower, np.ones_like(air), insurgent, a_g)
     active = (near_unit & (force > threshold) & (mix(engaged, force) > threshold)).any(axis=0)
     scale = np.where(active, 1.0, cfg.static_front_intensity)
     defence = np.where(np.arange(n)[:, None] == owner[None, :], shield[None, :], 1.0)
