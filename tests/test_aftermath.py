@@ -840,7 +840,8 @@ def test_clearing_keeps_progress_while_not_pressed_and_resets_on_fall():
 
 
 def test_settled_ground_is_a_density_not_a_cell_count():
-    from sim.aftermath import settled_area, settled_mask
+    from sim.aftermath import settled_area
+    from sim.initial import settled_mask
 
     pop = np.array([[0.0, 250.0], [2000.0, 10.0]])
     area = np.array([[25.0, 25.0], [25.0, 0.0]])  # last cell outside the theatre
@@ -1074,7 +1075,7 @@ def test_fortifications_stay_built_while_isis_holds_them():
     hc = SimpleNamespace(onset=0.1, max_factor=3.0, min_pocket_fighters=200.0)
     garrison = np.zeros((2, 1, 4), np.float32)
     garrison[IS_, 0, :3] = 100.0
-    m = SimpleNamespace(isis=IS_, owner=owner, settled0=np.array([60.0, 1.0]), area=np.ones((1, 4)),
+    m = SimpleNamespace(isis=IS_, owner=owner, settled0=np.array([60.0, 1.0]), area=np.ones((1, 4)), settled_km2=np.ones((1, 4)),
                         settled_ground=np.ones((1, 4), bool), holdout_mask=np.ones((1, 4), bool),
                         garrison=garrison, fortified=np.zeros((1, 4), bool),
                         geo=SimpleNamespace(shape=(1, 4)), cfg=SimpleNamespace(holdouts=hc))

@@ -169,3 +169,57 @@ def test_key_outcomes_agree_at_every_resolution():
            for g in ("res_010", "res_0025") for k, v in ref.items()
            if abs(med[g][k] - v) > WIDER.get(k, TOLERANCE) * abs(v)]
     assert not bad, "; ".join(bad)
+
+
+def test_settled_ground_is_read_on_the_reference_grid():
+    from types import SimpleNamespace
+
+    from sim.initial import settled_fraction, settled_share_coarse
+
+    # 0.025 degrees: one 0.05-degree block of 2 x 2 cells of 7.5 km2 with a village of 300 in
+    # one cell (40 per km2 there, 10 per km2 over the block) and a town block beside it
+    pop = np.array([[300.0, 0.0, 1000.0, 1000.0], [0.0, 0.0, 1000.0, 1000.0]])
+    geo = SimpleNamespace(theatre=np.ones((2, 4), bool), population=pop, shape=(2, 4),
+                          grid=SimpleNamespace(res=0.025, cell_area_km2=np.full((2, 4), 7.5)))
+    frac = settled_fraction(geo, None, 30.0)
+    assert frac.tolist() == [[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]  # not the village's cell
+    # the 0.05-degree grid: each cell's own density
+    geo.grid.res = 0.05
+    assert settled_fraction(geo, None, 30.0).tolist() == [[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]
+    # 0.1 degrees: the share of the cell's area whose 0.05-degree cells are settled
+    fine = np.array([[True, False, True, True], [False, False, True, True]])
+    area = np.array([[30.0, 30.0, 30.0, 30.0], [30.0, 30.0, 30.0, 0.0]])  # one cell off the theatre
+    np.testing.assert_allclose(settled_share_coarse(fine, area, 2), [[0.25, 1.0]])
+
+
+def test_planning_reach_is_in_km():
+    from sim.rules import movement
+
+    cell = 0.05 * 111.19
+    assert [movement.target_reach(cell * k) for k in (2.0, 1.0, 0.5)] == [1, 2, 4]
+    owner = np.full((1, 9), -1, np.int8)  # ungoverned but for faction 0's cell at the west end
+    owner[0, 0] = 0
+    hostility = np.zeros((1, 1))
+    occupied, allowed = np.zeros((1, 9), bool), np.ones((1, 9), bool)
+    idx = movement.target_cells(0, owner, occupied, allowed, hostility, 0.5, None, 4)
+    assert idx.tolist() == [1, 2, 3, 4]  # 4 cells of 0.025 degrees: ~11 km, as 2 at 0.05
+
+
+def test_area_fire_on_guerrillas_per_reference_area():
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(guerrilla_area_factor=30.0, static_front_intensity=1.0, loss_noise=0.0,
+                          max_loss_fraction=1.0)
+    rng = np.random.default_rng(0)
+
+    def lost(scale, area):
+        force = np.array([[200.0], [20.0]]) * scale  # an army against a few insurgents
+        eng = np.array([[False, True], [True, False]])
+        loss, _ = combat.cell_losses(force, eng, np.array([0.05, 0.05]), np.ones((2, 2)),
+                                     np.array([False, True]), np.ones((2, 1), bool), 0.0,
+                                     np.array([1]), np.ones(1), cfg, rng, area)
+        return loss[:, 0]
+
+    # the same density of fighters on a cell 4 times as large: 4 times the losses on each side
+    np.testing.assert_allclose(lost(4.0, 4.0), 4 * lost(1.0, 1.0))
+    assert lost(4.0, 1.0)[1] > 4 * lost(1.0, 1.0)[1]  # unscaled: area fire hits 4x the density

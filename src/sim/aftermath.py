@@ -72,7 +72,7 @@ def supply_exits(cfg, geo, names: list[str]) -> np.ndarray:
 
 def setup(m) -> None:
     """State of the aftermath mechanisms on model ``m`` (called once, after the forces)."""
-    from .initial import reference_cell_km  # sim.initial imports sim.agents, which imports this
+    from .initial import reference_cell_km, settled_fraction  # sim.initial imports sim.agents, which imports this
 
     cfg, geo = m.cfg, m.geo
     m.core = core_masks(cfg, geo, m.faction_names)
@@ -113,8 +113,11 @@ def setup(m) -> None:
     m.held_owner = m.owner.copy()
     # settled ground: people per km2 (2017) at least holdouts.settled_density; open desert is not
     # held ground (the holdout share and the defeat date count settled ground only)
-    m.settled_ground = settled_mask(geo.population, m.area, cfg.holdouts.settled_density)
-    m.settled0 = settled_area(m.owner, m.area, m.settled_ground, m.n_f)
+    # (issue 14.5: the density of the 0.05-degree cells; on a coarser grid a share of the cell)
+    m.settled_frac = settled_fraction(geo, getattr(cfg, "geography", None), cfg.holdouts.settled_density)
+    m.settled_ground = m.settled_frac > 0
+    m.settled_km2 = m.area * m.settled_frac  # km2 of settled ground per cell
+    m.settled0 = settled_area(m.owner, m.settled_km2, m.settled_ground, m.n_f)
     m.unit_reachable = np.ones(len(m.units), bool)
     m.share_units_stuck = 0.0
     setup_limited(m, claims)
@@ -124,13 +127,6 @@ def setup(m) -> None:
                                    reference_cell_km(geo))
     m.noncore0 = noncore_cells(m.owner, m.core)
     setup_zones(m)
-
-
-def settled_mask(population: np.ndarray, area: np.ndarray, density: float) -> np.ndarray:
-    """``[R, C]`` bool: theatre cells with at least ``density`` people per km2 (2017): ground
-    someone can hold in the sense of the area estimates (IHS's effective control), not open
-    desert where ISIS only moved freely (README of the 2017 map).  Resolution-free: a density."""
-    return (area > 0) & (np.asarray(population, np.float64) >= density * area)
 
 
 def settled_area(owner: np.ndarray, area: np.ndarray, settled: np.ndarray, n_f: int) -> np.ndarray:
@@ -746,7 +742,7 @@ def settled_share(m) -> float | None:
     if m.isis < 0 or m.settled0[m.isis] <= 0:
         return None
     # settled_area of ISIS alone: its cells' areas added in the same order (one bin)
-    area = m.area[m.settled_ground & (m.owner == m.isis)]
+    area = m.settled_km2[m.settled_ground & (m.owner == m.isis)]
     held = np.bincount(np.zeros(area.size, np.intp), weights=area, minlength=1)[0]
     return float(held / m.settled0[m.isis])
 

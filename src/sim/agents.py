@@ -56,9 +56,10 @@ class FactionHQ(mesa.Agent):
         # offensives only against factions it is at war with; low-level hostility means
         # skirmishes where fronts touch, not campaigns
         r, c = m.units.cells()
-        box = movement.target_box(owner_boxes(m.owner, m.n_f)[f], r[units], c[units], m.owner.shape)
+        box = movement.target_box(owner_boxes(m.owner, m.n_f)[f], r[units], c[units], m.owner.shape,
+                                  m.target_reach)
         idx = movement.target_cells(f, m.owner, m.units.occupied(f, m.owner.shape), m.allowed[f],
-                                    m.hostility, m.cfg.control.offensive_hostility, box)
+                                    m.hostility, m.cfg.control.offensive_hostility, box, m.target_reach)
         idx = aftermath.staging_cells(m, f, idx)  # an offensive about to launch: its objective
         if idx.size == 0:
             # nothing to take: hold the most threatened own cells

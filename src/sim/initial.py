@@ -20,7 +20,7 @@ from .rules.assault import urban_index
 from .rules.combat import battle_blocks
 from .rules.control import UNGOVERNED
 from .rules.events import hostility_matrix
-from .rules.movement import RETREAT_KM
+from .rules.movement import RETREAT_KM, target_reach
 from .rules.spatial import window_cover, window_side
 
 REFERENCE_RES = 0.05  # degrees: per-cell thresholds in the configs are for cells of this size
@@ -59,6 +59,7 @@ def faction_parameters(cfg: Config, geo: Geography, names: list[str], isis: int)
     ref_km = reference_cell_km(geo)
     out["unit_window"] = np.array([window_side(fc.projection_km, cell_km, ref_km) for fc in fcs])
     out["race_share"] = min(ref_km / cell_km, 1.0)  # the race for empty cells: 5.6 km a week at most
+    out["target_reach"] = target_reach(cell_km)  # an HQ's planning reach: ~11 km on every grid
     out["unit_speed_cells"] = np.array([fc.speed_km_week for fc in fcs]) / cell_km
     fidx = {n: i for i, n in enumerate(names)}
     pairs = ((a, b, v) for a, row in cfg.scenario.hostility.items() for b, v in row.items())
@@ -162,6 +163,57 @@ def harm_crowding(geo: Geography, geo_cfg) -> np.ndarray | None:
     if ref.shape != (R * k, C * k):
         return None
     return crowding(ref.population, garrison_weights(ref), k).ravel()
+
+
+def settled_mask(population: np.ndarray, area: np.ndarray, density: float) -> np.ndarray:
+    """``[R, C]`` bool: theatre cells with at least ``density`` people per km2 (2017): ground
+    someone can hold in the sense of the area estimates (IHS's effective control), not open
+    desert where ISIS only moved freely (README of the 2017 map).  Resolution-free: a density."""
+    return (area > 0) & (np.asarray(population, np.float64) >= density * area)
+
+
+def settled_fraction(geo: Geography, geo_cfg, density: float) -> np.ndarray:
+    """``[R, C]`` share of each theatre cell's area that is settled ground: at least ``density``
+    people per km2 (2017) on the 0.05-degree grid (issue 14.5).  A density read on cells of
+    another size is another rule: a village of 300 people is settled on a 7.7 km2 cell of
+    0.025 degrees and not on its 31 km2 cell of 0.05 degrees, so ISIS held on to ten times as
+    much settled ground at 0.025 degrees and was never defeated.  On a finer grid each
+    0.05-degree block's density is read (all or none of its cells); on a coarser one the
+    share of the cell's area whose 0.05-degree cells are settled (from the 0.05-degree map of
+    the same geography); on the 0.05-degree grid and the synthetic maps, the cell's own."""
+    area = np.where(geo.theatre, geo.grid.cell_area_km2, 0.0)
+    res = geo.grid.res
+    if res < REFERENCE_RES * (1 - 1e-6):
+        block = battle_blocks(geo.shape, res, REFERENCE_RES)
+        pop_b = np.bincount(block, weights=np.asarray(geo.population, np.float64).ravel())
+        area_b = np.bincount(block, weights=area.ravel())
+        settled_b = (area_b > 0) & (pop_b >= density * area_b)
+        return (settled_b[block].reshape(geo.shape) & (area > 0)).astype(np.float64)
+    own = settled_mask(geo.population, area, density).astype(np.float64)
+    k = res / REFERENCE_RES
+    if geo_cfg is None or geo_cfg.kind != "real" or k < 1 + 1e-6 or abs(k - round(k)) > 1e-6:
+        return own
+    import dataclasses
+
+    from .geography import build_geography
+
+    k, (R, C) = round(k), geo.shape
+    ref = build_geography(dataclasses.replace(geo_cfg, name="res_005", resolution_deg=REFERENCE_RES))
+    if ref.shape != (R * k, C * k):
+        return own
+    ref_area = np.where(ref.theatre, ref.grid.cell_area_km2, 0.0)
+    return np.where(area > 0, settled_share_coarse(settled_mask(ref.population, ref_area, density),
+                                                   ref_area, k), 0.0)
+
+
+def settled_share_coarse(fine_settled: np.ndarray, fine_area: np.ndarray, k: int) -> np.ndarray:
+    """``[R, C]`` share of the area of each cell of a grid ``k`` times coarser that its ``k x k``
+    fine cells ``[k R, k C]`` mark as settled (0 where they have no area)."""
+    R, C = fine_area.shape[0] // k, fine_area.shape[1] // k
+    a = np.asarray(fine_area, np.float64).reshape(R, k, C, k)
+    num = (a * fine_settled.reshape(R, k, C, k)).sum(axis=(1, 3))
+    den = a.sum(axis=(1, 3))
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
 
 
 def crowding(people: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:

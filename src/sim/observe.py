@@ -55,7 +55,7 @@ def territory(m, s: int, rec) -> None:
         rec((s, "new_fighters_withdrawn", f, led.flow[key]))
         rec((s, "cum_fighters_withdrawn", f, led.cum[key]))
     if m.isis >= 0:  # settled ground (holdouts.settled_density): what the defeat date counts
-        settled = float(m.area[(m.owner == m.isis) & m.settled_ground].sum())
+        settled = float(m.settled_km2[(m.owner == m.isis) & m.settled_ground].sum())
         rec((s, "share_territory_area_settled", "ISIS", settled / area_tot if area_tot else 0.0))
     ung = m.owner == UNGOVERNED
     rec((s, "share_territory_area", "UNGOVERNED", float(m.area[ung].sum() / area_tot)))

@@ -20,28 +20,40 @@ from .spatial import box_mean, dilate8, label8, mask_box, owner_lookup, window_s
 HEADINGS_DEG = (0.0, 30.0, -30.0, 60.0, -60.0, 90.0, -90.0)
 RETREAT_KM = 17.0  # fighters retreat up to ~17 km into own ground (three 0.05-degree cells)
 RETREAT_WINDOW = window_size(RETREAT_KM, 0.05 * KM_PER_DEG)  # the retreat window in 0.05-degree cells (7)
+TARGET_REACH_KM = 2 * 0.05 * KM_PER_DEG  # an HQ plans on ground within ~11 km of its own (two 0.05-degree cells)
 
 
 # ------------------------------------------------------------------ target planning
 def target_cells(f: int, owner: np.ndarray, occupied: np.ndarray, allowed: np.ndarray,
-                 hostility: np.ndarray, offensive_hostility: float, box=None) -> np.ndarray:
-    """Flat indices of the cells faction ``f`` may attack: within two cells of its ground or
-    units, where it may hold ground, held by a faction it is at war with
-    (``hostility >= offensive_hostility``) or ungoverned.  ``box`` (optional): the box of its
-    ground and units plus two cells, if the caller knows it (:func:`target_box`)."""
+                 hostility: np.ndarray, offensive_hostility: float, box=None,
+                 reach_cells: int = 2) -> np.ndarray:
+    """Flat indices of the cells faction ``f`` may attack: within ``reach_cells`` cells of its
+    ground or units (:data:`TARGET_REACH_KM` on every grid, :func:`target_reach`), where it
+    may hold ground, held by a faction it is at war with (``hostility >=
+    offensive_hostility``) or ungoverned.  ``box`` (optional): the box of its ground and units
+    plus ``reach_cells``, if the caller knows it (:func:`target_box`)."""
     if box is None:
-        # only the box of its ground and units plus the two-cell reach can hold a target
-        box = mask_box((owner == f) | occupied, margin=2)
+        # only the box of its ground and units plus the reach can hold a target
+        box = mask_box((owner == f) | occupied, margin=reach_cells)
         if box is None:
             return np.zeros(0, np.intp)
     r0, c0, C = box[0].start, box[1].start, owner.shape[1]
     own = owner[box] == f
-    reach = dilate8(dilate8(own | occupied[box]))
+    reach = own | occupied[box]
+    for _ in range(reach_cells):
+        reach = dilate8(reach)
     # by owner code (OUTSIDE -2, UNGOVERNED -1, factions): a table lookup per cell
     tab = np.concatenate([[False, True], np.asarray(hostility[f]) >= offensive_hostility])
     ok = reach & allowed[box] & ~own & owner_lookup(tab, owner, box)
     r, c = np.nonzero(ok)
     return (r + r0) * C + (c + c0)
+
+
+def target_reach(cell_km: float) -> int:
+    """Cells of :data:`TARGET_REACH_KM` on a grid of ``cell_km`` cells, at least one: 1 at 0.1
+    degrees, 2 at 0.05, 4 at 0.025 (issue 14.5: a reach of two cells was 5.6 km at 0.025
+    degrees, too short for the ISF at Tal Afar's jump-off line to see the town)."""
+    return max(int(round(TARGET_REACH_KM / cell_km)), 1)
 
 
 def target_box(own_box, rows: np.ndarray, cols: np.ndarray, shape, margin: int = 2):
