@@ -122,20 +122,19 @@ def test_race_for_empty_cells_advances_in_km_not_cells():
 
 # ------------------------------------------------------------------ one answer at every grid
 GRIDS = ("res_010", "res_005", "res_0025")
-SEEDS = (11, 12)
+#: eight seeds: the medians of two moved by 10-25% with the pair chosen (civilian deaths at 0.1
+#: degrees, seeds 11-12: -27%; seeds 11-18: -15%), more than the tolerance being tested
+SEEDS = tuple(range(11, 19))
 WEEKS = 78  # to 29 Dec 2018
 DATES = ("2017-10-01", "2018-01-01", "2018-07-01", "2018-12-29")
 #: factions whose territory share agrees within 20% at every grid (ODD 2.1 lists the others)
 SHARE_FACTIONS = ("IRAQI_GOV", "KRG", "SDF", "SYRIAN_GOV", "PMF")
 TOLERANCE = 0.2  # issue 14.5: within 20% of the 0.05 degree median
-#: outcomes that agree less well, checked within a wider bound so that a grid-dependent rate
-#: that comes back is caught (ODD 2.1). Medians measured (0.1 / 0.05 / 0.025 degrees, seeds 11-12,
-#: 78 weeks) at the end of the seventh session (staged offensives, ISIS fall-back, shelter capacity;
-#: posture off): civilian deaths 7.3k / 10.0k / 10.9k (-27% / +10%; greater Damascus and Aleppo,
-#: whose fighting, like all fighter losses, still depends on the cell size: the assault zone is one
-#: cell around a unit), battles between former allies 578 / 529 / 515 (+9% / -3%), peak new
-#: displacement 3.54 / 3.65 / 3.84 M (-3% / +5%). Earlier the same day: deaths 9.1k / 10.6k / 8.4k.
-WIDER: dict[str, float] = {"civilian deaths": 0.3, "battles between former allies": 0.25}
+#: Medians measured (0.1 / 0.05 / 0.025 degrees, seeds 11-18, 78 weeks) in the eighth session
+#: (settled ground and the HQ's planning reach read in km, area fire on guerrillas per 0.05-degree
+#: area): civilian deaths 9.7k / 11.4k / 11.6k (-15% / +2%), battles between former allies
+#: 545 / 531 / 474 (+3% / -11%), peak new displacement 4.20 / 3.95 / 3.80 M (+6% / -4%), the five
+#: factions' shares within 13% (ODD 2.1).
 
 
 def _outcomes(res) -> dict[str, float]:
@@ -150,24 +149,37 @@ def _outcomes(res) -> dict[str, float]:
     return out
 
 
-@pytest.mark.slow
-def test_key_outcomes_agree_at_every_resolution():
-    """Issue 14.5: the ensemble medians at 0.1 and 0.025 degrees within 20% of the 0.05 degree
-    median: peak new displacement and five factions' territory shares at four dates; civilian
-    deaths and battles between former allies within the ``WIDER`` bounds (ODD 2.1 reports those it does not: ISIS's share
-    and its defeat date at 0.025 degrees, +9 weeks; all battles at 0.1 degrees, +21%)."""
+def _run(grid: str, seed: int) -> tuple[str, dict[str, float]]:
+    """One run of the ensemble (in a worker process)."""
     from sim.compose import compose
     from sim.runner import run_scenario
 
+    res = run_scenario(compose([f"geography={grid}", f"seed={seed}", f"scenario.weeks={WEEKS}"]))
+    return grid, _outcomes(res)
+
+
+@pytest.mark.slow
+def test_key_outcomes_agree_at_every_resolution():
+    """Issue 14.5: the ensemble medians at 0.1 and 0.025 degrees within 20% of the 0.05 degree
+    median: peak new displacement, civilian deaths, battles between former allies and five
+    factions' territory shares at four dates (ODD 2.1 reports those it does not check: ISIS's
+    share and its defeat date, which at 0.025 degrees ISIS keeps into 2019; all battles at 0.1
+    degrees).  The 24 runs go over the machine's cores."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [(g, s) for g in GRIDS for s in SEEDS]
+    with ProcessPoolExecutor(max(1, min(os.cpu_count() or 1, 4)), mp_context=mp.get_context("spawn")) as ex:
+        done = list(ex.map(_run, *zip(*jobs)))
     med = {}
     for g in GRIDS:
-        runs = [_outcomes(run_scenario(compose([f"geography={g}", f"seed={s}", f"scenario.weeks={WEEKS}"])))
-                for s in SEEDS]
+        runs = [o for gg, o in done if gg == g]
         med[g] = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
     ref = med["res_005"]
     bad = [f"{k} at {g}: {med[g][k]:.4g} vs {v:.4g} at 0.05"
            for g in ("res_010", "res_0025") for k, v in ref.items()
-           if abs(med[g][k] - v) > WIDER.get(k, TOLERANCE) * abs(v)]
+           if abs(med[g][k] - v) > TOLERANCE * abs(v)]
     assert not bad, "; ".join(bad)
 
 
