@@ -149,6 +149,16 @@ def harm_crowding(geo: Geography, geo_cfg) -> np.ndarray | None:
     for a town in one corner of open country, below 1 where the forces stand away from the
     people (0.62 at least on the 0.1-degree map).  Civilian harm is driven by the losses per
     reference area times ``kappa`` (:func:`sim.rules.combat.civilian_exposure`; issue 14.5)."""
+    ref = coarse_reference_geography(geo, geo_cfg)
+    if ref is None:
+        return None
+    return crowding(ref[0].population, garrison_weights(ref[0]), ref[1]).ravel()
+
+
+def coarse_reference_geography(geo: Geography, geo_cfg) -> tuple[Geography, int] | None:
+    """``(ref, k)``: the 0.05-degree map of the same real geography under a grid ``geo`` ``k``
+    (integer) times coarser that nests it; None on the 0.05-degree grid and finer ones (for
+    those, :func:`reference_geography`), synthetic maps or a grid that does not nest."""
     import dataclasses
 
     from .geography import build_geography
@@ -160,9 +170,7 @@ def harm_crowding(geo: Geography, geo_cfg) -> np.ndarray | None:
         return None
     k = round(k)
     ref = build_geography(dataclasses.replace(geo_cfg, name="res_005", resolution_deg=REFERENCE_RES))
-    if ref.shape != (R * k, C * k):
-        return None
-    return crowding(ref.population, garrison_weights(ref), k).ravel()
+    return (ref, k) if ref.shape == (R * k, C * k) else None
 
 
 def settled_mask(population: np.ndarray, area: np.ndarray, density: float) -> np.ndarray:
@@ -187,20 +195,12 @@ def settled_fraction(geo: Geography, geo_cfg, density: float) -> np.ndarray:
         block = battle_blocks(geo.shape, res, REFERENCE_RES)
         pop_b = np.bincount(block, weights=np.asarray(geo.population, np.float64).ravel())
         area_b = np.bincount(block, weights=area.ravel())
-        settled_b = (area_b > 0) & (pop_b >= density * area_b)
+        settled_b = settled_mask(pop_b, area_b, density)
         return (settled_b[block].reshape(geo.shape) & (area > 0)).astype(np.float64)
-    own = settled_mask(geo.population, area, density).astype(np.float64)
-    k = res / REFERENCE_RES
-    if geo_cfg is None or geo_cfg.kind != "real" or k < 1 + 1e-6 or abs(k - round(k)) > 1e-6:
-        return own
-    import dataclasses
-
-    from .geography import build_geography
-
-    k, (R, C) = round(k), geo.shape
-    ref = build_geography(dataclasses.replace(geo_cfg, name="res_005", resolution_deg=REFERENCE_RES))
-    if ref.shape != (R * k, C * k):
-        return own
+    found = coarse_reference_geography(geo, geo_cfg)
+    if found is None:
+        return settled_mask(geo.population, area, density).astype(np.float64)
+    ref, k = found
     ref_area = np.where(ref.theatre, ref.grid.cell_area_km2, 0.0)
     return np.where(area > 0, settled_share_coarse(settled_mask(ref.population, ref_area, density),
                                                    ref_area, k), 0.0)
